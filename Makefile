@@ -1,0 +1,33 @@
+# crawlgraph: the commands people run. Every target sets up what it needs first.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+CG      := $(VENV)/bin/crawlgraph
+URL     ?=
+
+.PHONY: setup up down status test verify bench lint crawl
+
+setup:
+	@sh scripts/setup.sh
+
+up: setup
+	@$(CG) up
+
+down: setup
+	@$(CG) down
+
+status: setup
+	@$(CG) status
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+lint: setup
+	@$(VENV)/bin/ruff check crawler jobapi graphs tests bench
+
+crawl: setup
+	@if [ -z "$(URL)" ]; then echo "usage: make crawl URL=https://example.org/" >&2; exit 2; fi
+	@$(CG) up
+	@$(CG) crawl-to-graph $(URL)

@@ -1,0 +1,1 @@
+"""The crawlgraph Scrapy project: spiders, middlewares, the Redis frontier and pipelines."""

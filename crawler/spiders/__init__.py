@@ -1,0 +1,1 @@
+"""Spiders of the crawlgraph project; `scrapy list` shows them all."""

@@ -1,0 +1,1 @@
+"""Hyperlink networks from crawls, built with graph-tool."""

@@ -1,0 +1,1 @@
+"""crawlgraph's job API, command line and local stack manager."""
