@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -160,7 +161,7 @@ class Service:
 
     # Names the process must show in its command line, so that a recycled pid
     # is never mistaken for the service.
-    process_marker: str = ""
+    process_marker: ClassVar[str] = ""
 
     def pid(self) -> int | None:
         """The pid from the pid file if that process is alive and is this service."""
@@ -213,6 +214,9 @@ def _terminate_group(pid: int, timeout: float = 15.0) -> None:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
+    if pgid == os.getpgid(0):
+        # Never signal our own group: a service always runs in a session of its own.
+        raise StackError(f"Refusing to stop pid {pid}: it is in crawlgraph's own process group.")
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
