@@ -107,3 +107,23 @@ def redis_url(stack_settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def scrapyd_url(stack_settings: Settings) -> str:
     return stack_settings.scrapyd_urls[0]
+
+
+# --- mock web server (crawling tests: the site spider, middlewares, rendering) ---
+# A factory: `server = mock_server(pages=100, tricky=True, robots="...")` starts a
+# `tests.mockserver.MockServer` subprocess on a free loopback port; every server
+# started through it is stopped at teardown. Several servers act as several hosts.
+@pytest.fixture
+def mock_server():
+    from tests.mockserver import MockServer
+
+    servers: list[MockServer] = []
+
+    def start(**params) -> MockServer:
+        server = MockServer(**params).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
