@@ -1,0 +1,247 @@
+"""The per-job frontier in Redis: a leased priority queue with a seen-set.
+
+`JobFrontier` (blocking client) is what the job API and tests use:
+`seed`, `stats`, `pause`/`resume`/`is_paused`, `clear`. `AsyncJobFrontier`
+(``redis.asyncio`` client) is what the scheduler uses inside a crawler process;
+both run the same Lua scripts (`crawler.frontier.scripts`), so every step is
+atomic on the Redis side and a retried call changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from crawler.frontier import scripts
+from crawler.frontier.serialize import request_to_bytes, url_member
+
+# A pushed request: (member, priority, payload, filtered by the seen-set).
+Entry = tuple[bytes, int, bytes, bool]
+RECLAIM_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierKeys:
+    """Redis key names of one job; the hash tag keeps them on one cluster slot."""
+
+    job_id: str
+
+    def key(self, suffix: str) -> str:
+        return f"cg:{{{self.job_id}}}:{suffix}"
+
+    @property
+    def queue(self) -> str:
+        return self.key("q")
+
+    @property
+    def requests(self) -> str:
+        return self.key("r")
+
+    @property
+    def leases(self) -> str:
+        return self.key("l")
+
+    @property
+    def lease_scores(self) -> str:
+        return self.key("ls")
+
+    @property
+    def seen_prefix(self) -> str:
+        return self.key("s:")
+
+    @property
+    def seen_count(self) -> str:
+        return self.key("n")
+
+    @property
+    def sequence(self) -> str:
+        return self.key("c")
+
+    @property
+    def paused(self) -> str:
+        return self.key("p")
+
+    @property
+    def workers(self) -> str:
+        return self.key("w")
+
+    @property
+    def pattern(self) -> str:
+        return self.key("*")
+
+
+def _push_args(keys: FrontierKeys, entries: Iterable[Entry]) -> tuple[list[str], list[Any]]:
+    argv: list[Any] = [keys.seen_prefix]
+    for member, priority, payload, filtered in entries:
+        argv += [member, int(priority), payload, b"1" if filtered else b"0"]
+    return [keys.queue, keys.requests, keys.seen_count, keys.sequence], argv
+
+
+def _pairs(flat: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+    if flat and flat[0] == -1:
+        return []
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def _stats(values: Sequence[int]) -> dict[str, int]:
+    queued, leased, seen, paused, workers = (int(v) for v in values)
+    return {"queued": queued, "leased": leased, "seen": seen, "paused": paused,
+            "workers": workers}
+
+
+class _Base:
+    def __init__(self, client: Any, job_id: str) -> None:
+        self.client = client
+        self.job_id = str(job_id)
+        self.keys = FrontierKeys(self.job_id)
+        self._push = client.register_script(scripts.PUSH)
+        self._lease = client.register_script(scripts.LEASE)
+        self._renew = client.register_script(scripts.RENEW)
+        self._ack = client.register_script(scripts.ACK)
+        self._release = client.register_script(scripts.RELEASE)
+        self._reclaim = client.register_script(scripts.RECLAIM)
+        self._stats = client.register_script(scripts.STATS)
+
+    @property
+    def _lease_keys(self) -> list[str]:
+        k = self.keys
+        return [k.queue, k.requests, k.leases, k.lease_scores, k.paused]
+
+    @property
+    def _ack_keys(self) -> list[str]:
+        k = self.keys
+        return [k.queue, k.requests, k.leases, k.lease_scores]
+
+    @property
+    def _requeue_keys(self) -> list[str]:
+        k = self.keys
+        return [k.queue, k.leases, k.lease_scores]
+
+    @property
+    def _stats_keys(self) -> list[str]:
+        k = self.keys
+        return [k.queue, k.leases, k.seen_count, k.paused, k.workers]
+
+
+class JobFrontier(_Base):
+    """The frontier of one job, over a blocking `redis.Redis` client."""
+
+    def __init__(self, client: redis.Redis, job_id: str) -> None:
+        super().__init__(client, job_id)
+
+    def seed(self, urls: list[str]) -> int:
+        """Queue depth-0 GET requests for the URLs not seen yet; return how many were new."""
+        from scrapy import Request
+
+        entries = []
+        for url in urls:
+            request = Request(url, meta={"depth": 0})
+            entries.append((url_member(url), 0, request_to_bytes(request), True))
+        return self.push(entries)
+
+    def push(self, entries: Sequence[Entry]) -> int:
+        """Queue serialized requests; filtered ones only if their member is unseen."""
+        if not entries:
+            return 0
+        keys, argv = _push_args(self.keys, entries)
+        return int(self._push(keys=keys, args=argv))
+
+    def lease(self, count: int, lease_ms: int) -> list[tuple[bytes, bytes]]:
+        """Take up to `count` requests, leased for `lease_ms`: [(member, payload)]."""
+        flat = self._lease(keys=self._lease_keys, args=[count, lease_ms])
+        return _pairs(flat)
+
+    def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
+        if not members:
+            return 0
+        return int(self._renew(keys=[self.keys.leases], args=[lease_ms, *members]))
+
+    def ack(self, members: Sequence[bytes]) -> int:
+        """Mark leased requests done (their items are committed)."""
+        if not members:
+            return 0
+        return int(self._ack(keys=self._ack_keys, args=list(members)))
+
+    def release(self, members: Sequence[bytes]) -> int:
+        """Give leases back to the queue at once (a worker that stops cleanly)."""
+        if not members:
+            return 0
+        return int(self._release(keys=self._requeue_keys, args=list(members)))
+
+    def reclaim(self) -> int:
+        """Requeue expired leases; return how many."""
+        return int(self._reclaim(keys=self._requeue_keys, args=[RECLAIM_BATCH]))
+
+    def stats(self, worker: str = "", heartbeat_ms: int = 0) -> dict[str, int]:
+        """`queued`, `leased`, `seen`, `paused` (0/1) and live `workers`."""
+        return _stats(self._stats(keys=self._stats_keys, args=[worker, heartbeat_ms]))
+
+    def pause(self) -> None:
+        """Stop handing out requests; workers finish what they hold and stop."""
+        self.client.set(self.keys.paused, b"1")
+
+    def resume(self) -> None:
+        """Hand out requests again (schedule workers to go on with the job)."""
+        self.client.delete(self.keys.paused)
+
+    def is_paused(self) -> bool:
+        return bool(self.client.exists(self.keys.paused))
+
+    def clear(self) -> None:
+        """Delete every key of the job (queue, leases, seen-set, flags)."""
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.client.unlink(*batch)
+
+
+class AsyncJobFrontier(_Base):
+    """The same operations over a `redis.asyncio.Redis` client (for the scheduler)."""
+
+    def __init__(self, client: redis.asyncio.Redis, job_id: str) -> None:
+        super().__init__(client, job_id)
+
+    async def push(self, entries: Sequence[Entry]) -> int:
+        if not entries:
+            return 0
+        keys, argv = _push_args(self.keys, entries)
+        return int(await self._push(keys=keys, args=argv))
+
+    async def lease(self, count: int, lease_ms: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Take up to `count` requests; also say whether the job is paused."""
+        flat = await self._lease(keys=self._lease_keys, args=[count, lease_ms])
+        paused = bool(flat) and flat[0] == -1
+        return _pairs(flat), paused
+
+    async def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
+        if not members:
+            return 0
+        return int(await self._renew(keys=[self.keys.leases], args=[lease_ms, *members]))
+
+    async def ack(self, members: Sequence[bytes]) -> int:
+        if not members:
+            return 0
+        return int(await self._ack(keys=self._ack_keys, args=list(members)))
+
+    async def release(self, members: Sequence[bytes]) -> int:
+        if not members:
+            return 0
+        return int(await self._release(keys=self._requeue_keys, args=list(members)))
+
+    async def reclaim(self) -> int:
+        return int(await self._reclaim(keys=self._requeue_keys, args=[RECLAIM_BATCH]))
+
+    async def stats(self, worker: str = "", heartbeat_ms: int = 0) -> dict[str, int]:
+        return _stats(await self._stats(keys=self._stats_keys, args=[worker, heartbeat_ms]))
+
+    async def leave(self, worker: str) -> None:
+        """Remove this worker from the live-workers set."""
+        await self.client.zrem(self.keys.workers, worker)

@@ -1,0 +1,156 @@
+"""The frontier's Redis operations, as Lua scripts (each runs atomically).
+
+Keys of one job (see `crawler.frontier.keys`), all sharing the hash tag
+``{job}`` so that they live on one Redis Cluster slot:
+
+- ``q``  sorted set: queued member -> score (lower first: priority, then FIFO);
+- ``r``  hash: member -> serialized request (queued or leased members only);
+- ``l``  sorted set: leased member -> lease expiry (Redis server time, ms);
+- ``ls`` hash: leased member -> its queue score, to requeue it where it was;
+- ``s:<2 bytes>`` hashes: the seen-set, bucketed by the fingerprint's first two
+  bytes (small hashes use Redis's compact listpack encoding: about 16 bytes per
+  URL against 56 in one big set);
+- ``n``  seen count, ``c`` push sequence, ``p`` paused flag, ``w`` workers
+  sorted set (member -> heartbeat expiry).
+
+A member is a request's 8-byte fingerprint, or ``dontfilter:<n>`` for requests
+that bypass the seen-set. A fingerprint enters the seen-set in the same script
+that queues its request, and leaves the queue only into a lease, and a lease
+only by acknowledgement (done) or expiry (back into the queue): a URL is
+skipped only while it is queued, leased or done.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_NOW_MS: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: q, r, n, c ; ARGV: seen-prefix, then (member, priority, payload, filter) * N
+# Returns how many requests were queued.
+PUSH: Final = """
+local added = 0
+local prefix = ARGV[1]
+for i = 2, #ARGV, 4 do
+    local member = ARGV[i]
+    local fresh = true
+    if ARGV[i + 3] == '1' then
+        local bucket = prefix .. string.sub(member, 1, 2)
+        fresh = redis.call('HSETNX', bucket, string.sub(member, 3), '') == 1
+        if fresh then redis.call('INCR', KEYS[3]) end
+    else
+        member = 'dontfilter:' .. redis.call('INCR', KEYS[4])
+    end
+    if fresh then
+        local seq = redis.call('INCR', KEYS[4])
+        -- higher priority first, then first in, first out
+        local score = -tonumber(ARGV[i + 1]) * 1e10 + seq
+        redis.call('ZADD', KEYS[1], string.format('%.17g', score), member)
+        redis.call('HSET', KEYS[2], member, ARGV[i + 2])
+        added = added + 1
+    end
+end
+return added
+"""
+
+# KEYS: q, r, l, ls, p ; ARGV: count, lease ms
+# Returns {member, payload, ...}, or {-1} while the job is paused.
+LEASE: Final = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+local out = {}
+local expiry = now + tonumber(ARGV[2])
+for i = 1, #popped, 2 do
+    local member = popped[i]
+    local payload = redis.call('HGET', KEYS[2], member)
+    if payload then
+        redis.call('ZADD', KEYS[3], expiry, member)
+        redis.call('HSET', KEYS[4], member, popped[i + 1])
+        out[#out + 1] = member
+        out[#out + 1] = payload
+    end
+end
+return out
+"""
+)
+
+# KEYS: l ; ARGV: lease ms, members... ; renews only leases that still exist.
+RENEW: Final = (
+    _NOW_MS
+    + """
+local renewed = 0
+local expiry = now + tonumber(ARGV[1])
+for i = 2, #ARGV do
+    renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', expiry, ARGV[i])
+end
+return renewed
+"""
+)
+
+# KEYS: q, r, l, ls ; ARGV: members... ; the request is done: forget all but its
+# seen-set entry (also if its lease had expired and it was queued again).
+ACK: Final = """
+local acked = 0
+for i = 1, #ARGV do
+    acked = acked + redis.call('ZREM', KEYS[3], ARGV[i])
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[4], ARGV[i])
+end
+return acked
+"""
+
+# KEYS: q, l, ls ; ARGV: members... ; give leases back to the queue now.
+RELEASE: Final = """
+local released = 0
+for i = 1, #ARGV do
+    if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
+        local score = redis.call('HGET', KEYS[3], ARGV[i]) or '0'
+        redis.call('ZADD', KEYS[1], score, ARGV[i])
+        redis.call('HDEL', KEYS[3], ARGV[i])
+        released = released + 1
+    end
+end
+return released
+"""
+
+# KEYS: q, l, ls ; ARGV: limit ; requeue leases that expired (their worker died
+# or stalled). Returns how many.
+RECLAIM: Final = (
+    _NOW_MS
+    + """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(expired) do
+    redis.call('ZREM', KEYS[2], member)
+    local score = redis.call('HGET', KEYS[3], member) or '0'
+    redis.call('ZADD', KEYS[1], score, member)
+    redis.call('HDEL', KEYS[3], member)
+end
+return #expired
+"""
+)
+
+# KEYS: q, l, n, p, w ; ARGV: worker id ('' for none), heartbeat ms
+# Records the worker's heartbeat, drops dead workers, and returns
+# {queued, leased, seen, paused, live workers}.
+STATS: Final = (
+    _NOW_MS
+    + """
+if ARGV[1] ~= '' then
+    redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+return {
+    redis.call('ZCARD', KEYS[1]),
+    redis.call('ZCARD', KEYS[2]),
+    tonumber(redis.call('GET', KEYS[3]) or '0'),
+    redis.call('EXISTS', KEYS[4]),
+    redis.call('ZCARD', KEYS[5]),
+}
+"""
+)

@@ -1,0 +1,87 @@
+"""Requests as plain data: msgpack (msgspec) of `Request.to_dict()`, never pickle.
+
+Callbacks and errbacks travel by name and are looked up on the spider again.
+Attributes at their default value are left out (a queued request costs less
+Redis memory), and meta keys that only make sense inside one process (download
+slot, latency, proxy credentials' state) are dropped. A request subclass is
+restored only if it is a `scrapy.Request` subclass from an allowed package, so
+data in Redis never imports arbitrary code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from scrapy import Request, Spider
+from scrapy.utils.misc import load_object
+from scrapy.utils.request import request_from_dict
+
+from crawler.frontier.errors import FrontierError
+
+# Meta keys set by Scrapy's downloader for one attempt; a fetch elsewhere sets them anew.
+TRANSIENT_META = frozenset(
+    {"download_slot", "download_latency", "_auth_proxy", "_slot_proxy", "cg_member"}
+)
+# Packages whose Request subclasses may be named in serialized requests.
+ALLOWED_CLASS_PREFIXES = ("scrapy.", "scrapy_playwright.", "crawler.")
+_DEFAULTS: dict[str, Any] = {
+    "callback": None,
+    "errback": None,
+    "headers": {},
+    "body": b"",
+    "cookies": {},
+    "meta": {},
+    "encoding": "utf-8",
+    "flags": [],
+    "cb_kwargs": {},
+    "dont_filter": False,
+    "method": "GET",
+    "priority": 0,
+}
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+def request_to_bytes(request: Request, spider: Spider | None = None) -> bytes:
+    """Serialize `request`; raise `FrontierError` if it holds something not plain data."""
+    data = request.to_dict(spider=spider)
+    meta = data.get("meta")
+    if meta and not TRANSIENT_META.isdisjoint(meta):
+        data["meta"] = {k: v for k, v in meta.items() if k not in TRANSIENT_META}
+    compact = {k: v for k, v in data.items() if k not in _DEFAULTS or _DEFAULTS[k] != v}
+    try:
+        return _encoder.encode(compact)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise FrontierError(
+            f"Request {request.url} cannot be stored in the frontier: {exc}.",
+            hint="Keep meta and cb_kwargs to plain data (str, numbers, lists, dicts, bytes).",
+        ) from exc
+
+
+def request_from_bytes(payload: bytes, spider: Spider | None = None) -> Request:
+    """Rebuild a request serialized by `request_to_bytes`."""
+    data = _decoder.decode(payload)
+    cls_path = data.get("_class")
+    if cls_path is not None:
+        if not cls_path.startswith(ALLOWED_CLASS_PREFIXES):
+            raise FrontierError(f"Request class {cls_path!r} is not allowed in the frontier.")
+        if not issubclass(load_object(cls_path), Request):
+            raise FrontierError(f"{cls_path!r} is not a Request class.")
+    return request_from_dict(data, spider=spider)
+
+
+def member_of(fingerprint: bytes) -> bytes:
+    """The frontier member of a request: the first 8 bytes of its fingerprint.
+
+    64 bits keep the seen-set small; two different URLs share a member with a
+    probability of about n²/2⁶⁵ (3·10⁻⁸ for a million URLs).
+    """
+    return fingerprint[:8]
+
+
+def url_member(url: str) -> bytes:
+    """The member of a plain GET of `url`, as Scrapy's default fingerprinter makes it."""
+    from scrapy.utils.request import fingerprint
+
+    return member_of(fingerprint(Request(url)))

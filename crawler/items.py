@@ -1,0 +1,45 @@
+"""The items crawlgraph stores in their own tables: `Page` and `Link`.
+
+Both are dataclasses, so every Scrapy component that speaks itemadapter handles
+them; `crawler.pipelines` validates them with msgspec before storage. Any other
+item a spider yields (dict, dataclass, attrs, Scrapy `Item`) is stored in the
+`items` table as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(slots=True, kw_only=True)
+class Page:
+    """One fetched page (a row of `pages`)."""
+
+    url: str
+    final_url: str
+    status: int
+    fetched_at: datetime
+    content_type: str | None = None
+    title: str | None = None
+    depth: int = 0
+    size: int = 0
+    content_hash: str | None = None
+    elapsed_ms: int | None = None
+    rendered: bool = False
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Link:
+    """A hyperlink from one page to another (a row of `links`).
+
+    `count` is how many anchors on the source page point at the target; a
+    spider yields one `Link` per (source, target) pair of a page.
+    """
+
+    source_url: str
+    target_url: str
+    anchor_text: str = ""
+    nofollow: bool = False
+    count: int = 1

@@ -1,0 +1,81 @@
+"""Requests survive the frontier as plain data (msgpack), callbacks by name."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from scrapy import FormRequest, Request, Spider
+
+from crawler.frontier import FrontierError
+from crawler.frontier.serialize import request_from_bytes, request_to_bytes
+
+
+class _Spider(Spider):
+    name = "s"
+
+    def parse_item(self, response):  # pragma: no cover - only named
+        return None
+
+    def on_error(self, failure):  # pragma: no cover - only named
+        return None
+
+
+def test_request_round_trips_with_meta_headers_cookies_priority() -> None:
+    spider = _Spider()
+    request = Request(
+        "http://a.test/p?q=1",
+        callback=spider.parse_item,
+        errback=spider.on_error,
+        method="POST",
+        body=b"x=1",
+        headers={"X-Token": "abc", "Accept": ["a", "b"]},
+        cookies={"session": "s1"},
+        meta={"depth": 3, "nested": {"k": [1, 2.5, None, b"raw"]}, "download_slot": "a.test"},
+        cb_kwargs={"page": 7},
+        priority=-4,
+        dont_filter=True,
+        flags=["retried"],
+    )
+    back = request_from_bytes(request_to_bytes(request, spider), spider)
+    assert back.url == request.url and back.method == "POST" and back.body == b"x=1"
+    assert back.callback == spider.parse_item and back.errback == spider.on_error
+    assert back.headers.getlist("Accept") == [b"a", b"b"]
+    assert back.headers["X-Token"] == b"abc"
+    assert back.cookies == {"session": "s1"}
+    assert back.meta == {"depth": 3, "nested": {"k": [1, 2.5, None, b"raw"]}}
+    assert back.cb_kwargs == {"page": 7}
+    assert back.priority == -4 and back.dont_filter is True and back.flags == ["retried"]
+
+
+def test_plain_request_is_compact_and_not_pickle() -> None:
+    payload = request_to_bytes(Request("http://a.test/"))
+    assert len(payload) < 40
+    assert not payload.startswith(b"\x80")  # pickle's protocol marker
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(payload)
+    assert request_from_bytes(payload).url == "http://a.test/"
+
+
+def test_request_subclass_round_trips() -> None:
+    request = FormRequest("http://a.test/f", formdata={"a": "1"})
+    back = request_from_bytes(request_to_bytes(request))
+    assert type(back) is FormRequest and back.body == b"a=1"
+
+
+def test_unserializable_meta_is_refused_with_a_hint() -> None:
+    with pytest.raises(FrontierError, match="plain data"):
+        request_to_bytes(Request("http://a.test/", meta={"obj": object()}))
+
+
+def test_foreign_request_class_is_refused() -> None:
+    import msgspec
+
+    payload = msgspec.msgpack.encode({"url": "http://a.test/", "_class": "os.system"})
+    with pytest.raises(FrontierError, match="not allowed"):
+        request_from_bytes(payload)
+
+
+def test_callback_must_be_a_spider_method() -> None:
+    with pytest.raises(ValueError):
+        request_to_bytes(Request("http://a.test/", callback=lambda r: None), _Spider())
