@@ -21,6 +21,9 @@ status: setup
 test: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+verify: setup
+	@$(PY) -m pytest tests/faults tests/security --scenario-table $(PYTEST_ARGS)
+
 bench: setup
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 

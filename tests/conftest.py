@@ -24,6 +24,8 @@ import redis
 from jobapi.settings import Settings
 from jobapi.stack import Stack
 
+pytest_plugins = ["tests.verify_plugin"]
+
 TEMPLATE_DB = "crawlgraph_template"
 _db_counter = itertools.count()
 
