@@ -37,6 +37,8 @@ DEFAULT_PIVOTS = 500
 CLOSENESS_MAX_NODES = 50_000
 PAGERANK_EPSILON = 1e-10
 SEED = 42
+# The child process that fits the block model (a module run with `python -m`).
+SBM_MODULE = "graphs.sbm"
 
 Summary = dict[str, Any]
 
@@ -161,7 +163,7 @@ def fit_blocks(g: gt.Graph, seconds: float) -> tuple[np.ndarray | None, str]:
         plain.save(graph_path)
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "graphs.sbm", graph_path, out_path, str(SEED)],
+                [sys.executable, "-m", SBM_MODULE, graph_path, out_path, str(SEED)],
                 timeout=seconds, capture_output=True, text=True, check=False,
             )
         except subprocess.TimeoutExpired:

@@ -63,8 +63,9 @@ class GraphBuildRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             raise _invalid(f"Unknown level {self.level!r}.", f"Use one of: {', '.join(LEVELS)}.")
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
+            plural = "s" if len(unknown) > 1 else ""
             raise _invalid(
-                f"Unknown metric{'s' if len(unknown) > 1 else ''}: {', '.join(map(repr, unknown))}.",
+                f"Unknown metric{plural}: {', '.join(map(repr, unknown))}.",
                 f"Use any of: {', '.join(METRICS)}.",
             )
         if len(set(self.metrics)) != len(self.metrics):

@@ -1,0 +1,45 @@
+"""Rows for graph tests: a user, a job, pages and links, written straight to Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import psycopg
+
+
+def make_user(conn: psycopg.Connection, username: str = "alice", role: str = "user") -> int:
+    row = conn.execute(
+        "INSERT INTO users (username, password_hash, role) VALUES (%s, 'x', %s) RETURNING id",
+        (username, role),
+    ).fetchone()
+    return row[0]
+
+
+def make_job(conn: psycopg.Connection, owner_id: int, status: str = "finished") -> uuid.UUID:
+    job_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO jobs (id, owner_id, spider, status) VALUES (%s, %s, 'site', %s)",
+        (job_id, owner_id, status),
+    )
+    return job_id
+
+
+def add_pages(conn: psycopg.Connection, job_id: uuid.UUID, urls: Iterable[str],
+              status: int = 200) -> None:
+    now = datetime.now(UTC)
+    with conn.cursor() as cur, cur.copy(
+        "COPY pages (job_id, url, final_url, status, fetched_at) FROM STDIN"
+    ) as copy:
+        for url in urls:
+            copy.write_row((job_id, url, url, status, now))
+
+
+def add_links(conn: psycopg.Connection, job_id: uuid.UUID,
+              links: Iterable[tuple[str, str, int, bool]]) -> None:
+    with conn.cursor() as cur, cur.copy(
+        "COPY links (job_id, source_url, target_url, count, nofollow) FROM STDIN"
+    ) as copy:
+        for source, target, count, nofollow in links:
+            copy.write_row((job_id, source, target, count, nofollow))
