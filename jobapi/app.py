@@ -1,25 +1,325 @@
-"""The job API: `create_app(settings)` builds the Litestar application."""
+"""The job API: `create_app(settings)` builds the Litestar application.
+
+Serve it with `uvicorn --factory jobapi.app:app_from_env`. OpenAPI is at
+`/schema` (interactive page) and `/schema/openapi.json`.
+
+Adding routes (for other parts of crawlgraph):
+- A controller goes in `ROUTE_HANDLERS`, or in a module named in
+  `OPTIONAL_ROUTE_MODULES` that exposes `route_handlers` (a list of controllers);
+  such a module is included when it is installed (`graphs.api`).
+- Every route is authenticated by `jobapi.auth.JWTAuthMiddleware` unless its
+  handler (or controller) has `opt={"exclude_from_auth": True}`. The user is
+  `request.user`, a `jobapi.auth.CurrentUser(id, username, role)`; an admin has
+  `role == "admin"` (`user.is_admin`); `jobapi.auth.require_admin(user)` is a 403
+  for anyone else.
+- Ownership: a user sees only their own jobs; another user's job is a 404 for
+  every verb. `await jobapi.services.jobs.get_job_for_user(pool, job_id, user)`
+  returns the job or raises that NotFound; do the same for your own resources.
+- Dependencies every handler can ask for by name: `pool` (psycopg
+  `AsyncConnectionPool`, also `app.state.pool`), `settings`, `scrapyd`,
+  `redis_sync`, `redis_async`, `limiter`, `rate_limits`, `spider_catalog`.
+- Raise `jobapi.errors` classes (NotFound, Conflict, Unprocessable(field=...),
+  ...): the one exception handler here turns every error into the one JSON shape
+  `{"error": {"code", "message", "hint", "field", "request_id"}}`; document them
+  with `responses=jobapi.controllers.errors(404, ...)`.
+"""
 
 from __future__ import annotations
 
-from litestar import Litestar, get
+import contextvars
+import importlib
+import importlib.util
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
 
+import msgspec
+import psycopg
+import redis
+import redis.asyncio as aioredis
+from litestar import Litestar, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from redis.exceptions import RedisError
+
+from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
+from jobapi.controllers.auth import AuthController
+from jobapi.controllers.jobs import JobController
+from jobapi.controllers.system import HealthController, ServiceController
+from jobapi.controllers.users import UserController
+from jobapi.errors import ApiError, CrawlgraphError, field_from_message
+from jobapi.ratelimit import RateLimiter, RateLimits
+from jobapi.schemas import ErrorDetail, ErrorResponse
+from jobapi.scrapyd import ScrapydClient
+from jobapi.services.health import RequestMetrics
+from jobapi.services.spiders import SpiderCatalog
 from jobapi.settings import Settings
 
+ROUTE_HANDLERS: list[Any] = [
+    HealthController, AuthController, JobController, UserController, ServiceController,
+]
+OPTIONAL_ROUTE_MODULES = ["graphs.api"]
+MAX_BODY_BYTES = 4 * 1024 * 1024
+POOL_MAX_SIZE = 16
 
-@get("/health", tags=["service"], operation_id="health", sync_to_thread=False)
-def health() -> dict[str, str]:
-    """Report that the API process is up."""
-    return {"status": "ok"}
+log = logging.getLogger("jobapi.app")
+access_log = logging.getLogger("jobapi.access")
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the API for these settings."""
-    app = Litestar(route_handlers=[health])
-    app.state.settings = settings
+# --- errors: the one handler ----------------------------------------------------------
+
+
+def _code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
+    """Map every exception to the one JSON error shape; never a trace, SQL or secret."""
+    headers: dict[str, str] = {}
+    hint = field = None
+    if isinstance(exc, ApiError):
+        status, code, message, hint, field = (exc.status_code, exc.code, exc.message, exc.hint,
+                                              exc.field)
+        headers.update(exc.headers)
+    elif isinstance(exc, CrawlgraphError) and exc.status_code < 500:
+        status, code, message, hint = exc.status_code, _code(exc.status_code), exc.message, \
+            exc.hint
+    elif isinstance(exc, ValidationException):
+        status, code, message, hint, field = _validation(exc)
+    elif isinstance(exc, HTTPException) and exc.status_code < 500:
+        status, code, message = exc.status_code, _code(exc.status_code), str(exc.detail)
+        headers.update(exc.headers or {})
+        if status == 413:
+            message = f"The request body is larger than {MAX_BODY_BYTES} bytes."
+    elif isinstance(exc, psycopg.OperationalError | PoolTimeout | RedisError):
+        status, code = 503, "service_unavailable"
+        message = "A database the API needs cannot be reached."
+        hint = "Try again shortly; GET /health shows which service is down."
+        log.error("service unavailable: %s", type(exc).__name__)
+    else:
+        status, code = 500, "internal_error"
+        message = "An unexpected error occurred."
+        hint = "Report it with the request id."
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=exc)
+    rid = request.scope.get("state", {}).get("request_id") or request_id_var.get()
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message, hint=hint, field=field,
+                                           request_id=rid))
+    return Response(body, status_code=status, headers=headers)
+
+
+def _validation(exc: ValidationException) -> tuple[int, str, str, str | None, str | None]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    text = str(first.get("message") or exc.detail or "")
+    source = first.get("source")
+    field = first.get("key") if source in ("query", "path", "header", "cookie") else None
+    field = field or field_from_message(text)
+    if "malformed" in text.lower() or "json is malformed" in text.lower() or \
+            "decode" in text.lower() and not field:
+        return 400, "bad_request", "The request body is not valid JSON.", \
+            "Send a JSON object.", None
+    message = f"{field}: {text}" if field and not text.startswith(field) else text
+    return 422, "validation_error", message or "The request is not valid.", \
+        "Fix the field and send it again.", field
+
+
+# --- request context: id, timing, one log line, metrics ---------------------------------
+
+
+class RequestContext:
+    """Takes or makes `X-Request-ID`, returns it, and logs one line per request."""
+
+    def __init__(self, app: Any, metrics: RequestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")
+                break
+        if not _REQUEST_ID.match(rid):
+            rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            self.metrics.observe(scope["method"], route, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                                elapsed * 1000)
+            request_id_var.reset(token)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """One handler on the `jobapi` logger; every line carries the request id."""
+    logger = logging.getLogger("jobapi")
+    logger.setLevel(level)
+    if any(getattr(h, "_crawlgraph", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler._crawlgraph = True  # type: ignore[attr-defined]
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    logger.addHandler(handler)
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def _route_handlers() -> list[Any]:
+    handlers = list(ROUTE_HANDLERS)
+    for name in OPTIONAL_ROUTE_MODULES:
+        if importlib.util.find_spec(name.split(".")[0]) is None or \
+                importlib.util.find_spec(name) is None:
+            continue
+        handlers += list(getattr(importlib.import_module(name), "route_handlers", []))
+    return handlers
+
+
+def _lifespan(settings: Settings):
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=POOL_MAX_SIZE,
+                                   open=False, name="jobapi", timeout=10.0)
+        await pool.open(wait=True, timeout=15.0)
+        redis_sync = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                          socket_connect_timeout=2)
+        redis_async = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                              socket_connect_timeout=2)
+        scrapyd = ScrapydClient(settings.scrapyd_urls)
+        app.state.update(pool=pool, redis_sync=redis_sync, redis_async=redis_async,
+                         scrapyd=scrapyd, limiter=RateLimiter(redis_async))
+        try:
+            yield
+        finally:
+            await scrapyd.aclose()
+            await redis_async.aclose()
+            redis_sync.close()
+            await pool.close()
+
+    return lifespan
+
+
+def _from_state(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return state[name]
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    rate_limits: RateLimits | None = None,
+    crawler_overrides: Mapping[str, str] | None = None,
+    extra_route_handlers: Sequence[Any] = (),
+) -> Litestar:
+    """Build the API for these settings.
+
+    Args:
+        settings: the one setting source.
+        rate_limits: replaces the default limits (`RateLimits.unlimited()` for benchmarks).
+        crawler_overrides: Scrapy settings passed to every scheduled crawler process
+            (e.g. CRAWLGRAPH_DATABASE_URL when scrapyd nodes do not share the API's
+            environment); never shown in API answers.
+        extra_route_handlers: more controllers or handlers to serve.
+    """
+    configure_logging(settings.log_level)
+    metrics = RequestMetrics()
+    state = State({
+        "settings": settings,
+        "tokens": TokenCodec(load_secret(settings), issuer=settings.jwt_issuer,
+                             audience=settings.jwt_audience,
+                             ttl_seconds=settings.token_ttl_seconds),
+        "user_cache": UserCache(),
+        "rate_limits": rate_limits or RateLimits(),
+        "spider_catalog": SpiderCatalog(),
+        "crawler_overrides": dict(crawler_overrides or {}),
+        "request_metrics": metrics,
+    })
+    names = ["pool", "settings", "scrapyd", "redis_sync", "redis_async", "limiter",
+             "rate_limits", "spider_catalog"]
+    app = Litestar(
+        route_handlers=[*_route_handlers(), *extra_route_handlers],
+        state=state,
+        lifespan=[_lifespan(settings)],
+        dependencies={name: _from_state(name) for name in names},
+        middleware=[DefineMiddleware(JWTAuthMiddleware, exclude=["^/schema"])],
+        exception_handlers={Exception: handle_error},
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins),
+                               allow_headers=["Authorization", "Content-Type",
+                                              "Idempotency-Key", "X-Request-ID"],
+                               expose_headers=["X-Request-ID", "Retry-After"])
+        if settings.cors_origins else None,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="crawlgraph job API",
+            version="1",
+            description="Submit, watch, cancel and read crawl jobs. Authenticate with "
+                        "POST /api/v1/auth/token and send `Authorization: Bearer <token>`.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer",
+                                              bearer_format="JWT"),
+            }),
+            security=[{"BearerToken": []}],
+        ),
+        logging_config=None,
+    )
+    app.asgi_handler = RequestContext(app.asgi_handler, metrics)
     return app
 
 
 def app_from_env() -> Litestar:
     """Factory for uvicorn (`--factory jobapi.app:app_from_env`): settings from the environment."""
     return create_app(Settings.from_env())
+
+
+def error_body(raw: bytes) -> ErrorDetail:
+    """Decode an error answer of this API (for clients and tests)."""
+    return msgspec.json.decode(raw, type=ErrorResponse).error

@@ -1,0 +1,248 @@
+"""`/api/v1/jobs`: submit, list, read, cancel, watch, and read what a job crawled."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+import redis
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from jobapi.auth import CurrentUser
+from jobapi.controllers import (
+    AppSettings,
+    Catalog,
+    Limiter,
+    Limits,
+    Pool,
+    RedisSync,
+    Scrapyd,
+    errors,
+)
+from jobapi.schemas import (
+    ItemList,
+    Job,
+    JobCreate,
+    JobEvent,
+    JobList,
+    JobStatus,
+    LinkList,
+    PageList,
+)
+from jobapi.services import frontier
+from jobapi.services import jobs as service
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(max_length=4096, description="`next_cursor` of the previous page."),
+]
+UrlPrefix = Annotated[
+    str | None, QueryParameter(max_length=2048, description="Only URLs that start with this."),
+]
+EVENT_INTERVAL = 1.0
+EVENT_HEARTBEAT = 15.0
+EVENT_MAX_SECONDS = 3600.0
+
+_JOB_EXAMPLE = {
+    "start_urls": ["https://example.org/"], "spider": "site", "max_pages": 1000,
+    "max_depth": 3, "allowed_domains": ["example.org"], "workers": 2, "tags": ["demo"],
+    "settings": {"DOWNLOAD_DELAY": 0.5},
+}
+
+
+class JobController(Controller):
+    path = "/api/v1/jobs"
+    tags = ["jobs"]
+
+    @post(
+        "/", operation_id="createJob", status_code=201,
+        responses={
+            **errors(409, 413, 429, 502, 503),
+            200: ResponseSpec(data_container=Job, generate_examples=False,
+                              description="The job an earlier request with the same "
+                                          "Idempotency-Key created."),
+        },
+    )
+    async def create_job(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        data: JSONBody[JobCreate],
+        pool: Pool,
+        redis_sync: RedisSync,
+        scrapyd: Scrapyd,
+        settings: AppSettings,
+        limiter: Limiter,
+        rate_limits: Limits,
+        spider_catalog: Catalog,
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255,
+                      description="Resending with the same key returns the same job."),
+        ] = None,
+    ) -> Job:
+        """Submit a crawl job.
+
+        Stores the job, seeds the frontier with `start_urls` and schedules `workers`
+        crawler processes on the scrapyd nodes. `settings` overrides Scrapy settings
+        from an allow-list (DOWNLOAD_DELAY, DOWNLOAD_TIMEOUT, CONCURRENT_REQUESTS,
+        CONCURRENT_REQUESTS_PER_DOMAIN, AUTOTHROTTLE_*, RETRY_*, REDIRECT_MAX_TIMES,
+        DEPTH_PRIORITY, DOWNLOAD_MAXSIZE, CLOSESPIDER_TIMEOUT, CLOSESPIDER_ERRORCOUNT,
+        USER_AGENT, LOG_LEVEL). URLs on private networks are refused unless the
+        operator allows them. If scrapyd fails, the job is marked failed with the
+        reason and the answer is 502 or 503.
+        """
+        user = request.user
+        await limiter.hit("jobs", str(user.id), rate_limits.jobs_per_user,
+                          what="job submissions")
+        submission = await service.create_job(
+            pool=pool, redis_client=redis_sync, scrapyd=scrapyd, user=user, body=data,
+            idempotency_key=idempotency_key,
+            allow_private_networks=settings.allow_private_networks,
+            known_spiders=await spider_catalog.names(),
+            crawler_overrides=request.app.state.crawler_overrides,
+        )
+        if not submission.created:
+            return Response(submission.job, status_code=200)  # type: ignore[return-value]
+        return submission.job
+
+    @get("/", operation_id="listJobs", responses=errors())
+    async def list_jobs(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        pool: Pool,
+        status: FromQuery[JobStatus | None] = None,
+        spider: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> JobList:
+        """Your jobs (all jobs for an admin), newest first, filtered by status, spider or tag."""
+        items, next_cursor = await service.list_jobs(
+            pool, request.user, status=status, spider=spider, tag=tag, cursor=cursor,
+            limit=limit,
+        )
+        return JobList(items=items, next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}", operation_id="getJob", responses=errors(404))
+    async def get_job(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool, redis_sync: RedisSync,
+    ) -> Job:
+        """One job with its stats; a job that is not finished carries live frontier counters."""
+        return await service.get_job_for_user(pool, job_id, request.user, redis_sync)
+
+    @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=200,
+          responses=errors(404, 409, 503))
+    async def cancel_job(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool, redis_sync: RedisSync, scrapyd: Scrapyd,
+    ) -> Job:
+        """Stop the job's crawler processes, clear its frontier and mark it cancelled."""
+        return await service.cancel_job(pool=pool, redis_client=redis_sync, scrapyd=scrapyd,
+                                        job_id=job_id, user=request.user)
+
+    @get("/{job_id:uuid}/pages", operation_id="listJobPages", responses=errors(404))
+    async def pages(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool,
+        status: Annotated[int | None, QueryParameter(ge=0, le=999)] = None,
+        url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
+    ) -> PageList:
+        """The pages a job fetched, by URL, filtered by HTTP status or URL prefix."""
+        await service.get_job_row(pool, job_id, request.user)
+        items, next_cursor = await service.list_pages(
+            pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit)
+        return PageList(items=items, next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}/errors", operation_id="listJobErrors", responses=errors(404))
+    async def job_errors(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool,
+        status: Annotated[int | None, QueryParameter(ge=0, le=999)] = None,
+        url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
+    ) -> PageList:
+        """The fetches that failed: HTTP status 400 or more, 0 (no answer), or an error."""
+        await service.get_job_row(pool, job_id, request.user)
+        items, next_cursor = await service.list_pages(
+            pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit,
+            errors_only=True)
+        return PageList(items=items, next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}/links", operation_id="listJobLinks", responses=errors(404))
+    async def links(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool, url_prefix: UrlPrefix = None,
+        target_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
+    ) -> LinkList:
+        """The links a job found, by source URL, filtered by source or target URL prefix."""
+        await service.get_job_row(pool, job_id, request.user)
+        items, next_cursor = await service.list_links(
+            pool, job_id, url_prefix=url_prefix, target_prefix=target_prefix, cursor=cursor,
+            limit=limit)
+        return LinkList(items=items, next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}/items", operation_id="listJobItems", responses=errors(404))
+    async def items(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool,
+        item_type: Annotated[str | None, QueryParameter(max_length=128)] = None,
+        url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
+    ) -> ItemList:
+        """The items a job's spider extracted, filtered by item type or URL prefix."""
+        await service.get_job_row(pool, job_id, request.user)
+        items, next_cursor = await service.list_items(
+            pool, job_id, item_type=item_type, url_prefix=url_prefix, cursor=cursor, limit=limit)
+        return ItemList(items=items, next_cursor=next_cursor)
+
+    @get("/{job_id:uuid}/events", operation_id="streamJobEvents", responses=errors(404),
+         media_type="text/event-stream")
+    async def events(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool, redis_sync: RedisSync,
+    ) -> ServerSentEvent:
+        """A Server-Sent Events stream of the job's state and stats.
+
+        An event `state` (data: a JobEvent as JSON) is sent at once and whenever the
+        status, stats or frontier counters change; the stream ends after the job
+        reaches finished, failed or cancelled. Comments keep idle connections open.
+        """
+        await service.get_job_row(pool, job_id, request.user)
+        return ServerSentEvent(_job_events(pool, redis_sync, job_id))
+
+
+async def _job_events(
+    pool: Pool, redis_client: redis.Redis, job_id: FromPath[uuid.UUID],
+) -> AsyncIterator[ServerSentEventMessage]:
+    last: bytes | None = None
+    quiet = 0.0
+    deadline = anyio.current_time() + EVENT_MAX_SECONDS
+    sequence = 0
+    while anyio.current_time() < deadline:
+        state = await service.job_state(pool, job_id)
+        if state is None:
+            return
+        _, status, stats, error, close_reason = state
+        live = None if status in service.TERMINAL else await frontier.stats(
+            redis_client, str(job_id))
+        event = JobEvent(id=job_id, status=status, stats=stats or {}, frontier=live,
+                         error=error, close_reason=close_reason)
+        encoded = msgspec.json.encode(event)
+        if encoded != last:
+            sequence += 1
+            last = encoded
+            quiet = 0.0
+            yield ServerSentEventMessage(data=encoded.decode(), event="state", id=sequence)
+        elif quiet >= EVENT_HEARTBEAT:
+            quiet = 0.0
+            yield ServerSentEventMessage(comment="keep-alive")
+        if status in service.TERMINAL:
+            return
+        await anyio.sleep(EVENT_INTERVAL)
+        quiet += EVENT_INTERVAL

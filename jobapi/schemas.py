@@ -1,0 +1,249 @@
+"""The API's bodies: one msgspec Struct per purpose.
+
+Request bodies are `kw_only` and `forbid_unknown_fields`: a misspelt field is a
+422 naming it, never silently ignored. Limits that a type can express live in
+`Meta`; checks that need more (the private-address guard, the settings
+allow-list) are in `jobapi.services`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+MAX_START_URLS = 10_000
+MAX_URL_LENGTH = 2048
+
+JobStatus = Literal["pending", "running", "paused", "finished", "failed", "cancelled"]
+Role = Literal["user", "admin"]
+
+Url = Annotated[
+    str,
+    Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=r"^[hH][tT][tT][pP][sS]?://[^\s]+$",
+         description="An absolute http or https URL.", examples=["https://example.org/"]),
+]
+Domain = Annotated[
+    str,
+    Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+         description="A host name, optionally with its port (`127.0.0.1:8080`)."),
+]
+Pattern = Annotated[str, Meta(min_length=1, max_length=512, description="A regular expression.")]
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+SpiderName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+# Characters, not bytes: the 72-byte bcrypt limit is checked on the encoded
+# password so that a long one gets its own clear 400.
+Password = Annotated[str, Meta(min_length=1, max_length=1024)]
+NewPassword = Annotated[str, Meta(min_length=8, max_length=1024)]
+SettingValue = str | int | float | bool
+
+
+class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A request body: unknown fields are refused."""
+
+
+class _Out(msgspec.Struct, kw_only=True):
+    """A response body."""
+
+
+# --- errors ---------------------------------------------------------------
+
+
+class ErrorDetail(_Out, kw_only=True):
+    code: str
+    message: str
+    hint: str | None = None
+    field: str | None = None
+    request_id: str | None = None
+
+
+class ErrorResponse(_Out, kw_only=True):
+    """The one error shape of every non-2xx answer."""
+
+    error: ErrorDetail
+
+
+# --- auth and users ---------------------------------------------------------
+
+
+class TokenRequest(_Body, kw_only=True, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+
+
+class TokenResponse(_Out, kw_only=True):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class User(_Out, kw_only=True):
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserCreate(_Body, kw_only=True, forbid_unknown_fields=True):
+    username: Username
+    password: NewPassword
+    role: Role = "user"
+
+
+class UserUpdate(_Body, kw_only=True, forbid_unknown_fields=True):
+    password: NewPassword | None = None
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+class UserList(_Out, kw_only=True):
+    items: list[User]
+
+
+# --- jobs ---------------------------------------------------------------------
+
+
+class JobCreate(_Body, kw_only=True, forbid_unknown_fields=True):
+    start_urls: Annotated[list[Url], Meta(min_length=1, max_length=MAX_START_URLS)]
+    spider: SpiderName = "site"
+    max_pages: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
+    max_depth: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    allowed_domains: Annotated[list[Domain], Meta(max_length=1000)] = []
+    include: Annotated[list[Pattern], Meta(max_length=100)] = []
+    exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
+    follow_nofollow: bool = False
+    render_js: bool = False
+    obey_robots: bool = True
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    priority: Annotated[int, Meta(ge=-100, le=100)] = 0
+    tags: Annotated[list[Tag], Meta(max_length=32)] = []
+    settings: Annotated[
+        dict[Annotated[str, Meta(max_length=64)], SettingValue],
+        Meta(max_length=32, description="Scrapy settings overrides from the allow-list "
+                                        "(see the API description)."),
+    ] = {}
+
+
+class ScrapydJobRef(_Out, kw_only=True):
+    node: int
+    jobid: str
+
+
+class Job(_Out, kw_only=True):
+    id: uuid.UUID
+    owner_id: int
+    spider: str
+    status: JobStatus
+    params: dict[str, Any]
+    settings: dict[str, Any]
+    tags: list[str]
+    priority: int
+    workers: int
+    scrapyd_jobs: list[ScrapydJobRef]
+    stats: dict[str, Any]
+    frontier: dict[str, Any] | None = None
+    close_reason: str | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobList(_Out, kw_only=True):
+    items: list[Job]
+    next_cursor: str | None = None
+
+
+class Page(_Out, kw_only=True):
+    url: str
+    final_url: str
+    status: int
+    content_type: str | None = None
+    title: str | None = None
+    depth: int
+    fetched_at: datetime
+    size: int
+    content_hash: str | None = None
+    elapsed_ms: int | None = None
+    rendered: bool
+    error: str | None = None
+
+
+class PageList(_Out, kw_only=True):
+    items: list[Page]
+    next_cursor: str | None = None
+
+
+class Link(_Out, kw_only=True):
+    source_url: str
+    target_url: str
+    count: int
+    anchor_text: str
+    nofollow: bool
+
+
+class LinkList(_Out, kw_only=True):
+    items: list[Link]
+    next_cursor: str | None = None
+
+
+class Item(_Out, kw_only=True):
+    fingerprint: str
+    item_type: str
+    url: str | None = None
+    data: Any
+    created_at: datetime
+
+
+class ItemList(_Out, kw_only=True):
+    items: list[Item]
+    next_cursor: str | None = None
+
+
+class JobEvent(_Out, kw_only=True):
+    """One Server-Sent Event of `GET /jobs/{id}/events` (event type `state`)."""
+
+    id: uuid.UUID
+    status: JobStatus
+    stats: dict[str, Any]
+    frontier: dict[str, Any] | None = None
+    error: str | None = None
+    close_reason: str | None = None
+
+
+# --- spiders, health ----------------------------------------------------------
+
+
+class SpiderArgument(_Out, kw_only=True):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+
+
+class Spider(_Out, kw_only=True):
+    name: str
+    description: str | None = None
+    arguments: list[SpiderArgument]
+
+
+class SpiderList(_Out, kw_only=True):
+    items: list[Spider]
+
+
+class Check(_Out, kw_only=True):
+    ok: bool
+    latency_ms: float
+    detail: str | None = None
+
+
+class Health(_Out, kw_only=True):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Check]

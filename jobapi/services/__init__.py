@@ -1,0 +1,1 @@
+"""The API's services: what the handlers delegate to (SQL, scrapyd, Redis)."""

@@ -1,0 +1,55 @@
+"""The API's side of the crawl frontier: seed, clear and read a job's queue.
+
+`crawler.frontier.JobFrontier` is synchronous (redis-py); these wrappers run it
+in a worker thread so that the event loop never waits on Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio.to_thread
+import redis
+from redis.exceptions import RedisError
+
+from jobapi.errors import ServiceUnavailable
+
+
+def _frontier(client: redis.Redis, job_id: str) -> Any:
+    try:
+        from crawler.frontier import JobFrontier
+    except ImportError as exc:
+        raise ServiceUnavailable(
+            "The crawl frontier (crawler.frontier) is not installed.",
+            hint="Install the crawler package with the API.",
+        ) from exc
+    return JobFrontier(client, job_id)
+
+
+async def _run(func: Any, *args: Any) -> Any:
+    try:
+        return await anyio.to_thread.run_sync(func, *args)
+    except RedisError as exc:
+        raise ServiceUnavailable(
+            f"The crawl frontier in Redis cannot be reached ({type(exc).__name__}).",
+            hint="Check that Redis runs and that REDIS_URL points at it.",
+        ) from exc
+
+
+async def seed(client: redis.Redis, job_id: str, urls: Sequence[str]) -> int:
+    """Queue a job's start URLs; return how many were new."""
+    return await _run(lambda: _frontier(client, job_id).seed(list(urls)))
+
+
+async def clear(client: redis.Redis, job_id: str) -> None:
+    """Drop everything a job has queued or leased."""
+    await _run(lambda: _frontier(client, job_id).clear())
+
+
+async def stats(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    """The frontier's live counters for a job (queued, leased, seen ...), None if unavailable."""
+    try:
+        return dict(await _run(lambda: _frontier(client, job_id).stats()))
+    except ServiceUnavailable:
+        return None

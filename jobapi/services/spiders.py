@@ -1,0 +1,82 @@
+"""The spiders of the Scrapy project and their arguments (`GET /spiders`).
+
+Spiders are found by Scrapy's spider loader with the project's settings
+(`crawler.settings`, or `SPIDER_MODULES = ["crawler.spiders"]` before that
+module exists). A spider class may carry a msgspec Struct class `Args`
+describing its arguments; its fields are listed. The listing is cached for a
+minute: loading spiders imports their modules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+
+from jobapi.schemas import Spider, SpiderArgument
+
+CACHE_SECONDS = 60.0
+log = logging.getLogger("jobapi.spiders")
+
+
+def _project_settings() -> Any:
+    from scrapy.settings import Settings as ScrapySettings
+
+    settings = ScrapySettings()
+    if importlib.util.find_spec("crawler.settings") is not None:
+        settings.setmodule("crawler.settings", priority="project")
+    else:
+        settings.set("SPIDER_MODULES", ["crawler.spiders"], priority="project")
+    return settings
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def describe(spider_class: Any) -> Spider:
+    arguments = []
+    args = getattr(spider_class, "Args", None)
+    if isinstance(args, type) and issubclass(args, msgspec.Struct):
+        for field in msgspec.structs.fields(args):
+            default = None if field.required else field.default
+            if default is msgspec.NODEFAULT and field.default_factory is not msgspec.NODEFAULT:
+                default = field.default_factory()
+            arguments.append(SpiderArgument(
+                name=field.encode_name, type=_type_name(field.type), required=field.required,
+                default=msgspec.to_builtins(default) if default is not msgspec.NODEFAULT
+                else None,
+            ))
+    doc = (spider_class.__doc__ or "").strip().split("\n\n", 1)[0].strip() or None
+    return Spider(name=spider_class.name, description=doc, arguments=arguments)
+
+
+def load_spiders() -> list[Spider]:
+    from scrapy.spiderloader import get_spider_loader
+
+    loader = get_spider_loader(_project_settings())
+    return [describe(loader.load(name)) for name in sorted(loader.list())]
+
+
+class SpiderCatalog:
+    """The project's spiders, loaded in a worker thread and kept for a minute."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._loaded_at = float("-inf")
+        self._spiders: list[Spider] = []
+
+    async def spiders(self) -> list[Spider]:
+        if time.monotonic() - self._loaded_at > self.ttl:
+            self._spiders = await anyio.to_thread.run_sync(load_spiders)
+            self._loaded_at = time.monotonic()
+        return self._spiders
+
+    async def names(self) -> set[str]:
+        return {spider.name for spider in await self.spiders()}
