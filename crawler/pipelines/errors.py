@@ -1,0 +1,17 @@
+"""The storage pipeline's errors."""
+
+from __future__ import annotations
+
+from jobapi.errors import CrawlgraphError
+
+
+class StorageError(CrawlgraphError):
+    """Items could not be stored and cannot be retried as they are."""
+
+    status_code = 500
+
+
+class StorageUnavailable(StorageError):
+    """PostgreSQL cannot be reached right now: keep the batch and retry."""
+
+    status_code = 503

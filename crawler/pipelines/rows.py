@@ -1,0 +1,117 @@
+"""Items to table rows: msgspec validation and the staging column order.
+
+`to_row(item)` turns a `Page`, a `Link` or any other item into a `Row` for
+`pages`, `links` or `items`, or raises `RowError` (the item then goes to
+`dead_letters` with the reason). A row's `key` is its primary key within the
+job, used to keep one row per key in a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
+from itemadapter import ItemAdapter
+
+from crawler.items import Link, Page
+
+Kind = Literal["page", "link", "item"]
+_Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+# Bounded by the column types: a binary COPY would wrap an int4 that is too big.
+_Int4 = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+_Int8 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class PageRow(msgspec.Struct, frozen=True):
+    """Columns of `pages` after job_id, in staging order."""
+
+    url: _Url
+    final_url: str
+    status: Annotated[int, msgspec.Meta(ge=0, le=999)]
+    content_type: str | None
+    title: str | None
+    depth: _Int4
+    fetched_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    size: _Int8
+    content_hash: str | None
+    elapsed_ms: _Int4 | None
+    rendered: bool
+    error: str | None
+
+
+class LinkRow(msgspec.Struct, frozen=True):
+    """Columns of `links` after job_id, in staging order."""
+
+    source_url: _Url
+    target_url: _Url
+    count: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+    anchor_text: str
+    nofollow: bool
+
+
+class Row(NamedTuple):
+    """A validated row: its table, primary key in the job, and column values."""
+
+    kind: Kind
+    key: Any
+    values: tuple[Any, ...]
+
+
+class RowError(ValueError):
+    """An item that cannot become a row; `payload` is what goes to dead_letters."""
+
+    def __init__(self, kind: Kind, message: str, payload: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.payload = payload
+
+
+def payload_of(data: Any) -> str:
+    """The dead-letter payload: JSON text, ASCII-escaped so that NUL bytes and
+    lone surrogates survive as escapes."""
+    if isinstance(data, Row):
+        data = list(data.values)
+    elif not isinstance(data, dict | list | tuple | str | int | float | bool | None):
+        try:
+            data = ItemAdapter(data).asdict()
+        except TypeError:
+            data = repr(data)
+    return json.dumps(data, ensure_ascii=True, default=str)
+
+
+def to_row(item: Any) -> Row:
+    """Validate `item` and return its row; raise `RowError` if it cannot be stored."""
+    if isinstance(item, Link):
+        try:
+            row = msgspec.convert(item, LinkRow, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise RowError("link", f"invalid link: {exc}", payload_of(item)) from None
+        return Row("link", (row.source_url, row.target_url), msgspec.structs.astuple(row))
+    if isinstance(item, Page):
+        try:
+            row = msgspec.convert(item, PageRow, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise RowError("page", f"invalid page: {exc}", payload_of(item)) from None
+        return Row("page", row.url, msgspec.structs.astuple(row))
+    return _item_row(item)
+
+
+def _item_row(item: Any) -> Row:
+    try:
+        adapter = ItemAdapter(item)
+    except TypeError:
+        raise RowError("item", f"not an item: {type(item).__name__}", payload_of(item)) from None
+    data = adapter.asdict()
+    try:
+        # Sorted keys: the same data always gives the same text and fingerprint.
+        text = msgspec.json.encode(data, enc_hook=str, order="sorted").decode()
+    except (msgspec.EncodeError, TypeError, UnicodeError) as exc:
+        raise RowError("item", f"item is not JSON: {exc}", payload_of(data)) from None
+    item_type = type(item).__name__
+    fingerprint = hashlib.sha256(f"{item_type}\n{text}".encode()).hexdigest()[:40]
+    url = data.get("url")
+    return Row("item", fingerprint, (fingerprint, item_type, url if isinstance(url, str) else None,
+                                     text))

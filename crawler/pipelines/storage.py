@@ -1,0 +1,256 @@
+"""The storage pipeline: validated items, buffered, written to PostgreSQL in batches.
+
+Switch it on with ``ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 900}``
+(on in `crawler.settings`); it needs a job id (spider argument ``job_id`` or
+``CRAWLGRAPH_JOB_ID``) and turns itself off without one. Settings:
+``CRAWLGRAPH_DATABASE_URL`` (else env ``DATABASE_URL``), ``CRAWLGRAPH_BATCH_SIZE``,
+``CRAWLGRAPH_FLUSH_SECONDS``, ``CRAWLGRAPH_BUFFER_MAX_ROWS``,
+``CRAWLGRAPH_RETRY_MAX_SECONDS``.
+
+Every item is validated (`crawler.pipelines.rows`) and appended to the open
+batch. A batch is written when it has ``BATCH_SIZE`` rows or its first row is
+``FLUSH_SECONDS`` old, and on close, by `PostgresStore` in one worker thread
+(the reactor never waits for the database). An invalid item goes straight to
+`dead_letters` with the batch.
+
+**Acknowledgement.** `process_item` returns only once the transaction holding
+its row has committed (or its row is in `dead_letters`). Scrapy's scraper
+awaits every item of a response before it lets the engine drop the request
+from its in-progress set, and the frontier's scheduler acknowledges a lease
+when its request has left that set (`crawler.frontier.scheduler`). So a lease
+is acknowledged only after everything its response produced is committed,
+whatever spider yielded the items; a worker that dies before leaves the lease
+to expire and the request to be fetched again (the writes are idempotent).
+
+**PostgreSQL down.** A batch that cannot be written is retried with
+exponential backoff (up to ``RETRY_MAX_SECONDS``) and nothing is dropped; new
+items keep filling the buffer, and above ``BUFFER_MAX_ROWS`` buffered rows the
+engine is paused (no new requests leave the frontier) until the backlog is
+written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.pipelines.errors import StorageUnavailable
+from crawler.pipelines.rows import Kind, Row, RowError, to_row
+from crawler.pipelines.store import PostgresStore, WriteResult
+
+logger = logging.getLogger(__name__)
+
+
+class _Batch:
+    """Rows waiting together for one commit, and the future their items await."""
+
+    __slots__ = ("dead", "done", "rows", "started")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.rows: list[Row] = []
+        self.dead: list[tuple[Kind, str, str]] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.started = 0.0
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.dead)
+
+
+class StoragePipeline:
+    """Stores `Page`, `Link` and any other item of a job; see the module docstring."""
+
+    def __init__(
+        self,
+        database_url: str,
+        job_id: str,
+        *,
+        batch_size: int = 1000,
+        flush_seconds: float = 1.0,
+        buffer_max_rows: int = 50_000,
+        retry_max_seconds: float = 10.0,
+        crawler: Any = None,
+    ) -> None:
+        self.store = PostgresStore(database_url, job_id)
+        self.job_id = job_id
+        self.batch_size = max(1, batch_size)
+        self.flush_seconds = flush_seconds
+        self.buffer_max_rows = max(self.batch_size, buffer_max_rows)
+        self.retry_max_seconds = retry_max_seconds
+        self.crawler = crawler
+        self._stats = crawler.stats if crawler is not None else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._open: _Batch | None = None  # filling up
+        self._ready: deque[_Batch] = deque()  # full or due, in order
+        self._buffered = 0  # rows in all batches not committed yet
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._paused_engine = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> StoragePipeline:
+        settings = crawler.settings
+        spider = crawler.spider
+        job_id = getattr(spider, "job_id", None) or settings.get("CRAWLGRAPH_JOB_ID")
+        if not job_id:
+            raise NotConfigured("StoragePipeline needs a job_id spider argument")
+        url = settings.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        if not url:
+            raise NotConfigured("StoragePipeline needs CRAWLGRAPH_DATABASE_URL or DATABASE_URL")
+        return cls(
+            url,
+            str(job_id),
+            batch_size=settings.getint("CRAWLGRAPH_BATCH_SIZE", 1000),
+            flush_seconds=settings.getfloat("CRAWLGRAPH_FLUSH_SECONDS", 1.0),
+            buffer_max_rows=settings.getint("CRAWLGRAPH_BUFFER_MAX_ROWS", 50_000),
+            retry_max_seconds=settings.getfloat("CRAWLGRAPH_RETRY_MAX_SECONDS", 10.0),
+            crawler=crawler,
+        )
+
+    @property
+    def buffered(self) -> int:
+        """Rows waiting for a commit."""
+        return self._buffered
+
+    async def open_spider(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="crawlgraph-storage")
+        self._open = _Batch(self._loop)
+        self._wake = asyncio.Event()
+        self._task = self._loop.create_task(self._run())
+
+    async def process_item(self, item: Any) -> Any:
+        assert self._open is not None, "open_spider() was not called"
+        batch = self._open
+        try:
+            batch.rows.append(to_row(item))
+        except RowError as exc:
+            batch.dead.append((exc.kind, exc.payload, str(exc)))
+        self._buffered += 1
+        size = len(batch)
+        if size == 1:
+            batch.started = self._loop.time()
+            self._wake.set()
+        elif size >= self.batch_size:
+            self._ready.append(batch)
+            self._open = _Batch(self._loop)
+            self._wake.set()
+        if not self._paused_engine and self.buffered >= self.buffer_max_rows:
+            self._pause_engine()
+        # Shielded: an item cancelled mid-wait must not cancel its batch's commit.
+        await asyncio.shield(batch.done)
+        return item
+
+    async def close_spider(self) -> None:
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._executor is not None:
+            await self._loop.run_in_executor(self._executor, self.store.close)
+            self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        while True:
+            if self._ready:
+                await self._write(self._ready.popleft())
+                continue
+            batch = self._open
+            if not len(batch):
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            timeout = batch.started + self.flush_seconds - self._loop.time()
+            if timeout > 0 and not self._closing:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                if batch is self._open and not self._closing and (
+                    batch.started + self.flush_seconds > self._loop.time()
+                ):
+                    continue  # woken early (a new row or a full batch): look again
+            if batch is self._open:
+                self._ready.append(batch)
+                self._open = _Batch(self._loop)
+
+    async def _write(self, batch: _Batch) -> None:
+        rows = len(batch)
+        delay = 0.2
+        try:
+            while True:
+                try:
+                    result = await self._loop.run_in_executor(
+                        self._executor, self._write_chunks, batch
+                    )
+                    break
+                except StorageUnavailable as exc:
+                    self._inc("storage/retries")
+                    logger.warning("storage: %s; retrying %d rows in %.1f s",
+                                   exc, len(batch), delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_max_seconds)
+                except Exception as exc:  # a bug or a store error: do not hang the items
+                    logger.error("storage: batch of %d rows failed: %s", len(batch), exc)
+                    self._inc("storage/failed_rows", len(batch))
+                    batch.done.set_exception(exc)
+                    batch.done.exception()  # retrieved: the items report it themselves
+                    return
+            self._inc("storage/rows", result.stored)
+            self._inc("storage/batches")
+            if result.dead:
+                self._inc("storage/dead_letters", len(result.dead))
+            batch.done.set_result(None)
+        finally:
+            self._buffered -= rows
+            if self._paused_engine and self.buffered < self.buffer_max_rows // 2:
+                self._unpause_engine()
+
+    def _write_chunks(self, batch: _Batch) -> WriteResult:
+        """Runs in the storage thread: one transaction per BATCH_SIZE rows."""
+        total = WriteResult()
+        while batch.rows or batch.dead:
+            chunk = batch.rows[:self.batch_size]
+            result = self.store.write(chunk, batch.dead)
+            # Written chunks leave the batch, so that a retry after a later chunk
+            # failed rewrites nothing (and writes no dead letter twice).
+            batch.rows, batch.dead = batch.rows[len(chunk):], []
+            total.stored += result.stored
+            total.dead += result.dead
+        return total
+
+    def _pause_engine(self) -> None:
+        engine = getattr(self.crawler, "engine", None)
+        if engine is None:
+            return
+        logger.warning("storage: %d rows buffered, pausing the crawl until they are written",
+                       self.buffered)
+        self._inc("storage/backpressure_pauses")
+        engine.pause()
+        self._paused_engine = True
+
+    def _unpause_engine(self) -> None:
+        logger.info("storage: backlog written, resuming the crawl")
+        engine = self.crawler.engine
+        engine.unpause()
+        self._paused_engine = False
+        # The engine looks for requests again at its next tick; make that now.
+        # (_slot is the engine's private per-spider state in Scrapy 2.19.)
+        slot = getattr(engine, "_slot", None)
+        if slot is not None:
+            slot.nextcall.schedule()
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if self._stats is not None:
+            self._stats.inc_value(key, count)

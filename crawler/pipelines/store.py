@@ -1,0 +1,202 @@
+"""Idempotent batch writes to PostgreSQL: COPY into staging, then INSERT ... ON CONFLICT.
+
+`PostgresStore.write(rows)` stores one batch in one transaction: the rows are
+copied (binary COPY) into per-connection temporary staging tables and merged
+into `pages`, `links` and `items` with ``ON CONFLICT``, so a replayed batch or a
+re-crawled page leaves one row. If the batch fails for a reason that belongs to
+its rows (a NUL byte, bad encoding, a constraint), it is split in halves until
+the failing rows are alone; those go to `dead_letters` with their error and the
+rest is stored. A lost connection raises `StorageUnavailable`: the caller keeps
+the batch and retries. The store is blocking: the pipeline runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import psycopg
+
+from crawler.pipelines.errors import StorageError, StorageUnavailable
+from crawler.pipelines.rows import Kind, Row, payload_of
+
+logger = logging.getLogger(__name__)
+
+# Temporary staging tables, one set per connection, emptied at every commit.
+STAGING_DDL: Final = """
+CREATE TEMP TABLE IF NOT EXISTS cg_stage_pages (
+    url text COLLATE "C", final_url text COLLATE "C", status integer, content_type text,
+    title text, depth integer, fetched_at timestamptz, size bigint, content_hash text,
+    elapsed_ms integer, rendered boolean, error text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
+    source_url text COLLATE "C", target_url text COLLATE "C", count integer,
+    anchor_text text, nofollow boolean
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cg_stage_items (
+    fingerprint text, item_type text, url text COLLATE "C", data text
+) ON COMMIT DELETE ROWS;
+"""
+
+COPY: Final[dict[Kind, str]] = {
+    "page": "COPY cg_stage_pages FROM STDIN (FORMAT BINARY)",
+    "link": "COPY cg_stage_links FROM STDIN (FORMAT BINARY)",
+    "item": "COPY cg_stage_items FROM STDIN (FORMAT BINARY)",
+}
+COPY_TYPES: Final[dict[Kind, list[str]]] = {
+    "page": ["text", "text", "int4", "text", "text", "int4", "timestamptz", "int8", "text",
+             "int4", "bool", "text"],
+    "link": ["text", "text", "int4", "text", "bool"],
+    "item": ["text", "text", "text", "text"],
+}
+# A re-crawl replaces what is known of a page; unchanged rows are not rewritten.
+MERGE: Final[dict[Kind, str]] = {
+    "page": """
+INSERT INTO pages AS p (job_id, url, final_url, status, content_type, title, depth,
+                        fetched_at, size, content_hash, elapsed_ms, rendered, error)
+SELECT %(job_id)s, url, final_url, status, content_type, title, depth, fetched_at, size,
+       content_hash, elapsed_ms, rendered, error
+FROM cg_stage_pages
+ON CONFLICT (job_id, url) DO UPDATE SET
+    final_url = EXCLUDED.final_url, status = EXCLUDED.status,
+    content_type = EXCLUDED.content_type, title = EXCLUDED.title,
+    depth = LEAST(p.depth, EXCLUDED.depth), fetched_at = EXCLUDED.fetched_at,
+    size = EXCLUDED.size, content_hash = EXCLUDED.content_hash,
+    elapsed_ms = EXCLUDED.elapsed_ms, rendered = EXCLUDED.rendered, error = EXCLUDED.error
+""",
+    # count is set, never added to: a replayed page stores nothing twice.
+    "link": """
+INSERT INTO links AS l (job_id, source_url, target_url, count, anchor_text, nofollow)
+SELECT %(job_id)s, source_url, target_url, count, anchor_text, nofollow
+FROM cg_stage_links
+ON CONFLICT (job_id, source_url, target_url) DO UPDATE SET
+    count = EXCLUDED.count, anchor_text = EXCLUDED.anchor_text, nofollow = EXCLUDED.nofollow
+WHERE (l.count, l.anchor_text, l.nofollow)
+      IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.anchor_text, EXCLUDED.nofollow)
+""",
+    "item": """
+INSERT INTO items (job_id, fingerprint, item_type, url, data)
+SELECT %(job_id)s, fingerprint, item_type, url, data::jsonb
+FROM cg_stage_items
+ON CONFLICT (job_id, fingerprint) DO NOTHING
+""",
+}
+INSERT_DEAD_LETTER: Final = """
+INSERT INTO dead_letters (job_id, kind, payload, error) VALUES (%s, %s, %s, %s)
+"""
+_ORDER: Final[tuple[Kind, ...]] = ("page", "link", "item")
+
+
+@dataclass
+class WriteResult:
+    """What a batch became: rows stored and rows sent to dead_letters."""
+
+    stored: int = 0
+    dead: list[tuple[Kind, str, str]] = field(default_factory=list)
+
+
+class PostgresStore:
+    """Writes batches of rows for one job; blocking, one connection, reconnects."""
+
+    def __init__(self, database_url: str, job_id: str, *, connect_timeout: int = 5) -> None:
+        self.database_url = database_url
+        self.job_id = job_id
+        self.connect_timeout = connect_timeout
+        self._conn: psycopg.Connection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def write(self, rows: Sequence[Row], dead: Sequence[tuple[Kind, str, str]] = ()) -> WriteResult:
+        """Store `rows` (and already-rejected `dead` rows) for good; see the module docstring."""
+        try:
+            conn = self._connection()
+            result = WriteResult()
+            try:
+                self._write_rows(conn, rows)
+                result.stored = len(rows)
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError, UnicodeError) as exc:
+                if conn.broken:
+                    raise
+                conn.rollback()
+                self._isolate(conn, list(rows), exc, result)
+            result.dead[:0] = dead
+            if result.dead:
+                self._write_dead(conn, result.dead)
+            return result
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self.close()
+        if self._conn is None:
+            conn = psycopg.connect(self.database_url, connect_timeout=self.connect_timeout)
+            conn.execute(STAGING_DDL)
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _write_rows(self, conn: psycopg.Connection, rows: Sequence[Row]) -> None:
+        # One row per primary key: ON CONFLICT cannot touch a row twice in a statement.
+        by_kind: dict[Kind, dict] = {"page": {}, "link": {}, "item": {}}
+        for row in rows:
+            by_kind[row.kind][row.key] = row.values
+        with conn.transaction():
+            with conn.cursor() as cur:
+                for kind in _ORDER:
+                    values = by_kind[kind]
+                    if not values:
+                        continue
+                    with cur.copy(COPY[kind]) as copy:
+                        copy.set_types(COPY_TYPES[kind])
+                        for value in values.values():
+                            copy.write_row(value)
+                    cur.execute(MERGE[kind], {"job_id": self.job_id})
+
+    def _isolate(self, conn: psycopg.Connection, rows: list[Row], error: Exception,
+                 result: WriteResult) -> None:
+        """Store what can be stored; single failing rows become dead letters."""
+        if len(rows) == 1:
+            row = rows[0]
+            logger.warning("storage: %s row sent to dead_letters: %s", row.kind, error)
+            result.dead.append((row.kind, payload_of(row), _message(error)))
+            return
+        middle = len(rows) // 2
+        for half in (rows[:middle], rows[middle:]):
+            try:
+                self._write_rows(conn, half)
+                result.stored += len(half)
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError, UnicodeError) as exc:
+                if conn.broken:
+                    raise
+                conn.rollback()
+                self._isolate(conn, half, exc, result)
+
+    def _write_dead(self, conn: psycopg.Connection, dead: Sequence[tuple[Kind, str, str]]) -> None:
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(INSERT_DEAD_LETTER,
+                                [(self.job_id, kind, payload, error)
+                                 for kind, payload, error in dead])
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"Cannot write {len(dead)} dead letters for job {self.job_id}: {exc}",
+                hint="Check that the job row exists.",
+            ) from exc
+
+
+def _message(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:2000]

@@ -1,0 +1,150 @@
+"""StoragePipeline: batching, flush by time and on close, retry, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import psycopg
+
+from crawler.items import Link
+from crawler.pipelines import StoragePipeline
+from tests.test_pipeline_store import count, make_job
+
+
+def link(i: int) -> Link:
+    return Link(source_url="http://a.test/", target_url=f"http://a.test/{i}")
+
+
+def stored(database_url: str, job: str) -> int:
+    return count(database_url, "SELECT count(*) FROM links WHERE job_id=%s", job)
+
+
+def test_items_wait_for_their_batch_commit_and_close_flushes(database_url: str) -> None:
+    job = make_job(database_url)
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=10, flush_seconds=60)
+        await pipeline.open_spider()
+        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(25)]
+        for _ in range(100):  # bounded wait for the two full batches
+            if sum(t.done() for t in tasks) == 20:
+                break
+            await asyncio.sleep(0.05)
+        # Two full batches are committed; the last five wait for more rows or close.
+        assert sum(t.done() for t in tasks) == 20
+        assert stored(database_url, job) == 20
+        assert all(t.done() for t in tasks[:20]) and not any(t.done() for t in tasks[20:])
+        await pipeline.close_spider()
+        assert all(t.done() for t in tasks)
+        assert [t.result().target_url for t in tasks[20:]] == [link(i).target_url
+                                                               for i in range(20, 25)]
+
+    asyncio.run(scenario())
+    assert stored(database_url, job) == 25
+
+
+def test_a_lone_item_is_flushed_after_flush_seconds(database_url: str) -> None:
+    job = make_job(database_url)
+
+    async def scenario() -> float:
+        pipeline = StoragePipeline(database_url, job, batch_size=1000, flush_seconds=0.3)
+        await pipeline.open_spider()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await pipeline.process_item(link(1))
+        waited = loop.time() - start
+        # The row is committed by the time process_item returns.
+        assert stored(database_url, job) == 1
+        await pipeline.close_spider()
+        return waited
+
+    assert asyncio.run(scenario()) >= 0.25
+
+
+def test_database_down_keeps_the_batch_and_retries(database_url: str, caplog) -> None:
+    job = make_job(database_url)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=5, flush_seconds=0.1,
+                                   retry_max_seconds=0.5)
+        pipeline.store.database_url = f"postgresql://x:y@127.0.0.1:{dead_port}/none"
+        await pipeline.open_spider()
+        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(12)]
+        await asyncio.sleep(1.0)
+        assert not any(t.done() for t in tasks)
+        pipeline.store.database_url = database_url  # the database is back
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        await pipeline.close_spider()
+
+    with caplog.at_level(logging.WARNING, logger="crawler.pipelines.storage"):
+        asyncio.run(scenario())
+    assert "retrying" in caplog.text
+    assert stored(database_url, job) == 12
+
+
+class _Engine:
+    """Records pause/unpause calls (the pipeline's only use of the engine)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def unpause(self) -> None:
+        self.calls.append("unpause")
+
+
+class _Crawler:
+    stats = None
+
+    def __init__(self) -> None:
+        self.engine = _Engine()
+
+
+def test_full_buffer_pauses_the_engine_until_written(database_url: str) -> None:
+    job = make_job(database_url)
+    crawler = _Crawler()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=10, flush_seconds=0.05,
+                                   buffer_max_rows=30, retry_max_seconds=0.2, crawler=crawler)
+        pipeline.store.database_url = f"postgresql://x:y@127.0.0.1:{dead_port}/none"
+        await pipeline.open_spider()
+        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(40)]
+        await asyncio.sleep(0.5)
+        assert crawler.engine.calls == ["pause"]
+        pipeline.store.database_url = database_url
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        assert crawler.engine.calls == ["pause", "unpause"]
+        await pipeline.close_spider()
+
+    asyncio.run(scenario())
+    assert stored(database_url, job) == 40
+
+
+def test_poison_item_does_not_hold_back_the_batch(database_url: str) -> None:
+    job = make_job(database_url)
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=4, flush_seconds=5)
+        await pipeline.open_spider()
+        items = [link(1), Link(source_url="http://a.test/", target_url="mailto:x@a.test"),
+                 link(2), Link(source_url="http://a.test/", target_url="http://a.test/\x00")]
+        await asyncio.wait_for(asyncio.gather(*(pipeline.process_item(i) for i in items)), 20)
+        await pipeline.close_spider()
+
+    asyncio.run(scenario())
+    assert stored(database_url, job) == 2
+    with psycopg.connect(database_url) as conn:
+        errors = [r[0] for r in conn.execute("SELECT error FROM dead_letters ORDER BY id")]
+    assert len(errors) == 2
+    assert any("invalid link" in e for e in errors) and any("0x00" in e for e in errors)

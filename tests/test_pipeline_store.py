@@ -1,0 +1,116 @@
+"""PostgresStore: COPY staging + ON CONFLICT, idempotence, poison rows (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from crawler.items import Link, Page
+from crawler.pipelines.errors import StorageUnavailable
+from crawler.pipelines.rows import RowError, to_row
+from crawler.pipelines.store import PostgresStore
+
+
+def make_job(database_url: str) -> str:
+    job_id = str(uuid.uuid4())
+    with psycopg.connect(database_url) as conn:
+        user = conn.execute(
+            "INSERT INTO users (username, password_hash) VALUES (%s, 'x') RETURNING id",
+            (f"t{job_id[:8]}",),
+        ).fetchone()[0]
+        conn.execute("INSERT INTO jobs (id, owner_id, spider) VALUES (%s, %s, 'follow')",
+                     (job_id, user))
+    return job_id
+
+
+def page(url: str, **kw) -> Page:
+    return Page(url=url, final_url=url, status=200, fetched_at=datetime.now(UTC), **kw)
+
+
+def count(database_url: str, sql: str, *args) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql, args).fetchone()[0]
+
+
+def test_batch_is_stored_once_even_when_replayed(database_url: str) -> None:
+    job = make_job(database_url)
+    store = PostgresStore(database_url, job)
+    rows = [to_row(page(f"http://a.test/{i}", title=f"t{i}", size=10)) for i in range(50)]
+    rows += [to_row(Link(source_url="http://a.test/0", target_url=f"http://a.test/{i}",
+                         anchor_text="x", count=2)) for i in range(50)]
+    rows.append(to_row({"url": "http://a.test/0", "price": 3}))
+    # The same page twice in one batch: the last one wins, no conflict error.
+    rows.append(to_row(page("http://a.test/0", title="again")))
+    assert store.write(rows).stored == len(rows)
+    assert store.write(rows).stored == len(rows)  # a replayed batch
+    store.close()
+    assert count(database_url, "SELECT count(*) FROM pages WHERE job_id=%s", job) == 50
+    assert count(database_url, "SELECT count(*) FROM links WHERE job_id=%s", job) == 50
+    assert count(database_url, "SELECT sum(count) FROM links WHERE job_id=%s", job) == 100
+    assert count(database_url, "SELECT count(*) FROM items WHERE job_id=%s", job) == 1
+    with psycopg.connect(database_url) as conn:
+        title = conn.execute("SELECT title FROM pages WHERE url='http://a.test/0'").fetchone()
+        data = conn.execute("SELECT item_type, data FROM items").fetchone()
+    assert title == ("again",)
+    assert data == ("dict", {"url": "http://a.test/0", "price": 3})
+
+
+@pytest.mark.parametrize(
+    ("poison", "error"),
+    [
+        (Link(source_url="http://a.test/0", target_url="http://a.test/nul", anchor_text="a\x00b"),
+         "0x00"),
+        (Link(source_url="http://a.test/0", target_url="http://a.test/bad",
+              anchor_text="bad \udcff encoding"), "UnicodeEncodeError"),
+        # Refused by PostgreSQL in the merge, not in the COPY: jsonb has no \u0000.
+        ({"url": "http://a.test/j", "text": "a\x00b"}, "UntranslatableCharacter"),
+    ],
+)
+def test_poison_row_goes_to_dead_letters_and_the_rest_is_stored(
+    database_url: str, poison, error: str
+) -> None:
+    job = make_job(database_url)
+    store = PostgresStore(database_url, job)
+    good = [to_row(Link(source_url="http://a.test/0", target_url=f"http://a.test/{i}"))
+            for i in range(40)]
+    rows = good[:17] + [to_row(poison)] + good[17:]
+    result = store.write(rows)
+    store.close()
+    assert result.stored == 40
+    assert len(result.dead) == 1
+    assert count(database_url, "SELECT count(*) FROM links WHERE job_id=%s", job) == 40
+    with psycopg.connect(database_url) as conn:
+        dead = conn.execute(
+            "SELECT job_id::text, kind, payload, error FROM dead_letters").fetchall()
+    assert len(dead) == 1
+    assert dead[0][0] == job and dead[0][1] == to_row(poison).kind
+    assert error in dead[0][3]
+    assert "http://a.test/" in dead[0][2]
+    assert count(database_url, "SELECT count(*) FROM items WHERE job_id=%s", job) == 0
+
+
+def test_invalid_items_are_refused_before_the_database() -> None:
+    with pytest.raises(RowError, match="invalid link"):
+        to_row(Link(source_url="ftp://a.test/", target_url="http://a.test/"))
+    with pytest.raises(RowError, match="invalid page"):
+        to_row(Page(url="http://a.test/", final_url="http://a.test/", status=1000,
+                    fetched_at=datetime.now(UTC)))
+    with pytest.raises(RowError, match="invalid page"):
+        to_row(page("http://a.test/", elapsed_ms=2**31))  # would wrap in a binary int4
+    with pytest.raises(RowError, match="not an item"):
+        to_row(object())
+
+
+def test_unreachable_database_raises_storage_unavailable(database_url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = PostgresStore(f"postgresql://x:y@127.0.0.1:{port}/db", str(uuid.uuid4()),
+                          connect_timeout=2)
+    with pytest.raises(StorageUnavailable):
+        store.write([to_row(page("http://a.test/"))])
