@@ -1,0 +1,113 @@
+"""JavaScript rendering with scrapy-playwright and the system's Chromium.
+
+A spider's `render_js` argument decides:
+
+- `never`: plain HTTP only (the Playwright handler is not even installed);
+- `always`: every request is rendered in Chromium;
+- `auto`: pages are fetched plainly, and one is fetched again through
+  Chromium when its static HTML has no links and no body text, or lacks the
+  spider's `render_selector`.
+
+`configure` installs the Playwright download handler for a spider that may
+render (only then: the handler starts a Playwright driver); requests not
+marked with `mark` still go through Scrapy's HTTP handler. The browser is
+Debian's Chromium (`CRAWLGRAPH_CHROMIUM`, default `/usr/bin/chromium`),
+launched with the options that work without a sandbox or GPU; Playwright
+never downloads a browser of its own. Memory stays flat: one browser, at most
+`PLAYWRIGHT_MAX_CONTEXTS` contexts and `PLAYWRIGHT_MAX_PAGES_PER_CONTEXT`
+pages, every page closed after use, and images, media and fonts (and any
+subresource on a refused private address) never fetched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy.http import Request, Response, TextResponse
+from scrapy.settings import Settings
+
+from crawler.middlewares.addressguard import address_reason, private_networks_allowed
+
+HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+_SKIPPED_RESOURCES = {"image", "media", "font"}
+_ALLOW_PRIVATE = False
+
+
+def configure(settings: Settings, render_js: str) -> None:
+    """Install Playwright's download handler and options when this spider may render."""
+    global _ALLOW_PRIVATE
+    if render_js == "never":
+        return
+    _ALLOW_PRIVATE = private_networks_allowed(settings.get("CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS"))
+    handlers = dict(settings.getdict("DOWNLOAD_HANDLERS"))
+    handlers.update({"http": HANDLER, "https": HANDLER})
+    settings.set("DOWNLOAD_HANDLERS", handlers, priority="spider")
+    executable = settings.get("CRAWLGRAPH_CHROMIUM") or CHROMIUM
+    defaults = {
+        "PLAYWRIGHT_BROWSER_TYPE": "chromium",
+        "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": executable, "args": CHROMIUM_ARGS,
+                                      "headless": True},
+        "PLAYWRIGHT_MAX_CONTEXTS": 1,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
+        "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": 30_000,
+        "PLAYWRIGHT_ABORT_REQUEST": "crawler.rendering.abort_request",
+    }
+    for name, value in defaults.items():
+        # A project or command-line value wins over these defaults.
+        if settings.getpriority(name) in (None, 0):
+            settings.set(name, value, priority="spider")
+
+
+def mark(meta: dict[str, Any]) -> dict[str, Any]:
+    """Mark a request's meta for rendering in Chromium."""
+    meta["playwright"] = True
+    return meta
+
+
+def is_marked(meta: dict[str, Any]) -> bool:
+    return bool(meta.get("playwright"))
+
+
+def render_request(request: Request) -> Request:
+    """The same request again, rendered this time (not filtered as a duplicate)."""
+    return request.replace(meta=mark(dict(request.meta)), dont_filter=True)
+
+
+def needs_render(response: Response, render_js: str, selector: str | None = None) -> bool:
+    """`auto` mode: should this plainly fetched page be rendered?"""
+    if render_js != "auto" or is_marked(response.meta):
+        return False
+    if not isinstance(response, TextResponse):
+        return False
+    if b"html" not in (response.headers.get(b"Content-Type") or b"text/html").lower():
+        return False
+    if response.status >= 300:
+        return False
+    if selector:
+        return not response.css(selector)
+    has_links = bool(response.xpath("//a[@href] | //area[@href]"))
+    text = "".join(response.xpath(
+        "//body//text()[not(ancestor::script) and not(ancestor::style)"
+        " and not(ancestor::noscript)]").getall())
+    return not has_links and not text.strip()
+
+
+def abort_request(request: Any) -> bool:
+    """PLAYWRIGHT_ABORT_REQUEST: skip heavy subresources and private-address targets."""
+    if request.resource_type in _SKIPPED_RESOURCES:
+        return True
+    if _ALLOW_PRIVATE:
+        return False
+    host = urlsplit(request.url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return address_reason(ipaddress.ip_address(host.strip("[]"))) is not None
+    except ValueError:
+        return False  # a name: the navigation itself went through the guard
