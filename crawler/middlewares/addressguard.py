@@ -8,6 +8,8 @@ passes through the downloader middlewares again.
 
 On by default; turned off (everything allowed) by the environment variable
 `ALLOW_PRIVATE_NETWORKS=1` or the setting `CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS`.
+`CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS` (a list of CIDR networks) lets
+chosen private networks through while the guard stays on for the rest.
 `is_refused_address` / `refused_reason` are the same check for other callers
 (the job API validates submitted URLs with it).
 """
@@ -19,6 +21,7 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -30,6 +33,7 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
              ipaddress.ip_address("100.100.100.200")}
 _TRUE = {"1", "true", "yes", "on"}
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class AddressRefused(IgnoreRequest):
@@ -75,21 +79,25 @@ def resolve_host(host: str, port: int | None = None) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def refused_reason(url: str) -> str | None:
+def refused_reason(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
     """Why a URL's target may not be crawled, or None. Resolves the host name (blocking).
 
-    A host that does not resolve is not refused here (the download fails on its own).
+    `allowed` networks are let through. A host that does not resolve is not
+    refused here (the download fails on its own).
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if host.rstrip(".").lower() == "localhost" or host.endswith(".localhost"):
-        return f"{host} is loopback"
     try:
         addresses = resolve_host(host, parts.port)
     except (OSError, UnicodeError):
+        if host.rstrip(".").lower() == "localhost" or host.endswith(".localhost"):
+            return f"{host} is loopback"
         return None
     for address in addresses:
-        reason = address_reason(address)
+        ip = ipaddress.ip_address(address)
+        if any(ip in net for net in allowed):
+            continue
+        reason = address_reason(ip)
         if reason:
             return f"{host} resolves to {address} ({reason})"
     return None
@@ -105,17 +113,21 @@ def private_networks_allowed(settings_value: object = None) -> bool:
 class AddressGuardMiddleware:
     """Downloader middleware refusing requests to private-network targets."""
 
-    def __init__(self, crawler: Crawler, cache_seconds: float) -> None:
+    def __init__(self, crawler: Crawler, cache_seconds: float,
+                 allowed: Sequence[IPNetwork] = ()) -> None:
         self.crawler = crawler
         self.cache_seconds = cache_seconds
+        self.allowed = list(allowed)
         self._cache: dict[str, tuple[float, str | None]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if private_networks_allowed(crawler.settings.get("CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS")):
             raise NotConfigured("private networks are allowed")
+        allowed = [ipaddress.ip_network(n, strict=False) for n in
+                   crawler.settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
         return cls(crawler, crawler.settings.getfloat("CRAWLGRAPH_ADDRESSGUARD_CACHE_SECONDS",
-                                                      300))
+                                                      300), allowed)
 
     async def process_request(self, request: Request) -> None:
         parts = urlsplit(request.url)
@@ -125,7 +137,7 @@ class AddressGuardMiddleware:
         cached = self._cache.get(key)
         if cached is None or cached[0] < time.monotonic():
             # getaddrinfo blocks: run it off the event loop.
-            reason = await asyncio.to_thread(refused_reason, request.url)
+            reason = await asyncio.to_thread(refused_reason, request.url, self.allowed)
             cached = (time.monotonic() + self.cache_seconds, reason)
             self._cache[key] = cached
         if cached[1] is not None:
