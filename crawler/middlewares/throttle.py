@@ -240,6 +240,9 @@ class ThrottleMiddleware:
         self.backoff_base = s.getfloat("CRAWLGRAPH_THROTTLE_BACKOFF_BASE", 1.0)
         self.pause_statuses = {int(x) for x in s.getlist("CRAWLGRAPH_THROTTLE_PAUSE_STATUSES",
                                                          [429, 503])}
+        # Start times are spaced exactly; a request's arrival at the server varies
+        # by a few milliseconds (connection set-up), so a Crawl-delay gets a margin.
+        self.slack = s.getfloat("CRAWLGRAPH_THROTTLE_SLACK", 0.05)
         self.lease = s.getfloat("DOWNLOAD_TIMEOUT", 180) + 30
         self.shared = s.getbool("CRAWLGRAPH_THROTTLE_SHARED", True)
         self.redis_url = s.get("CRAWLGRAPH_REDIS_URL") or os.environ.get("REDIS_URL")
@@ -267,7 +270,8 @@ class ThrottleMiddleware:
     # -- hooks for other components -------------------------------------------------
     async def set_crawl_delay(self, url: str, seconds: float) -> None:
         """A host's minimum delay from robots.txt (`Crawl-delay`)."""
-        await self.state.set_field(host_key(url), "crawl_delay", min(seconds, self.max_delay))
+        await self.state.set_field(host_key(url), "crawl_delay",
+                                   min(seconds, self.max_delay) + self.slack)
 
     async def slow_down(self, url: str, factor: float = 2.0, floor: float = 1.0) -> float:
         """Multiply a host's delay (a block was detected); returns the new delay."""
