@@ -70,8 +70,8 @@ def run_claimed(
     summary["links_read"] = links_read
     timings.update({f"metric.{k}": round(v, 6) for k, v in metric_times.items()})
     path = timed("save", lambda: store.save_graph(home, claim.id, g))
-    stored = timed("store_nodes",
-                   lambda: store.finish(conn, claim, g, path, timings, summary))
+    step("store_nodes")
+    stored = store.finish(conn, claim, g, path, timings, summary)
     return {"nodes": g.num_vertices(), "edges": g.num_edges(), "timings": timings,
             "summary": summary, "stored": stored, "graph": g}
 

@@ -14,6 +14,7 @@ marks the build done; the graph itself is saved as
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from graphs.errors import GraphNotFound, GraphNotReady
+from graphs.errors import GraphNotFound, GraphNotReady, InvalidGraphRequest
 from graphs.exports import CHUNK, node_columns
-from graphs.models import NODE_COLUMNS, GraphBuildRequest
+from graphs.models import METRICS, NODE_COLUMNS, GraphBuildRequest
 
 NOTIFY_CHANNEL = "crawlgraph_graph_builds"
 GRAPHS_DIR = "graphs"
@@ -86,6 +87,10 @@ SET status = 'done', node_count = %(nodes)s, edge_count = %(edges)s, timings = %
     summary = %(summary)s, path = %(path)s, step = NULL, error = NULL,
     heartbeat_at = now(), finished_at = now(), updated_at = now()
 WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'running'
+"""
+LOCK_CLAIM = """
+SELECT 1 FROM graph_builds
+WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'running' FOR UPDATE
 """
 FAIL = """
 UPDATE graph_builds
@@ -210,24 +215,28 @@ def _node_lines(g: gt.Graph, build_id: uuid.UUID, columns: list[str]) -> Iterato
 
 def finish(conn: psycopg.Connection, claim_: Claim, g: gt.Graph, path: str,
            timings: dict[str, float], summary: dict[str, Any]) -> bool:
-    """Store the nodes and mark the build done, in one transaction; False if it was not ours."""
+    """Store the nodes and mark the build done, in one transaction; False if it was not ours.
+
+    Adds `store_nodes` (seconds) to `timings`.
+    """
     columns = node_columns(g)
     fields = sql.SQL(", ").join(sql.Identifier(c) for c in ("build_id", "node_id", "label",
                                                             *columns))
     with conn.transaction():
-        cur = conn.execute(FINISH, {
+        held = conn.execute(LOCK_CLAIM, {"id": claim_.id, "attempt": claim_.attempt}).fetchone()
+        if held is None:
+            return False
+        started = time.perf_counter()
+        conn.execute(DELETE_NODES, (claim_.id,))
+        with conn.cursor() as cur, cur.copy(sql.SQL(_COPY_NODES).format(fields)) as copy:
+            for chunk in _node_lines(g, claim_.id, columns):
+                copy.write(chunk)
+        timings["store_nodes"] = round(time.perf_counter() - started, 6)
+        conn.execute(FINISH, {
             "id": claim_.id, "attempt": claim_.attempt, "nodes": g.num_vertices(),
             "edges": g.num_edges(), "timings": Jsonb(timings), "summary": Jsonb(summary),
             "path": path,
         })
-        if cur.rowcount != 1:
-            return False
-        conn.execute(DELETE_NODES, (claim_.id,))
-        with conn.cursor() as copy_cur, copy_cur.copy(
-            sql.SQL(_COPY_NODES).format(fields)
-        ) as copy:
-            for chunk in _node_lines(g, claim_.id, columns):
-                copy.write(chunk)
     return True
 
 
@@ -292,3 +301,41 @@ def save_graph(home: Path, build_id: uuid.UUID, g: gt.Graph) -> str:
     g.save(os.fspath(tmp))
     os.replace(tmp, path)
     return str(path.relative_to(Path(home)))
+
+
+SELECT_JOB_OWNER = "SELECT owner_id FROM jobs WHERE id = %s"
+_SELECT_NODES = """
+SELECT {fields} FROM graph_nodes WHERE build_id = %(id)s
+ORDER BY {sort} {order} NULLS LAST, node_id
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+SORT_KEYS = ("node_id", "label") + NODE_COLUMNS
+
+
+def nodes_query(build: dict[str, Any], sort: str, order: str) -> sql.Composed:
+    """The SELECT of a build's nodes sorted by `sort`; InvalidGraphRequest for a bad key."""
+    if sort not in SORT_KEYS:
+        raise InvalidGraphRequest(f"Cannot sort nodes by {sort!r}.",
+                                  hint=f"Use one of: {', '.join(SORT_KEYS)}.")
+    if order not in ("asc", "desc"):
+        raise InvalidGraphRequest(f"Unknown order {order!r}.", hint="Use asc or desc.")
+    metric = next((m for m, cols in METRICS.items() if sort in cols), None)
+    if metric is not None and metric not in build["metrics"]:
+        raise InvalidGraphRequest(
+            f"Build {build['id']} did not compute {metric!r}, so it cannot sort by {sort!r}.",
+            hint=f"Its metrics: {', '.join(build['metrics']) or 'none'}; "
+            f"start a build with {metric!r}.")
+    return sql.SQL(_SELECT_NODES).format(
+        fields=sql.SQL(", ").join(sql.Identifier(f) for f in NODE_FIELDS),
+        sort=sql.Identifier(sort),
+        order=sql.SQL("DESC" if order == "desc" else "ASC"),
+    )
+
+
+def top_nodes(conn: psycopg.Connection, build: dict[str, Any], sort: str = "pagerank",
+              order: str = "desc", limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+    """A page of a finished build's nodes, sorted, as dicts of `NODE_FIELDS`."""
+    require_done(build)
+    query = nodes_query(build, sort, order)
+    rows = conn.execute(query, {"id": build["id"], "limit": limit, "offset": offset}).fetchall()
+    return [dict(zip(NODE_FIELDS, row, strict=True)) for row in rows]

@@ -1,0 +1,212 @@
+"""`crawlgraph graph build | export | top | show` and `crawlgraph graph-worker`.
+
+These commands work on the database named by the settings (`DATABASE_URL`,
+or the local stack's) and the graph files under the data directory, as the
+operator of this installation: a build belongs to the owner of the job it
+is built from.
+
+    crawlgraph graph build JOB --level host --wait
+    crawlgraph graph export BUILD --format gexf -o site.gexf
+    crawlgraph graph top BUILD --by pagerank --limit 20
+    crawlgraph graph-worker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+
+import msgspec
+import psycopg
+
+from graphs import store
+from graphs.errors import GraphBuildFailed, GraphError, GraphNotFound
+from graphs.exports import exporter, write_chunks
+from graphs.models import DEFAULT_METRICS, EXPORT_FORMATS, LEVELS, METRICS, GraphBuildRequest
+from graphs.pipeline import build_now
+from graphs.worker import Worker, WorkerConfig
+from jobapi.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    graph = subparsers.add_parser("graph", help="build, export and query hyperlink graphs")
+    sub = graph.add_subparsers(dest="graph_command", metavar="COMMAND", required=True)
+
+    build = sub.add_parser("build", help="build the graph of a crawl job")
+    build.add_argument("job", nargs="+", help="job id (several: one graph of all their links)")
+    build.add_argument("--level", choices=LEVELS, default="page")
+    build.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                       help=f"comma-separated, of: {', '.join(METRICS)}")
+    build.add_argument("--crawled-only", action="store_true",
+                       help="leave out link targets that were never fetched")
+    build.add_argument("--self-loops", action="store_true", help="keep links to the same node")
+    build.add_argument("--no-nofollow", action="store_true", help="leave out nofollow links")
+    build.add_argument("--damping", type=float, default=0.85, help="PageRank damping")
+    mode = build.add_mutually_exclusive_group()
+    mode.add_argument("--wait", action="store_true", help="wait until a worker has built it")
+    mode.add_argument("--inline", action="store_true",
+                      help="build in this process instead of queueing it for a worker")
+    build.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits")
+    build.set_defaults(func=cmd_build)
+
+    export = sub.add_parser("export", help="write a finished build as a file")
+    export.add_argument("build")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="gexf")
+    export.add_argument("--table", choices=("nodes", "edges"), default="nodes",
+                        help="for --format csv: which table")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    top = sub.add_parser("top", help="the top nodes of a finished build by a metric")
+    top.add_argument("build")
+    top.add_argument("--by", default="pagerank", help="a graph_nodes column, e.g. pagerank")
+    top.add_argument("--limit", type=int, default=20)
+    top.add_argument("--asc", action="store_true", help="smallest first")
+    top.set_defaults(func=cmd_top)
+
+    show = sub.add_parser("show", help="a build's status, counts, timings and summary (JSON)")
+    show.add_argument("build")
+    show.set_defaults(func=cmd_show)
+
+    worker = subparsers.add_parser("graph-worker", help="run the graph build worker")
+    worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--poll", type=float, default=2.0, help="seconds between queue polls")
+    worker.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
+    worker.add_argument("--stale-after", type=float, default=60.0,
+                        help="seconds without a heartbeat after which a running build is retried")
+    worker.set_defaults(func=cmd_worker)
+
+
+def _job_ids(values: list[str]) -> list[uuid.UUID]:
+    try:
+        return [uuid.UUID(v) for v in values]
+    except ValueError:
+        raise GraphNotFound(f"{values} is not a list of job ids.",
+                            hint="Give job ids (UUIDs) as shown by the job API.") from None
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    jobs = _job_ids(args.job)
+    request = GraphBuildRequest(
+        level=args.level,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        include_uncrawled=not args.crawled_only,
+        self_loops=args.self_loops,
+        nofollow=not args.no_nofollow,
+        damping=args.damping,
+        extra_jobs=jobs[1:],
+    ).validate()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        owners = {}
+        for job in jobs:
+            row = conn.execute(store.SELECT_JOB_OWNER, (job,)).fetchone()
+            if row is None:
+                raise GraphNotFound(f"No job {job}.", hint="Check the id with the job API.")
+            owners[job] = row[0]
+        owner = owners[jobs[0]]
+        if args.inline:
+            conn.close()
+            build_id = build_now(settings.database_url, settings.home, owner, jobs, request)
+        else:
+            build_id = store.create_build(conn, owner, jobs, request)
+    print(build_id)
+    if args.wait:
+        return _wait(settings, build_id, args.timeout)
+    return 0
+
+
+def _wait(settings: Settings, build_id: uuid.UUID, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        last = None
+        while True:
+            build = store.get_build(conn, build_id)
+            state = (build["status"], build["step"])
+            if state != last:
+                print(f"crawlgraph: build {build_id}: {build['status']}"
+                      + (f" ({build['step']})" if build["step"] else ""), file=sys.stderr)
+                last = state
+            if build["status"] == "done":
+                print(f"crawlgraph: {build['node_count']} nodes, {build['edge_count']} edges",
+                      file=sys.stderr)
+                return 0
+            if build["status"] == "failed":
+                raise GraphBuildFailed(f"Build {build_id} failed: {build['error']}")
+            if time.monotonic() > deadline:
+                raise GraphError(
+                    f"Build {build_id} is still {build['status']} after {timeout:g} s.",
+                    hint="Is a graph worker running? (`crawlgraph status`)")
+            time.sleep(0.5)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        build = store.get_build(conn, args.build)
+    g = store.load_graph(settings.home, build)
+    chunks = exporter(args.format, args.table)(g)
+    if args.output:
+        write_chunks(chunks, args.output)
+        print(f"crawlgraph: wrote {args.output}", file=sys.stderr)
+    else:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        build = store.get_build(conn, args.build)
+        rows = store.top_nodes(conn, build, args.by, "asc" if args.asc else "desc", args.limit)
+    print(f"{'RANK':>4}  {args.by.upper():>14}  LABEL")
+    for rank, row in enumerate(rows, 1):
+        value = row[args.by]
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        print(f"{rank:>4}  {shown:>14}  {row['label']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        build = store.get_build(conn, args.build)
+    build.pop("owner_id", None)
+    print(json.dumps(msgspec.to_builtins(build), indent=2))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s graph-worker %(message)s")
+    worker = Worker(settings.database_url, settings.home, WorkerConfig(
+        poll_seconds=args.poll, heartbeat_every=args.heartbeat, stale_after=args.stale_after))
+    worker.install_signal_handlers()
+    worker.run(once=args.once)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run only the graph commands (`python -m graphs.cli ...`), as `crawlgraph` would."""
+    from jobapi.errors import CrawlgraphError
+
+    parser = argparse.ArgumentParser(prog="crawlgraph")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CrawlgraphError as exc:
+        print(f"crawlgraph: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"crawlgraph: {exc.hint}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
