@@ -1,0 +1,127 @@
+"""Throttling: Retry-After pauses, backoff, concurrency and delays shared through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from crawler.middlewares.throttle import (
+    LocalThrottleState,
+    RedisThrottleState,
+    parse_retry_after,
+)
+from tests.crawlrun import run_crawl
+
+SITE = "crawler.spiders.site.SiteSpider"
+LOOPBACK = {"CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS": True}
+
+
+def test_429_with_retry_after_pauses_the_host(mock_server):
+    server = mock_server(pages=6, links_per_page=1, faults={"/p/2": [429]}, retry_after=2)
+    result = run_crawl(SITE, {"start_urls": server.start_url}, LOOPBACK)
+    assert len(result.pages) == 6 and all(p["status"] == 200 for p in result.pages)
+    log = [r for r in server.requests() if r.path.startswith("/p/")]
+    first_429 = next(i for i, r in enumerate(log) if r.path == "/p/2")
+    after = log[first_429 + 1]
+    assert after.time - log[first_429].time >= 2.0
+    assert result.stats["throttle/paused/429"] == 1
+
+
+def test_503_without_retry_after_backs_off(mock_server):
+    server = mock_server(pages=3, links_per_page=1, faults={"/p/1": [503, 503]})
+    result = run_crawl(SITE, {"start_urls": server.start_url},
+                       {**LOOPBACK, "CRAWLGRAPH_THROTTLE_BACKOFF_BASE": 0.4})
+    assert len(result.pages) == 3
+    times = [r.time for r in server.requests() if r.path == "/p/1"]
+    assert len(times) == 3
+    # Exponential: the second pause (base * 2, with jitter >= 1) is longer than base.
+    assert times[1] - times[0] >= 0.4 and times[2] - times[1] >= 0.8
+
+
+def test_min_delay_and_concurrency_limit(mock_server):
+    server = mock_server(pages=8, links_per_page=4, seed=2)
+    run_crawl(SITE, {"start_urls": server.start_url},
+              {**LOOPBACK, "CRAWLGRAPH_THROTTLE_MIN_DELAY": 0.3})
+    times = sorted(r.time for r in server.requests() if r.path.startswith("/p/"))
+    assert len(times) == 8
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.29
+
+
+def test_retry_after_parsing():
+    assert parse_retry_after(b"2", 300) == 2.0
+    assert parse_retry_after(b"9999", 300) == 300.0
+    assert parse_retry_after(b"nonsense", 300) is None
+    assert parse_retry_after(None, 300) is None
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
+    assert 25 <= parse_retry_after(date, 300) <= 31
+
+
+def _reserve(state, n: int, min_delay: float) -> list[float]:
+    async def go() -> list[float]:
+        waits = []
+        for i in range(n):
+            waits.append(await state.acquire("h:1", min_delay, 0, f"t{i}", 60))
+        return waits
+    return asyncio.run(go())
+
+
+def test_redis_state_is_shared_between_workers(redis_url):
+    job = str(uuid.uuid4())
+
+    async def scenario() -> tuple[list[float], float, int]:
+        one, two = RedisThrottleState(redis_url, job), RedisThrottleState(redis_url, job)
+        try:
+            # Two workers reserving alternately get slots 0.5 s apart from each other.
+            waits = []
+            for i in range(4):
+                state = one if i % 2 == 0 else two
+                waits.append(await state.acquire("h:1", 0.5, 0, f"t{i}", 60))
+            # A pause set by one worker holds the other back.
+            await one.pause("h:2", 3.0, 1.0, 300)
+            paused = await two.acquire("h:2", 0.0, 0, "p", 60)
+            # Concurrency: two in flight on h:3, the third must wait for a release.
+            await one.acquire("h:3", 0.0, 2, "a", 60)
+            await two.acquire("h:3", 0.0, 2, "b", 60)
+            full = await one.acquire("h:3", 0.0, 2, "c", 60)
+            await two.release("h:3", "a")
+            free = await one.acquire("h:3", 0.0, 2, "c", 60)
+            return waits, paused, (full, free)
+        finally:
+            await one.close()
+            await two.close()
+
+    waits, paused, (full, free) = asyncio.run(scenario())
+    assert waits[0] < 0.05
+    for i in range(1, 4):
+        assert abs(waits[i] - 0.5 * i) < 0.1, waits
+    assert 2.9 <= paused <= 3.05
+    assert full == -1 and free >= 0
+
+
+def test_other_job_does_not_share(redis_url):
+    async def scenario() -> list[float]:
+        a = RedisThrottleState(redis_url, str(uuid.uuid4()))
+        b = RedisThrottleState(redis_url, str(uuid.uuid4()))
+        try:
+            return [await a.acquire("h:1", 5, 0, "x", 60), await b.acquire("h:1", 5, 0, "y", 60)]
+        finally:
+            await a.close()
+            await b.close()
+
+    assert max(asyncio.run(scenario())) < 0.05
+
+
+def test_local_state_adapts_to_latency():
+    state = LocalThrottleState()
+
+    async def go() -> list[float]:
+        out = []
+        for _ in range(5):
+            out.append(await state.adapt("h:1", 2.0, 4.0, 0.0, 60.0, True))
+        out.append(await state.adapt("h:1", 0.0, 4.0, 0.0, 60.0, False))  # errors never speed up
+        return out
+
+    delays = asyncio.run(go())
+    assert delays[0] == 0.5 and all(d == 0.5 for d in delays)
+    assert _reserve(LocalThrottleState(), 3, 0.2)[2] >= 0.39
