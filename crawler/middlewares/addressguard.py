@@ -57,9 +57,11 @@ def address_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address)
         return "multicast"
     if ip.is_unspecified:
         return "unspecified"
+    if ip.is_reserved:
+        return "reserved"
     if ip.is_private:
         return "private"
-    if ip.is_reserved or not ip.is_global:
+    if not ip.is_global:
         return "reserved"
     return None
 
