@@ -68,6 +68,10 @@ def request_from_bytes(payload: bytes, spider: Spider | None = None) -> Request:
             raise FrontierError(f"Request class {cls_path!r} is not allowed in the frontier.")
         if not issubclass(load_object(cls_path), Request):
             raise FrontierError(f"{cls_path!r} is not a Request class.")
+    if spider is None:
+        # Without the spider, callback names cannot be resolved (inspection only).
+        data.pop("callback", None)
+        data.pop("errback", None)
     return request_from_dict(data, spider=spider)
 
 

@@ -1,0 +1,197 @@
+"""Job state and live stats in the `jobs` row.
+
+Switch it on with ``EXTENSIONS = {"crawler.extensions.JobStateExtension": 500}``
+(on in `crawler.settings`); it needs a job id (spider argument ``job_id`` or
+``CRAWLGRAPH_JOB_ID``) and ``CRAWLGRAPH_DATABASE_URL`` (else env
+``DATABASE_URL``), and turns itself off without them. ``CRAWLGRAPH_STATS_INTERVAL``
+(seconds, default 5) sets how often live stats are written.
+
+When a worker opens, the job becomes ``running``. Every interval the worker's
+stats (pages, items, errors, bytes, pages/s, queue length, leases in flight,
+rows stored, dead letters) are merged into ``jobs.stats``: under
+``workers.<worker id>`` and summed at the top level. When a worker closes:
+
+- reason ``finished``: if no other worker is alive and the frontier holds no
+  queued or leased request, the job is ``finished`` and its frontier is cleared;
+  otherwise the other workers finish it;
+- ``paused``: the job is ``paused`` (its frontier stays);
+- ``shutdown`` or ``cancelled``: the job is ``cancelled``;
+- anything else: the job is ``failed`` with the reason as its error.
+
+A job the API has already cancelled stays cancelled. Database writes run in a
+thread, never on the reactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, Final
+
+import psycopg
+import redis
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from crawler.frontier.queue import JobFrontier
+
+logger = logging.getLogger(__name__)
+
+MARK_RUNNING: Final = """
+UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+WHERE id = %s AND status IN ('pending', 'running', 'paused')
+"""
+LOCK_STATS: Final = "SELECT stats FROM jobs WHERE id = %s FOR UPDATE"
+WRITE_STATS: Final = "UPDATE jobs SET stats = %s, updated_at = now() WHERE id = %s"
+FINISH: Final = """
+UPDATE jobs SET status = %(status)s, close_reason = %(reason)s, error = %(error)s,
+       finished_at = CASE WHEN %(status)s IN ('finished', 'failed', 'cancelled')
+                          THEN GREATEST(now(), started_at) END,
+       updated_at = now()
+WHERE id = %(job_id)s AND status NOT IN ('cancelled', 'finished', 'failed')
+"""
+# Stats summed over workers; the others are the latest worker's view.
+COUNTERS: Final = ("pages", "items", "errors", "bytes", "pages_per_s", "rows_stored",
+                   "dead_letters", "leases_in_flight")
+TERMINAL_REASONS: Final = {"shutdown": "cancelled", "cancelled": "cancelled", "paused": "paused"}
+
+
+class JobStateExtension:
+    """Writes a job's state and live stats to PostgreSQL; see the module docstring."""
+
+    def __init__(self, crawler: Any, database_url: str, redis_url: str | None, job_id: str,
+                 interval: float) -> None:
+        self.crawler = crawler
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.job_id = job_id
+        self.interval = interval
+        self.worker = f"{os.getpid()}"
+        self._started = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> JobStateExtension:
+        settings = crawler.settings
+        job_id = getattr(crawler.spider, "job_id", None) or settings.get("CRAWLGRAPH_JOB_ID")
+        if not job_id:
+            raise NotConfigured("JobStateExtension needs a job_id spider argument")
+        url = settings.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        if not url:
+            raise NotConfigured("JobStateExtension needs CRAWLGRAPH_DATABASE_URL or DATABASE_URL")
+        redis_url = settings.get("CRAWLGRAPH_REDIS_URL") or os.environ.get("REDIS_URL")
+        ext = cls(crawler, url, redis_url, str(job_id),
+                  settings.getfloat("CRAWLGRAPH_STATS_INTERVAL", 5.0))
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    async def spider_opened(self) -> None:
+        scheduler = getattr(self.crawler.engine, "_slot", None)
+        scheduler = getattr(scheduler, "scheduler", None)
+        self.worker = getattr(scheduler, "worker", self.worker)
+        self._started = time.monotonic()
+        await asyncio.to_thread(self._execute, MARK_RUNNING, (self.job_id,))
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def spider_closed(self, reason: str) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            await asyncio.to_thread(self._close, reason)
+        except (psycopg.Error, redis.RedisError) as exc:
+            logger.error("jobstate: could not record the end of job %s: %s", self.job_id, exc)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.to_thread(self._write_stats, self._snapshot())
+            except psycopg.Error as exc:
+                # Live stats are best effort: the next interval tries again.
+                logger.warning("jobstate: could not write live stats: %s", exc)
+
+    def _snapshot(self) -> dict[str, Any]:
+        stats = self.crawler.stats.get_stats()
+        pages = int(stats.get("response_received_count", 0))
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return {
+            "pages": pages,
+            "items": int(stats.get("item_scraped_count", 0)),
+            "errors": int(stats.get("log_count/ERROR", 0))
+            + int(stats.get("spider_exceptions/count", 0)),
+            "bytes": int(stats.get("downloader/response_bytes", 0)),
+            "pages_per_s": round(pages / elapsed, 2),
+            "rows_stored": int(stats.get("storage/rows", 0)),
+            "dead_letters": int(stats.get("storage/dead_letters", 0)),
+            "queue_length": int(stats.get("frontier/queued", 0)),
+            "leases_in_flight": int(stats.get("frontier/inflight", 0)),
+            "leased_total": int(stats.get("frontier/leased", 0)),
+            "updated": time.time(),
+        }
+
+    def _execute(self, sql: str, params: Any) -> None:
+        with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+            conn.execute(sql, params)
+
+    def _write_stats(self, snapshot: dict[str, Any],
+                     conn: psycopg.Connection | None = None) -> None:
+        if conn is None:
+            with psycopg.connect(self.database_url, connect_timeout=5) as own:
+                return self._write_stats(snapshot, own)
+        with conn.transaction():
+            row = conn.execute(LOCK_STATS, (self.job_id,)).fetchone()
+            if row is None:
+                return None
+            merged = dict(row[0] or {})
+            workers = dict(merged.get("workers") or {})
+            workers[self.worker] = snapshot
+            merged["workers"] = workers
+            for key in COUNTERS:
+                merged[key] = sum(w.get(key, 0) for w in workers.values())
+            merged["queue_length"] = snapshot["queue_length"]
+            conn.execute(WRITE_STATS, (json.dumps(merged), self.job_id))
+        return None
+
+    def _close(self, reason: str) -> None:
+        snapshot = self._snapshot()
+        snapshot["leases_in_flight"] = 0
+        snapshot["pages_per_s"] = 0
+        status, error = TERMINAL_REASONS.get(reason), None
+        clear = False
+        if reason == "finished":
+            frontier_done, clear = self._frontier_done()
+            status = "finished" if frontier_done else None
+        elif status is None:
+            status, error = "failed", f"crawler closed: {reason}"
+        with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+            self._write_stats(snapshot, conn)
+            if status is not None:
+                with conn.transaction():
+                    conn.execute(FINISH, {"status": status, "reason": reason, "error": error,
+                                          "job_id": self.job_id})
+        if clear:
+            self._clear_frontier()
+        logger.info("jobstate: worker closed (%s), job %s", reason, status or "still running")
+
+    def _frontier_done(self) -> tuple[bool, bool]:
+        """(the job is done, this worker should clear its frontier)."""
+        if not self.redis_url:
+            return True, False
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            stats = JobFrontier(client, self.job_id).stats()
+        finally:
+            client.close()
+        done = stats["queued"] == 0 and stats["leased"] == 0 and stats["workers"] == 0
+        return done, done
+
+    def _clear_frontier(self) -> None:
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            JobFrontier(client, self.job_id).clear()
+        finally:
+            client.close()
