@@ -1,0 +1,112 @@
+"""JobStateExtension: job status, close reasons and merged live stats (real PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+import redis
+from scrapy.utils.test import get_crawler
+
+from crawler.extensions import MARK_RUNNING, JobStateExtension
+from crawler.frontier import JobFrontier
+from crawler.spiders.follow import FollowSpider
+from tests.test_pipeline_store import make_job
+
+
+def extension(database_url: str, redis_url: str, job: str, worker: str) -> JobStateExtension:
+    crawler = get_crawler(FollowSpider, {"CRAWLGRAPH_DATABASE_URL": database_url,
+                                         "CRAWLGRAPH_REDIS_URL": redis_url})
+    ext = JobStateExtension(crawler, database_url, redis_url, job, interval=1.0)
+    ext.worker = worker
+    return ext
+
+
+def row(database_url: str, job: str) -> dict:
+    with psycopg.connect(database_url) as conn:
+        cur = conn.execute(
+            "SELECT status, close_reason, error, stats, started_at IS NOT NULL, "
+            "finished_at IS NOT NULL FROM jobs WHERE id = %s", (job,))
+        status, reason, error, stats, started, finished = cur.fetchone()
+    return {"status": status, "reason": reason, "error": error, "stats": stats,
+            "started": started, "finished": finished}
+
+
+def test_running_then_finished_clears_the_frontier(database_url, redis_url) -> None:
+    job = make_job(database_url)
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._execute(MARK_RUNNING, (job,))
+    assert row(database_url, job)["status"] == "running" and row(database_url, job)["started"]
+    client = redis.Redis.from_url(redis_url)
+    frontier = JobFrontier(client, job)
+    frontier.seed(["http://a.test/"])
+    frontier.ack([m for m, _ in frontier.lease(1, 60_000)])
+    ext.crawler.stats.set_value("response_received_count", 7)
+    asyncio.run(ext.spider_closed("finished"))
+    got = row(database_url, job)
+    assert (got["status"], got["reason"], got["finished"]) == ("finished", "finished", True)
+    assert got["stats"]["pages"] == 7
+    assert not list(client.scan_iter(match=frontier.keys.pattern))
+    client.close()
+
+
+def test_finished_worker_leaves_the_job_running_while_work_remains(database_url,
+                                                                   redis_url) -> None:
+    job = make_job(database_url)
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._execute(MARK_RUNNING, (job,))
+    client = redis.Redis.from_url(redis_url)
+    frontier = JobFrontier(client, job)
+    frontier.seed(["http://a.test/"])
+    frontier.lease(1, 60_000)  # another worker holds it
+    asyncio.run(ext.spider_closed("finished"))
+    assert row(database_url, job)["status"] == "running"
+    assert frontier.stats()["leased"] == 1
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "error"),
+    [("shutdown", "cancelled", None), ("paused", "paused", None),
+     ("closespider_errorcount", "failed", "crawler closed: closespider_errorcount")],
+)
+def test_close_reasons(database_url, redis_url, reason, status, error) -> None:
+    job = make_job(database_url)
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._execute(MARK_RUNNING, (job,))
+    asyncio.run(ext.spider_closed(reason))
+    got = row(database_url, job)
+    assert (got["status"], got["reason"], got["error"]) == (status, reason, error)
+    assert got["finished"] == (status in ("cancelled", "failed"))
+
+
+def test_a_job_cancelled_by_the_api_stays_cancelled(database_url, redis_url) -> None:
+    job = make_job(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE jobs SET status = 'cancelled' WHERE id = %s", (job,))
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._execute(MARK_RUNNING, (job,))
+    asyncio.run(ext.spider_closed("finished"))
+    assert row(database_url, job)["status"] == "cancelled"
+
+
+def test_live_stats_of_workers_are_merged_and_summed(database_url, redis_url) -> None:
+    job = make_job(database_url)
+    one = extension(database_url, redis_url, job, "w1")
+    two = extension(database_url, redis_url, job, "w2")
+    one.crawler.stats.set_value("response_received_count", 10)
+    one.crawler.stats.set_value("frontier/queued", 50)
+    two.crawler.stats.set_value("response_received_count", 5)
+    two.crawler.stats.set_value("item_scraped_count", 30)
+    two.crawler.stats.set_value("frontier/queued", 40)
+    one._write_stats(one._snapshot())
+    two._write_stats(two._snapshot())
+    one.crawler.stats.set_value("response_received_count", 12)
+    one._write_stats(one._snapshot())
+    stats = row(database_url, job)["stats"]
+    assert set(stats["workers"]) == {"w1", "w2"}
+    assert stats["pages"] == 17 and stats["items"] == 30
+    assert stats["queue_length"] == 50
+    for key in ("errors", "bytes", "pages_per_s", "leases_in_flight"):
+        assert key in stats
