@@ -152,14 +152,14 @@ def create_build(
     request.validate()
     build_id = uuid.uuid4()
     with conn.transaction():
-        conn.execute(INSERT_BUILD, _insert_params(build_id, owner_id, job_ids, request, running_as))
+        conn.execute(INSERT_BUILD, insert_params(build_id, owner_id, job_ids, request, running_as))
         conn.execute(INSERT_BUILD_JOBS, (build_id, list(job_ids)))
         if running_as is None:
             conn.execute(NOTIFY, (NOTIFY_CHANNEL, str(build_id)))
     return build_id
 
 
-def _insert_params(build_id: uuid.UUID, owner_id: int, job_ids: Sequence[uuid.UUID],
+def insert_params(build_id: uuid.UUID, owner_id: int, job_ids: Sequence[uuid.UUID],
                    request: GraphBuildRequest, running_as: str | None) -> dict[str, Any]:
     return {
         "id": build_id,
