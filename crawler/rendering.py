@@ -74,9 +74,19 @@ def is_marked(meta: dict[str, Any]) -> bool:
     return bool(meta.get("playwright"))
 
 
+# Set by the downloader for one download; not to be carried into another.
+_DOWNLOAD_META = ("download_latency", "download_slot", "download_timeout", "retry_times",
+                  "crawlgraph_retry_not_before")
+
+
 def render_request(request: Request) -> Request:
-    """The same request again, rendered this time (not filtered as a duplicate)."""
-    return request.replace(meta=mark(dict(request.meta)), dont_filter=True)
+    """The same request again, rendered this time (not filtered as a duplicate).
+
+    Schedule it with `crawler.engine.crawl()`, not as callback output: the
+    depth middleware would count the second fetch of a page as a level.
+    """
+    meta = {k: v for k, v in request.meta.items() if k not in _DOWNLOAD_META}
+    return request.replace(meta=mark(meta), dont_filter=True)
 
 
 def needs_render(response: Response, render_js: str, selector: str | None = None) -> bool:

@@ -273,7 +273,7 @@ class CrawlgraphSpider(scrapy.Spider):
             return
         if rendering.needs_render(response, self.args.render_js, self.args.render_selector):
             self.crawler.stats.inc_value("crawlgraph/render_retry")
-            yield rendering.render_request(response.request)
+            self.crawler.engine.crawl(rendering.render_request(response.request))
             return
         self._pages += 1
         yield self.page_item(response)

@@ -1,0 +1,73 @@
+"""JavaScript pages rendered in the system's Chromium through scrapy-playwright."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crawler.rendering import needs_render
+from tests.crawlrun import run_crawl
+
+pytestmark = pytest.mark.browser
+
+SITE = "crawler.spiders.site.SiteSpider"
+LOOPBACK = {"CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS": True}
+
+
+def crawl_js(server, render_js: str, path: str = "/js", **extra: str):
+    args = {"start_urls": json.dumps([server.url(path)]), "max_depth": "1",
+            "render_js": render_js, **extra}
+    return run_crawl(SITE, args, LOOPBACK, timeout=180)
+
+
+def js_targets(server) -> set[str]:
+    return {server.url(p) for p in server.site.js_links}
+
+
+def test_js_links_found_with_always_and_auto_not_never(mock_server):
+    server = mock_server(pages=5)
+    source = server.url("/js")
+    for mode, expect_found in [("never", False), ("always", True), ("auto", True)]:
+        result = crawl_js(server, mode)
+        assert result.reason == "finished", result.log[-2000:]
+        links = {link["target_url"] for link in result.links if link["source_url"] == source}
+        pages = {p["final_url"] for p in result.pages}
+        if expect_found:
+            assert links == js_targets(server), mode
+            assert js_targets(server) <= pages, mode
+            js_page = next(p for p in result.pages if p["url"] == source)
+            assert js_page["rendered"] is True
+            assert js_page["title"] == "Loading"
+        else:
+            assert links == set() and pages == {source}
+            assert result.pages[0]["rendered"] is False
+    # auto renders only what needs it: the targets are plain pages with text.
+    result = crawl_js(server, "auto")
+    rendered = {p["final_url"] for p in result.pages if p["rendered"]}
+    assert rendered == {source}
+
+
+def test_auto_renders_when_the_selector_is_missing(mock_server):
+    server = mock_server(pages=5)
+    without = crawl_js(server, "auto", "/js-partial")
+    with_selector = crawl_js(server, "auto", "/js-partial", render_selector=".js-link")
+    source = server.url("/js-partial")
+    # Static text and a link: auto alone does not render; the selector forces it.
+    assert not {link["target_url"] for link in without.links} & js_targets(server)
+    assert {link["target_url"] for link in with_selector.links
+            if link["source_url"] == source} >= js_targets(server)
+
+
+def test_needs_render_rules():
+    from scrapy.http import HtmlResponse, Request
+
+    def response(body: str) -> HtmlResponse:
+        return HtmlResponse("http://h/", body=body.encode(), request=Request("http://h/"),
+                            headers={"Content-Type": "text/html"})
+
+    empty = response("<html><body><div id=app></div><script>x()</script></body></html>")
+    text = response("<html><body><p>hello</p></body></html>")
+    assert needs_render(empty, "auto") and not needs_render(empty, "never")
+    assert not needs_render(text, "auto")
+    assert needs_render(text, "auto", "a.item")
