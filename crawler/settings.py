@@ -65,8 +65,19 @@ EXTENSIONS = {
 }
 
 # --- Downloader and spider middlewares (issue 4 adds its own here) -------------
-DOWNLOADER_MIDDLEWARES: dict[str, int] = {}
+# Polite, safe crawling (crawler/middlewares): private-address guard, robots.txt
+# (obeyed while ROBOTSTXT_OBEY), user-agent rotation, retries with backoff, block
+# detection and the per-host throttle shared through Redis. They replace Scrapy's
+# robots.txt, user-agent and retry middlewares; their defaults (download limits,
+# retries, TEMPLATES_DIR for `scrapy genspider`) come with them.
+from crawler.middlewares.defaults import (  # noqa: E402
+    CRAWLING_DOWNLOADER_MIDDLEWARES,
+    CRAWLING_SETTINGS,
+)
+
+DOWNLOADER_MIDDLEWARES: dict[str, int | None] = dict(CRAWLING_DOWNLOADER_MIDDLEWARES)
 SPIDER_MIDDLEWARES: dict[str, int] = {}
+globals().update(CRAWLING_SETTINGS)
 
 # --- Politeness and throughput -------------------------------------------------
 ROBOTSTXT_OBEY = True

@@ -30,10 +30,8 @@ CRAWLING_DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
 MAX_DOWNLOAD_BYTES = 10 * 1024 * 1024
 
 CRAWLING_SETTINGS: dict[str, Any] = {
-    "ROBOTSTXT_OBEY": False,  # RobotsMiddleware replaces Scrapy's (CRAWLGRAPH_ROBOTS_OBEY)
     "AUTOTHROTTLE_ENABLED": False,  # ThrottleMiddleware replaces it, shared by workers
     "DOWNLOAD_DELAY": 0,
-    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,  # the throttle's per-host limit applies instead
     "DOWNLOAD_MAXSIZE": MAX_DOWNLOAD_BYTES,
     "DOWNLOAD_WARNSIZE": MAX_DOWNLOAD_BYTES // 2,
     "DOWNLOAD_TIMEOUT": 30,

@@ -15,7 +15,8 @@ For each `scheme://host:port` the middleware fetches `/robots.txt` once
 Each skipped URL raises `RobotsForbidden` (stat `robotstxt/forbidden`) and is
 recorded in the job's robots decision ledger. It replaces Scrapy's
 RobotsTxtMiddleware, which parses the body whatever the status and treats a
-download error as allow-all. On unless `CRAWLGRAPH_ROBOTS_OBEY = False`; a
+download error as allow-all. On unless `CRAWLGRAPH_ROBOTS_OBEY` (default:
+Scrapy's `ROBOTSTXT_OBEY`) is false; a
 spider's `obey_robots` argument or a request's `dont_obey_robotstxt` meta
 turns it off for that spider or request.
 """
@@ -87,7 +88,9 @@ class RobotsMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("CRAWLGRAPH_ROBOTS_OBEY", True):
+        settings = crawler.settings
+        if not settings.getbool("CRAWLGRAPH_ROBOTS_OBEY",
+                                settings.getbool("ROBOTSTXT_OBEY", True)):
             raise NotConfigured("robots.txt is not obeyed")
         return cls(crawler)
 

@@ -169,6 +169,13 @@ class CrawlgraphSpider(scrapy.Spider):
     follow_links: ClassVar[bool] = False
     #: Store a Link item for every hyperlink of every page.
     store_links: ClassVar[bool] = True
+    #: Every status reaches the callbacks (HttpErrorMiddleware) except redirects,
+    #: which RedirectMiddleware still follows; an attribute, not request meta, so
+    #: that requests stay small in the frontier.
+    handle_httpstatus_list: ClassVar[list[int]] = HANDLED_STATUSES
+
+    #: Start URLs used when the `start_urls` argument is not given.
+    start_urls: ClassVar[list[str]] = []
 
     args: SpiderArgs
     args_error: str | None
@@ -184,6 +191,10 @@ class CrawlgraphSpider(scrapy.Spider):
         except SpiderArgumentError as exc:
             self.args_error = str(exc)
             self.args = self.Args()
+        if not self.args.start_urls and type(self).start_urls:
+            # A spider class may name its own start URLs; the argument wins.
+            self.args = msgspec.structs.replace(self.args,
+                                                start_urls=list(type(self).start_urls))
         self.job_id = self.args.job_id
         self.obey_robots = self.args.obey_robots
         self._include = [re.compile(p) for p in self.args.include]
@@ -217,7 +228,6 @@ class CrawlgraphSpider(scrapy.Spider):
         """A request routed through the kit (Page/Link items, scope, rendering)."""
         meta = dict(kwargs.pop("meta", None) or {})
         meta[CALLBACK_META] = (callback or self.parse).__name__
-        meta.setdefault("handle_httpstatus_list", HANDLED_STATUSES)
         if depth is not None:
             meta.setdefault("depth", depth)
         if self.args.render_js == "always":
@@ -258,7 +268,6 @@ class CrawlgraphSpider(scrapy.Spider):
         meta = dict(request.meta)
         callback = request.callback or self.parse
         meta[CALLBACK_META] = callback.__name__
-        meta.setdefault("handle_httpstatus_list", HANDLED_STATUSES)
         if self.args.render_js == "always":
             rendering.mark(meta)
         return request.replace(url=url, callback=self._on_response, errback=self._on_error,
