@@ -35,6 +35,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 import msgspec
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Request, Response, TextResponse
@@ -209,7 +210,20 @@ class CrawlgraphSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         if spider.args_error is None:
             rendering.configure(crawler.settings, spider.args.render_js)
+        crawler.signals.connect(spider._adopt, signals.request_reached_downloader)
         return spider
+
+    def _adopt(self, request: Request, spider: scrapy.Spider) -> None:
+        """Route requests made outside the kit (the job API's frontier seeds) through it.
+
+        A seeded request has no callback (Scrapy calls `_parse`, which the kit
+        routes) and no errback: give it the kit's, so a failure still yields a
+        Page, and mark it for rendering under `render_js=always`.
+        """
+        if request.callback is None and request.errback is None:
+            request.errback = self._on_error
+            if self.args.render_js == "always":
+                rendering.mark(request.meta)
 
     # -- start ---------------------------------------------------------------------
     async def start(self) -> Any:
@@ -310,6 +324,10 @@ class CrawlgraphSpider(scrapy.Spider):
         if self._budget_spent() and not self._closing:
             self._closing = True
             raise CloseSpider("max_pages")
+
+    def _parse(self, response: Response, **kwargs: Any) -> Any:
+        # Scrapy's entry point for a request without a callback (a frontier seed).
+        return self._on_response(response)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterable[Any]:
         """The default callback: nothing beyond the kit's Page and Link items."""
