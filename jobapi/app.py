@@ -128,17 +128,11 @@ def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
 def _validation(exc: ValidationException) -> tuple[int, str, str, str | None, str | None]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
-    text = str(first.get("message") or exc.detail or "")
-    source = first.get("source")
-    field = first.get("key") if source in ("query", "path", "header", "cookie") else None
-    field = field or field_from_message(text)
-    if "malformed" in text.lower() or "json is malformed" in text.lower() or \
-            "decode" in text.lower() and not field:
-        return 400, "bad_request", "The request body is not valid JSON.", \
-            "Send a JSON object.", None
-    message = f"{field}: {text}" if field and not text.startswith(field) else text
-    return 422, "validation_error", message or "The request is not valid.", \
-        "Fix the field and send it again.", field
+    text = str(first.get("message") or "The request is not valid.")
+    key = first.get("key")
+    field = field_from_message(text) if key in (None, "data") else str(key)
+    message = f"{field}: {text}" if field else text
+    return 422, "validation_error", message, "Fix the field and send it again.", field
 
 
 # --- request context: id, timing, one log line, metrics ---------------------------------

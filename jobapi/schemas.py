@@ -118,7 +118,12 @@ class JobCreate(_Body, kw_only=True, forbid_unknown_fields=True):
     include: Annotated[list[Pattern], Meta(max_length=100)] = []
     exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
     follow_nofollow: bool = False
-    render_js: bool = False
+    render_js: Annotated[
+        bool | Literal["never", "always", "auto"],
+        Meta(description="Render pages in Chromium: true or `always`, `auto` (when a page "
+                         "looks built by scripts), false or `never`."),
+    ] = False
+    render_selector: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
     obey_robots: bool = True
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     priority: Annotated[int, Meta(ge=-100, le=100)] = 0

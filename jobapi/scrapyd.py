@@ -93,12 +93,11 @@ class ScrapydClient:
         settings: Mapping[str, str], priority: float = 0.0,
     ) -> str:
         """Start one crawler process; return its scrapyd job id."""
-        data: list[tuple[str, str]] = [
-            ("project", self.project), ("spider", spider), ("jobid", jobid),
-            ("priority", str(priority)),
-        ]
-        data += [("setting", f"{name}={value}") for name, value in settings.items()]
-        data += list(args.items())
+        data: dict[str, str | list[str]] = {
+            **args, "project": self.project, "spider": spider, "jobid": jobid,
+            "priority": str(priority),
+            "setting": [f"{name}={value}" for name, value in settings.items()],
+        }
         body = await self._call(node, "POST", "schedule.json", data=data, idempotent=False)
         return str(body.get("jobid", jobid))
 
@@ -106,7 +105,7 @@ class ScrapydClient:
         """Stop a pending or running process; return its previous state (None: unknown)."""
         body = await self._call(
             node, "POST", "cancel.json",
-            data=[("project", self.project), ("job", jobid), ("signal", signal)],
+            data={"project": self.project, "job": jobid, "signal": signal},
         )
         return body.get("prevstate")
 

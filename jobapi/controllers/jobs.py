@@ -10,6 +10,7 @@ import anyio
 import msgspec
 import redis
 from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -144,9 +145,18 @@ class JobController(Controller):
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
         pool: Pool, redis_sync: RedisSync, scrapyd: Scrapyd,
     ) -> Job:
-        """Stop the job's crawler processes, clear its frontier and mark it cancelled."""
-        return await service.cancel_job(pool=pool, redis_client=redis_sync, scrapyd=scrapyd,
-                                        job_id=job_id, user=request.user)
+        """Cancel a job: it is marked cancelled and its crawler processes are stopped.
+
+        The processes get a graceful stop and are killed if still alive after 20 s;
+        then the job's frontier is cleared. Cancelling a cancelled job returns it
+        unchanged; a finished or failed job is a 409.
+        """
+        job, clean_up = await service.cancel_job(
+            pool=pool, redis_client=redis_sync, scrapyd=scrapyd, job_id=job_id,
+            user=request.user)
+        if clean_up is None:
+            return job
+        return Response(job, background=BackgroundTask(clean_up))  # type: ignore[return-value]
 
     @get("/{job_id:uuid}/pages", operation_id="listJobPages", responses=errors(404))
     async def pages(

@@ -40,7 +40,8 @@ class UserController(Controller):
 
     @patch("/{user_id:int}", operation_id="updateUser", responses=errors(403, 404))
     async def update_user(
-        self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int], data: JSONBody[UserUpdate],
+        self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int],
+        data: JSONBody[UserUpdate],
         pool: Pool,
     ) -> User:
         """Change a user's password or role, or disable or enable them (admin only).

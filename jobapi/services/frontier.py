@@ -47,6 +47,11 @@ async def clear(client: redis.Redis, job_id: str) -> None:
     await _run(lambda: _frontier(client, job_id).clear())
 
 
+async def pause(client: redis.Redis, job_id: str) -> None:
+    """Stop handing out a job's requests (workers finish what they hold)."""
+    await _run(lambda: _frontier(client, job_id).pause())
+
+
 async def stats(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
     """The frontier's live counters for a job (queued, leased, seen ...), None if unavailable."""
     try:

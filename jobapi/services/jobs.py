@@ -4,11 +4,16 @@ Ownership: every query goes through `get_job_for_user` or a listing filtered by
 owner; another user's job is a NotFound (404) for every verb, an admin sees all.
 
 Submission (`create_job`): validate (private-address guard, settings
-allow-list), store the job `pending`, seed the frontier, schedule `workers`
-crawler processes spread over the scrapyd nodes (scrapyd job id
-`<job id>-<n>`). Any failure after the row exists marks the job `failed` with
-the reason, cancels what was already scheduled and clears the frontier, then
-answers 502/503: a job never sits silently in pending.
+allow-list), store the job `pending`, schedule `workers` crawler processes
+spread over the scrapyd nodes (scrapyd job id `<job id>-<n>`, spider argument
+`job_id` and one argument per job parameter). Each worker's spider yields the
+start URLs into the shared frontier, which keeps one of each; the API seeds the
+frontier itself only when the start URLs are too long for a command line
+(`crawler.frontier.JobFrontier.seed` makes plain requests, which a spider must
+then accept without its own request metadata). Any failure after the row
+exists marks the job `failed` with the reason, cancels what was already
+scheduled and clears the frontier, then answers 502/503: a job never sits
+silently in pending.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, LiteralString
 from urllib.parse import urlsplit
 
+import anyio
 import msgspec
 import redis
 from psycopg import sql
@@ -193,8 +199,15 @@ def job_params(body: JobCreate) -> dict[str, Any]:
         "start_urls": body.start_urls, "max_pages": body.max_pages, "max_depth": body.max_depth,
         "allowed_domains": body.allowed_domains, "include": body.include,
         "exclude": body.exclude, "follow_nofollow": body.follow_nofollow,
-        "render_js": body.render_js, "obey_robots": body.obey_robots,
+        "render_js": _render_mode(body.render_js), "render_selector": body.render_selector,
+        "obey_robots": body.obey_robots,
     }
+
+
+def _render_mode(value: bool | str) -> str:
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    return value
 
 
 def spider_args(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
@@ -233,14 +246,14 @@ async def create_job(
     crawler_overrides: Mapping[str, str],
 ) -> Submission:
     """Store, seed and schedule a job; replay the stored one for a reused Idempotency-Key."""
+    overrides = _check_settings(body.settings)
+    _check_patterns(body)
+    hosts = _url_hosts(body)
     if known_spiders is not None and body.spider not in known_spiders:
         raise Unprocessable(
             f"spider: there is no spider {body.spider!r}.", field="spider",
             hint="Available: " + (", ".join(sorted(known_spiders)) or "none") + ".",
         )
-    overrides = _check_settings(body.settings)
-    _check_patterns(body)
-    hosts = _url_hosts(body)
     if not allow_private_networks:
         await check_urls(hosts)
     params = job_params(body)
@@ -267,8 +280,10 @@ async def create_job(
 
     scheduled: list[dict[str, Any]] = []
     try:
-        await frontier.seed(redis_client, str(job_id), body.start_urls)
         args = spider_args(str(job_id), params)
+        if args.get("start_urls") == "[]":
+            # Too long for a command line: the crawlers find them in the frontier.
+            await frontier.seed(redis_client, str(job_id), body.start_urls)
         settings = {**{k: _setting_text(v) for k, v in overrides.items()}, **crawler_overrides}
         for n in range(body.workers):
             node = scrapyd.node(n)
@@ -276,8 +291,11 @@ async def create_job(
             await scrapyd.schedule(node, body.spider, jobid, args, settings,
                                    priority=float(body.priority))
             scheduled.append({"node": node.index, "node_url": node.base, "jobid": jobid})
-    except ApiError as exc:
-        await _fail(pool, redis_client, scrapyd, job_id, scheduled, exc.message)
+    except Exception as exc:
+        # Whatever went wrong, the job must not stay pending.
+        reason = (exc.message if isinstance(exc, ApiError)
+                  else f"internal error ({type(exc).__name__})")
+        await _fail(pool, redis_client, scrapyd, job_id, scheduled, reason)
         raise
     async with pool.connection() as conn:
         row = await (await conn.execute(
@@ -326,29 +344,70 @@ async def _fail(
 async def cancel_job(
     *, pool: AsyncConnectionPool, redis_client: redis.Redis, scrapyd: ScrapydClient,
     job_id: uuid.UUID, user: CurrentUser,
-) -> Job:
-    """Stop a job's crawler processes, clear its frontier and mark it cancelled."""
+) -> tuple[Job, Callable[[], Awaitable[None]] | None]:
+    """Mark a job cancelled, pause its frontier and ask its crawler processes to stop.
+
+    Returns the job and a clean-up to run after answering: it waits for the
+    processes to exit (killing those still alive after `CANCEL_GRACE_SECONDS`),
+    then clears the frontier. Clearing only then matters: a stopping worker gives
+    its leased requests back to the queue.
+    """
     row = await get_job_row(pool, job_id, user)
     if row[3] == "cancelled":
-        return job_from_row(row)
+        return job_from_row(row), None
     if row[3] in TERMINAL:
         raise Conflict(f"Job {job_id} has already {row[3]}.", hint="Only running jobs cancel.")
-    unreached = []
-    for entry in row[9] or []:
-        node = _node_for(scrapyd, entry)
-        try:
-            await scrapyd.cancel(node, str(entry.get("jobid", "")))
-        except ApiError as exc:
-            unreached.append(f"{entry.get('jobid')}: {exc.message}")
-    await frontier.clear(redis_client, str(job_id))
-    note = None
-    if unreached:
-        note = ("cancelled, but some crawler processes could not be stopped; they stop when "
-                "their queue is empty: " + "; ".join(unreached))[:2000]
     async with pool.connection() as conn:
-        row = await (await conn.execute(_MARK_CANCELLED, (note, job_id))).fetchone()
+        row = await (await conn.execute(_MARK_CANCELLED, (None, job_id))).fetchone()
+    await frontier.pause(redis_client, str(job_id))
+    entries = [(_node_for(scrapyd, e), str(e.get("jobid", ""))) for e in row[9] or []]
+    for node, jobid in entries:
+        try:
+            await scrapyd.cancel(node, jobid)
+        except ApiError as exc:
+            log.warning("job %s: could not stop %s: %s", job_id, jobid, exc.message)
     log.info("job %s cancelled by %s", job_id, user.username)
-    return job_from_row(row)
+
+    async def clean_up() -> None:
+        await _stop_processes(scrapyd, entries, job_id)
+        try:
+            await frontier.clear(redis_client, str(job_id))
+        except ApiError as exc:
+            log.warning("job %s: could not clear the frontier: %s", job_id, exc.message)
+
+    return job_from_row(row), clean_up
+
+
+CANCEL_GRACE_SECONDS = 20.0
+CANCEL_KILL_SECONDS = 10.0
+
+
+async def _alive(scrapyd: ScrapydClient, entries: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    alive = []
+    for node in {id(n): n for n, _ in entries}.values():
+        try:
+            listing = await scrapyd.list_jobs(node)
+        except ApiError:
+            continue
+        ids = {j.get("id") for state in ("pending", "running") for j in listing.get(state, [])}
+        alive += [(n, jobid) for n, jobid in entries if n is node and jobid in ids]
+    return alive
+
+
+async def _stop_processes(scrapyd: ScrapydClient, entries: list[tuple[Any, str]],
+                          job_id: uuid.UUID) -> None:
+    for wait, signal in ((CANCEL_GRACE_SECONDS, "KILL"), (CANCEL_KILL_SECONDS, None)):
+        with anyio.move_on_after(wait):
+            while entries := await _alive(scrapyd, entries):
+                await anyio.sleep(0.5)
+        if not entries or signal is None:
+            break
+        for node, jobid in entries:
+            log.warning("job %s: %s did not stop in time; killing it", job_id, jobid)
+            try:
+                await scrapyd.cancel(node, jobid, signal=signal)
+            except ApiError as exc:
+                log.warning("job %s: could not kill %s: %s", job_id, jobid, exc.message)
 
 
 def _node_for(scrapyd: ScrapydClient, entry: Mapping[str, Any]):

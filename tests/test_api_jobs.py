@@ -1,0 +1,297 @@
+"""Job API: validation of submissions, ownership, listings, pagination, SSE events.
+
+Scheduling on scrapyd (idempotency, scrapyd down, cancel) is in test_api_scrapyd.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.api_fixtures import assert_error, login
+
+pytest_plugins = ["tests.api_fixtures"]
+
+
+def insert_job(database_url: str, owner_id: int, *, status: str = "running",
+               spider: str = "site", tags: tuple[str, ...] = (), created_at=None) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, owner_id, spider, status, params, tags, created_at, stats) "
+            "VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s)",
+            (job_id, owner_id, spider, status, json.dumps({"start_urls": ["https://a.example/"]}),
+             list(tags), created_at, json.dumps({"pages": 3})),
+        )
+    return job_id
+
+
+def insert_pages(database_url: str, job_id: uuid.UUID, rows: list[tuple[str, int]]) -> None:
+    with psycopg.connect(database_url) as conn:
+        for url, status in rows:
+            conn.execute(
+                "INSERT INTO pages (job_id, url, final_url, status, fetched_at, error) "
+                "VALUES (%s, %s, %s, %s, now(), %s)",
+                (job_id, url, url, status, "timeout" if status == 0 else None),
+            )
+            conn.execute(
+                "INSERT INTO links (job_id, source_url, target_url, anchor_text) "
+                "VALUES (%s, %s, %s, 'next')", (job_id, url, url + "next"),
+            )
+            conn.execute(
+                "INSERT INTO items (job_id, fingerprint, item_type, url, data) "
+                "VALUES (%s, %s, 'Product', %s, %s)",
+                (job_id, f"fp-{url}", url, json.dumps({"name": url})),
+            )
+
+
+# --- validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"start_urls": ["ftp://example.org/"]}, "start_urls[0]", "regex"),
+    ({"start_urls": ["https://example.org/", "not a url"]}, "start_urls[1]", "regex"),
+    ({"start_urls": []}, "start_urls", "length"),
+    ({"start_urls": ["https://example.org/"], "colour": "red"}, "colour", "unknown field"),
+    ({"start_urls": ["https://example.org/"], "workers": 65}, "workers", "<= 64"),
+    ({"start_urls": ["https://example.org/"], "max_pages": 0}, "max_pages", ">= 1"),
+    ({"start_urls": ["https://example.org/"], "settings": {"ITEM_PIPELINES": "x"}},
+     "settings.ITEM_PIPELINES", "not a setting"),
+    ({"start_urls": ["https://example.org/"], "settings": {"DOWNLOAD_DELAY": 600}},
+     "settings.DOWNLOAD_DELAY", "from 0.0 to 60.0"),
+    ({"start_urls": ["https://example.org/"], "include": ["("]}, "include[0]",
+     "regular expression"),
+    ({"start_urls": ["https://example.org/"], "spider": "no_such_spider"}, "spider",
+     "no spider"),
+])
+def test_invalid_submissions_are_422_naming_the_field(client, users, body, field, words):
+    headers = login(client, "alice")
+    error = assert_error(client.post("/api/v1/jobs", json=body, headers=headers), 422,
+                         "validation_error", field=field)
+    assert words in error["message"], error
+
+
+def test_10001_urls_are_refused(client, users):
+    headers = login(client, "alice")
+    urls = [f"https://example.org/{i}" for i in range(10_001)]
+    error = assert_error(client.post("/api/v1/jobs", json={"start_urls": urls}, headers=headers),
+                         422, field="start_urls")
+    assert "10000" in error["message"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/", "http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/",
+    "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/",
+    "http://[::ffff:10.0.0.1]/", "http://100.64.0.1/", "http://localhost:9/",
+])
+def test_private_addresses_are_refused_with_the_setting_named(client, users, database_url, url):
+    headers = login(client, "alice")
+    body = {"start_urls": ["https://example.org/", url]}
+    error = assert_error(client.post("/api/v1/jobs", json=body, headers=headers), 422,
+                         field="start_urls[1]")
+    assert "ALLOW_PRIVATE_NETWORKS" in error["hint"]
+    assert "points at" in error["message"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+def test_malformed_json_is_400(client, users):
+    headers = login(client, "alice")
+    response = client.post("/api/v1/jobs", content=b'{"start_urls": [', headers={
+        **headers, "content-type": "application/json"})
+    assert_error(response, 400)
+
+
+# --- ownership -----------------------------------------------------------------------
+
+
+def test_another_users_job_is_404_for_every_verb(client, users, database_url):
+    job_id = insert_job(database_url, users["alice"])
+    bob = login(client, "bob")
+    for method, suffix in (("GET", ""), ("POST", "/cancel"), ("GET", "/pages"),
+                           ("GET", "/links"), ("GET", "/items"), ("GET", "/errors"),
+                           ("GET", "/events")):
+        response = client.request(method, f"/api/v1/jobs/{job_id}{suffix}", headers=bob)
+        assert_error(response, 404, "not_found")
+    assert client.get("/api/v1/jobs", headers=bob).json()["items"] == []
+    alice = login(client, "alice")
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=alice).json()["id"] == str(job_id)
+    admin = login(client, "root")
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=admin).status_code == 200
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT status FROM jobs WHERE id = %s",
+                            (job_id,)).fetchone()[0] == "running"
+
+
+def test_unknown_job_is_404_and_bad_id_is_4xx(client, users):
+    headers = login(client, "alice")
+    assert_error(client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=headers), 404)
+    response = client.get("/api/v1/jobs/not-a-uuid", headers=headers)
+    assert response.status_code in (400, 404)
+    assert set(response.json()) == {"error"}
+
+
+# --- listings ---------------------------------------------------------------------
+
+
+def test_list_jobs_newest_first_with_cursor_and_filters(client, users, database_url):
+    base = datetime.now(UTC) - timedelta(hours=1)
+    ids = [insert_job(database_url, users["alice"], created_at=base + timedelta(minutes=i),
+                      status="finished" if i % 2 else "running", tags=("t1",) if i < 3 else ())
+           for i in range(7)]
+    insert_job(database_url, users["bob"])
+    headers = login(client, "alice")
+    seen, cursor = [], None
+    for _ in range(10):
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/jobs", params=params, headers=headers).json()
+        seen += [job["id"] for job in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [str(i) for i in reversed(ids)]
+    finished = client.get("/api/v1/jobs", params={"status": "finished"}, headers=headers).json()
+    assert {j["id"] for j in finished["items"]} == {str(ids[i]) for i in (1, 3, 5)}
+    tagged = client.get("/api/v1/jobs", params={"tag": "t1"}, headers=headers).json()
+    assert {j["id"] for j in tagged["items"]} == {str(ids[i]) for i in range(3)}
+    admin = login(client, "root")
+    assert len(client.get("/api/v1/jobs", headers=admin).json()["items"]) == 8
+    assert_error(client.get("/api/v1/jobs", params={"cursor": "garbage!"}, headers=headers),
+                 400, field="cursor")
+    assert_error(client.get("/api/v1/jobs", params={"limit": 0}, headers=headers), 422,
+                 field="limit")
+    assert_error(client.get("/api/v1/jobs", params={"status": "lost"}, headers=headers), 422,
+                 field="status")
+
+
+def test_get_job_has_live_frontier_counters(client, users, database_url, redis_url):
+    import redis
+
+    from crawler.frontier import JobFrontier
+
+    job_id = insert_job(database_url, users["alice"])
+    JobFrontier(redis.Redis.from_url(redis_url), str(job_id)).seed(
+        ["https://a.example/1", "https://a.example/2"])
+    job = client.get(f"/api/v1/jobs/{job_id}", headers=login(client, "alice")).json()
+    assert job["frontier"]["queued"] == 2
+    assert job["stats"] == {"pages": 3}
+
+
+def test_pages_links_items_errors_with_filters_and_cursor(client, users, database_url):
+    job_id = insert_job(database_url, users["alice"])
+    rows = [(f"https://a.example/p{i:02d}", 200) for i in range(5)]
+    rows += [("https://a.example/missing", 404), ("https://b.example/down", 0)]
+    insert_pages(database_url, job_id, rows)
+    headers = login(client, "alice")
+    base = f"/api/v1/jobs/{job_id}"
+    urls, cursor = [], None
+    for _ in range(10):
+        page = client.get(f"{base}/pages", params={"limit": 2, **({"cursor": cursor} if cursor
+                                                                 else {})},
+                          headers=headers).json()
+        urls += [p["url"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert urls == sorted(url for url, _ in rows)
+    by_status = client.get(f"{base}/pages", params={"status": 404}, headers=headers).json()
+    assert [p["url"] for p in by_status["items"]] == ["https://a.example/missing"]
+    by_prefix = client.get(f"{base}/pages", params={"url_prefix": "https://b.example/"},
+                           headers=headers).json()
+    assert [p["url"] for p in by_prefix["items"]] == ["https://b.example/down"]
+    wildcard = client.get(f"{base}/pages", params={"url_prefix": "https://a.example/p_"},
+                          headers=headers).json()
+    assert wildcard["items"] == []  # `_` is a character, not a LIKE wildcard
+    errors = client.get(f"{base}/errors", headers=headers).json()
+    assert {p["url"] for p in errors["items"]} == {"https://a.example/missing",
+                                                   "https://b.example/down"}
+    links = client.get(f"{base}/links", params={"url_prefix": "https://a.example/p0",
+                                                "limit": 50}, headers=headers).json()
+    assert len(links["items"]) == 5 and links["items"][0]["anchor_text"] == "next"
+    items = client.get(f"{base}/items", params={"item_type": "Product", "limit": 3},
+                       headers=headers).json()
+    assert len(items["items"]) == 3 and items["next_cursor"]
+    assert items["items"][0]["data"]["name"].startswith("https://")
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def test_events_stream_state_changes_until_the_job_ends(client, users, database_url):
+    job_id = insert_job(database_url, users["alice"])
+    headers = login(client, "alice")
+
+    def finish_later() -> None:
+        time.sleep(1.5)
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE jobs SET stats = '{\"pages\": 9}' WHERE id = %s", (job_id,))
+        time.sleep(1.5)
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE jobs SET status = 'finished', close_reason = 'finished' "
+                         "WHERE id = %s", (job_id,))
+
+    worker = threading.Thread(target=finish_later)
+    worker.start()
+    events = []
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
+                       timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+            if len(events) > 10:
+                break
+    worker.join(timeout=10)
+    assert events[0]["status"] == "running" and events[0]["stats"] == {"pages": 3}
+    assert {"pages": 9} in [e["stats"] for e in events]
+    assert events[-1]["status"] == "finished" and events[-1]["close_reason"] == "finished"
+
+
+# --- users, spiders, metrics -----------------------------------------------------------------
+
+
+def test_users_admin_only(client, users):
+    alice = login(client, "alice")
+    assert_error(client.get("/api/v1/users", headers=alice), 403, "forbidden")
+    assert_error(client.post("/api/v1/users", json={"username": "eve", "password": "x" * 10},
+                             headers=alice), 403)
+    admin = login(client, "root")
+    created = client.post("/api/v1/users", json={"username": "eve", "password": "x" * 10},
+                          headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["role"] == "user" and "password" not in created.text
+    assert_error(client.post("/api/v1/users", json={"username": "eve", "password": "y" * 10},
+                             headers=admin), 409, field="username")
+    listed = client.get("/api/v1/users", headers=admin).json()["items"]
+    assert {"root", "alice", "bob", "eve"} <= {u["username"] for u in listed}
+    promoted = client.patch(f"/api/v1/users/{created.json()['id']}", json={"role": "admin"},
+                            headers=admin)
+    assert promoted.json()["role"] == "admin"
+    assert_error(client.patch("/api/v1/users/999999", json={"disabled": True}, headers=admin),
+                 404)
+    assert_error(client.post("/api/v1/users", json={"username": "bad name!", "password":
+                                                    "x" * 10}, headers=admin), 422,
+                 field="username")
+
+
+def test_spiders_and_metrics(client, users):
+    headers = login(client, "alice")
+    spiders = client.get("/api/v1/spiders", headers=headers)
+    assert spiders.status_code == 200, spiders.text
+    for spider in spiders.json()["items"]:
+        assert spider["name"] and isinstance(spider["arguments"], list)
+    metrics = client.get("/metrics", headers=headers)
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'crawlgraph_jobs{status="running"} 0' in text
+    assert 'crawlgraph_service_up{service="postgres"} 1' in text
+    assert 'crawlgraph_api_requests_total{method="GET",route="/api/v1/spiders",status="200"} 1' \
+        in text
