@@ -4,13 +4,11 @@ Ownership: every query goes through `get_job_for_user` or a listing filtered by
 owner; another user's job is a NotFound (404) for every verb, an admin sees all.
 
 Submission (`create_job`): validate (private-address guard, settings
-allow-list), store the job `pending`, schedule `workers` crawler processes
-spread over the scrapyd nodes (scrapyd job id `<job id>-<n>`, spider argument
-`job_id` and one argument per job parameter). Each worker's spider yields the
-start URLs into the shared frontier, which keeps one of each; the API seeds the
-frontier itself only when the start URLs are too long for a command line
-(`crawler.frontier.JobFrontier.seed` makes plain requests, which a spider must
-then accept without its own request metadata). Any failure after the row
+allow-list), store the job `pending`, seed the frontier with the start URLs,
+schedule `workers` crawler processes spread over the scrapyd nodes (scrapyd
+job id `<job id>-<n>`, spider argument `job_id` and one argument per job
+parameter; start URLs too long for a command line reach the crawlers through
+the frontier only). Any failure after the row
 exists marks the job `failed` with the reason, cancels what was already
 scheduled and clears the frontier, then answers 502/503: a job never sits
 silently in pending.
@@ -280,10 +278,8 @@ async def create_job(
 
     scheduled: list[dict[str, Any]] = []
     try:
+        await frontier.seed(redis_client, str(job_id), body.start_urls)
         args = spider_args(str(job_id), params)
-        if args.get("start_urls") == "[]":
-            # Too long for a command line: the crawlers find them in the frontier.
-            await frontier.seed(redis_client, str(job_id), body.start_urls)
         settings = {**{k: _setting_text(v) for k, v in overrides.items()}, **crawler_overrides}
         for n in range(body.workers):
             node = scrapyd.node(n)
