@@ -1,0 +1,301 @@
+"""Benchmark: hyperlink graphs from Postgres with graph-tool, against networkx.
+
+Puts synthetic link tables in Postgres with COPY — 1,000, 100,000 and
+1,000,000 pages with about 10 links each (Poisson out-degree, power-law
+in-degree: targets drawn with probability proportional to rank^-0.9), 100
+pages per host — then times each step of a page-level build in a fresh
+process: read (COPY out of Postgres into numpy), build, PageRank, components
+(weak and strong), k-core, GEXF export. networkx does the same steps for
+1,000 and 100,000 pages as the baseline (rows fetched with psycopg,
+`DiGraph`, `pagerank`, `weakly/strongly_connected_components`, `core_number`,
+`write_gexf`). Prints seconds per step, the ratio and the peak memory of each
+process; writes bench/results/graph.json.
+
+    .venv/bin/python bench/graph.py [--sizes 1000,100000,1000000] [--networkx-max 100000]
+
+It starts its own PostgreSQL (`jobapi.stack.Stack`) in a temporary directory
+on free ports and removes it afterwards. Targets: 1,000 pages end to end under
+1 s; 1,000,000 pages from Postgres to PageRank, components and k-core under
+60 s; at least 20x faster than networkx at 100,000 pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jobapi.stack import Stack  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+STEPS = ("read", "build", "pagerank", "components", "kcore", "gexf_export")
+TO_KCORE = ("read", "build", "pagerank", "components", "kcore")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack() -> tuple[Stack, Path]:
+    home = Path(tempfile.mkdtemp(prefix="crawlgraph-bench-"))
+    os.chmod(home, 0o755)  # PostgreSQL runs as its own user when we are root
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "REDIS_URL", "SCRAPYD_URLS"}}
+    env.update(CRAWLGRAPH_HOME=str(home), CRAWLGRAPH_PG_PORT=str(free_port()),
+               CRAWLGRAPH_REDIS_PORT=str(free_port()), CRAWLGRAPH_SCRAPYD_PORT=str(free_port()),
+               CRAWLGRAPH_API_PORT=str(free_port()), ALLOW_PRIVATE_NETWORKS="1")
+    stack = Stack(env, only={"postgres"})
+    stack.up()
+    return stack, home
+
+
+def machine() -> str:
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
+
+
+# --- data --------------------------------------------------------------------------
+
+
+def synthetic_links(pages: int, per_page: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) page numbers, unique pairs: Poisson out-degree, power-law in-degree."""
+    rng = np.random.default_rng(seed)
+    out = rng.poisson(per_page, pages)
+    source = np.repeat(np.arange(pages, dtype=np.int64), out)
+    weights = np.arange(1, pages + 1, dtype=np.float64) ** -0.9
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    popular = rng.permutation(pages)  # which page has which popularity rank
+    target = popular[np.minimum(np.searchsorted(cdf, rng.random(len(source))), pages - 1)]
+    keys = np.unique(source * pages + target)
+    return keys // pages, keys % pages
+
+
+def url_of(i: int, hosts: int) -> str:
+    return f"https://h{i % hosts}.example.org/p/{i}"
+
+
+def load(database_url: str, pages: int, per_page: float) -> tuple[uuid.UUID, int, float]:
+    """Insert a user, a job, its pages and links with COPY; return (job, links, seconds)."""
+    started = time.perf_counter()
+    source, target = synthetic_links(pages, per_page, seed=pages)
+    hosts = max(1, pages // 100)
+    urls = [url_of(i, hosts) for i in range(pages)]
+    job = uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = conn.execute("INSERT INTO users (username, password_hash) VALUES (%s, 'x') "
+                            "ON CONFLICT (username) DO UPDATE SET role = 'user' RETURNING id",
+                            ("bench",)).fetchone()[0]
+        conn.execute("INSERT INTO jobs (id, owner_id, spider, status) "
+                     "VALUES (%s, %s, 'site', 'finished')", (job, user))
+        with conn.cursor() as cur:
+            with cur.copy("COPY pages (job_id, url, final_url, status, fetched_at) "
+                          "FROM STDIN") as copy:
+                prefix = f"{job}\t"
+                for start in range(0, pages, 100_000):
+                    copy.write("".join(f"{prefix}{u}\t{u}\t200\t2026-01-01T00:00:00Z\n"
+                                       for u in urls[start:start + 100_000]))
+            with cur.copy("COPY links (job_id, source_url, target_url, count, nofollow) "
+                          "FROM STDIN") as copy:
+                for start in range(0, len(source), 500_000):
+                    pairs = zip(source[start:start + 500_000].tolist(),
+                                target[start:start + 500_000].tolist(), strict=True)
+                    copy.write("".join(f"{prefix}{urls[s]}\t{urls[t]}\t1\tf\n" for s, t in pairs))
+        conn.execute("VACUUM ANALYZE pages")
+        conn.execute("VACUUM ANALYZE links")
+    return job, len(source), time.perf_counter() - started
+
+
+# --- measurements (each in its own process, for a clean peak memory) ---------------------
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_graphtool(database_url: str, job: str, out: Path) -> dict:
+    from graphs.build import BuildOptions, build_graph
+    from graphs.exports import write_export
+    from graphs.metrics import compute_metrics
+    from graphs.read import read_links
+
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    table = read_links(database_url, [job])
+    times["read"] = time.perf_counter() - started
+    started = time.perf_counter()
+    g = build_graph(table, BuildOptions(level="page"))
+    times["build"] = time.perf_counter() - started
+    del table
+    for name in ("pagerank", "components", "kcore"):
+        started = time.perf_counter()
+        compute_metrics(g, [name])
+        times[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    write_export(g, "gexf", out)
+    times["gexf_export"] = time.perf_counter() - started
+    return {"times": times, "nodes": g.num_vertices(), "edges": g.num_edges(),
+            "peak_mb": peak_mb(), "gexf_mb": out.stat().st_size / 2**20}
+
+
+def measure_networkx(database_url: str, job: str, out: Path) -> dict:
+    import networkx as nx
+
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT source_url, target_url, count FROM links WHERE job_id = %s",
+                            (job,)).fetchall()
+        urls = conn.execute("SELECT url FROM pages WHERE job_id = %s", (job,)).fetchall()
+    times["read"] = time.perf_counter() - started
+    started = time.perf_counter()
+    g = nx.DiGraph()
+    g.add_nodes_from(u for (u,) in urls)
+    g.add_weighted_edges_from(rows)
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
+    times["build"] = time.perf_counter() - started
+    del rows
+    started = time.perf_counter()
+    rank = nx.pagerank(g, alpha=0.85, weight="weight")
+    times["pagerank"] = time.perf_counter() - started
+    started = time.perf_counter()
+    weak = list(nx.weakly_connected_components(g))
+    strong = list(nx.strongly_connected_components(g))
+    times["components"] = time.perf_counter() - started
+    started = time.perf_counter()
+    core = nx.core_number(g)
+    times["kcore"] = time.perf_counter() - started
+    started = time.perf_counter()
+    nx.set_node_attributes(g, rank, "pagerank")
+    nx.set_node_attributes(g, core, "kcore")
+    nx.write_gexf(g, out)
+    times["gexf_export"] = time.perf_counter() - started
+    return {"times": times, "nodes": g.number_of_nodes(), "edges": g.number_of_edges(),
+            "peak_mb": peak_mb(), "components": [len(weak), len(strong)]}
+
+
+def run_child(engine: str, database_url: str, job: uuid.UUID, tmp: Path) -> dict:
+    env = {**os.environ, "BENCH_DATABASE_URL": database_url}  # not on the command line
+    out = tmp / f"{engine}-{job}.gexf"
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", engine, "--job", str(job), "--out", str(out)],
+        env=env, capture_output=True, text=True, check=False, timeout=3600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{engine} measurement failed:\n{done.stderr[-3000:]}")
+    out.unlink(missing_ok=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    header = ("figure", "value", "baseline", "ratio", "target")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--networkx-max", type=int, default=100_000)
+    parser.add_argument("--links-per-page", type=float, default=10.0)
+    parser.add_argument("--measure", choices=("graphtool", "networkx"), help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure = measure_graphtool if args.measure == "graphtool" else measure_networkx
+        print(json.dumps(measure(os.environ["BENCH_DATABASE_URL"], args.job, Path(args.out))))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    stack, home = start_stack()
+    results: list[dict] = []
+    rows: list[tuple[str, ...]] = []
+    try:
+        url = stack.settings.database_url
+        for pages in sizes:
+            job, links, load_s = load(url, pages, args.links_per_page)
+            print(f"== {pages:,} pages, {links:,} links (loaded with COPY in {load_s:.1f} s)",
+                  flush=True)
+            ours = run_child("graphtool", url, job, home)
+            base = run_child("networkx", url, job, home) if pages <= args.networkx_max else None
+            for step in STEPS:
+                mine = ours["times"][step]
+                theirs = base["times"][step] if base else None
+                print(f"   {step:<12} graph-tool {mine:8.3f} s"
+                      + (f"   networkx {theirs:8.3f} s   x{theirs / mine:,.1f}" if base else ""))
+                results.append({"name": f"{step}_seconds_{pages}", "value": round(mine, 4),
+                                "unit": "s", "baseline": round(theirs, 4) if base else None})
+            total = sum(ours["times"].values())
+            to_kcore = sum(ours["times"][s] for s in TO_KCORE)
+            print(f"   end to end   graph-tool {total:8.3f} s, peak {ours['peak_mb']:.0f} MB"
+                  + (f"   networkx {sum(base['times'].values()):8.3f} s, peak "
+                     f"{base['peak_mb']:.0f} MB" if base else ""), flush=True)
+            results += [
+                {"name": f"end_to_end_seconds_{pages}", "value": round(total, 4), "unit": "s",
+                 "target": 1.0 if pages == 1000 else None},
+                {"name": f"to_kcore_seconds_{pages}", "value": round(to_kcore, 4), "unit": "s"},
+                {"name": f"peak_mb_{pages}", "value": round(ours["peak_mb"], 1), "unit": "MB"},
+                {"name": f"nodes_{pages}", "value": ours["nodes"], "unit": "nodes"},
+                {"name": f"edges_{pages}", "value": ours["edges"], "unit": "edges"},
+            ]
+            if pages == 1000:
+                rows.append(("end to end, 1k pages", f"{total:.3f} s",
+                             f"{sum(base['times'].values()):.3f} s" if base else "-",
+                             f"x{sum(base['times'].values()) / total:.1f}" if base else "-",
+                             "< 1 s"))
+            if base:
+                ratio = sum(base["times"].values()) / total
+                results.append({"name": f"ratio_vs_networkx_{pages // 1000}k",
+                                "value": round(ratio, 2), "unit": "x",
+                                "target": 20.0 if pages == 100_000 else None})
+                results.append({"name": f"networkx_peak_mb_{pages}",
+                                "value": round(base["peak_mb"], 1), "unit": "MB"})
+                if pages == 100_000:
+                    rows.append(("speed-up vs networkx, 100k pages", f"{total:.3f} s",
+                                 f"{sum(base['times'].values()):.3f} s", f"x{ratio:.1f}",
+                                 ">= 20x"))
+            if pages == 1_000_000:
+                results.append({"name": "seconds_1m_pages", "value": round(to_kcore, 3),
+                                "unit": "s", "target": 60.0})
+                rows.append(("1M pages: Postgres to PageRank, components, k-core",
+                             f"{to_kcore:.1f} s", "-", "-", "< 60 s"))
+            rows.append((f"peak memory, {pages:,} pages", f"{ours['peak_mb']:.0f} MB",
+                         f"{base['peak_mb']:.0f} MB" if base else "-", "-", "-"))
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DELETE FROM jobs WHERE id = %s", (job,))
+    finally:
+        stack.down()
+        shutil.rmtree(home, ignore_errors=True)
+    print()
+    print_table(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"bench": "graph", "when": datetime.now(UTC).isoformat(timespec="seconds"),
+           "machine": machine(), "results": results}
+    (RESULTS / "graph.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

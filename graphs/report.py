@@ -1,0 +1,109 @@
+"""The end of `make crawl`: a crawl's page and host graphs, their files and a summary.
+
+    from graphs.report import crawl_report
+    report = crawl_report(settings.database_url, settings.home, job_id, Path("out") / str(job_id))
+    print(report.text)
+
+`crawl_report` builds the page and host graphs in this process (no worker
+needed), writes `page.gexf`, `page.graphml`, `host.gexf`, `nodes.csv` and
+`edges.csv` into the output directory, and returns the summary text: pages,
+links, hosts, errors, the 10 pages with the highest PageRank and the
+components. `summarize` gives the same text for builds that already exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from graphs import store
+from graphs.errors import GraphNotFound
+from graphs.exports import write_bundle
+from graphs.models import GraphBuildRequest
+from graphs.pipeline import build_now
+
+PAGE_METRICS = ["degree", "pagerank", "components", "kcore", "reciprocity", "density"]
+HOST_METRICS = ["degree", "pagerank", "components", "reciprocity", "density"]
+
+_COUNTS = """
+SELECT
+    (SELECT count(*) FROM pages WHERE job_id = %(job)s),
+    (SELECT count(*) FROM links WHERE job_id = %(job)s),
+    (SELECT coalesce(sum(count), 0) FROM links WHERE job_id = %(job)s),
+    (SELECT count(*) FROM pages WHERE job_id = %(job)s AND (status >= 400 OR status = 0
+                                                             OR error IS NOT NULL))
+"""
+_ERROR_KINDS = """
+SELECT CASE WHEN status = 0 OR error IS NOT NULL THEN coalesce(left(error, 60), 'no response')
+            ELSE 'HTTP ' || status END AS kind, count(*)
+FROM pages WHERE job_id = %(job)s AND (status >= 400 OR status = 0 OR error IS NOT NULL)
+GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5
+"""
+
+
+@dataclass
+class CrawlReport:
+    """What `crawl_report` made: the build ids, the files and the summary text."""
+
+    job_id: uuid.UUID
+    page_build: uuid.UUID
+    host_build: uuid.UUID
+    files: list[Path] = field(default_factory=list)
+    text: str = ""
+
+
+def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID | str,
+              host_build: uuid.UUID | str | None = None, top: int = 10) -> str:
+    """The summary of a crawl from its finished page (and host) builds."""
+    job = uuid.UUID(str(job_id))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pages, links, anchors, errors = conn.execute(_COUNTS, {"job": job}).fetchone()
+        kinds = conn.execute(_ERROR_KINDS, {"job": job}).fetchall()
+        page = store.get_build(conn, page_build)
+        best = store.top_nodes(conn, page, "pagerank", "desc", top)
+        host = store.get_build(conn, host_build) if host_build else None
+        if host is not None:
+            store.require_done(host)
+    lines = [f"crawl {job}", f"  pages    {pages:,}", f"  links    {links:,} distinct "
+             f"({anchors:,} <a> elements)"]
+    if host is not None:
+        lines.append(f"  hosts    {host['node_count']:,} ({host['edge_count']:,} host-to-host "
+                     f"edges)")
+    lines.append(f"  errors   {errors:,}" + (
+        "  (" + ", ".join(f"{kind}: {n}" for kind, n in kinds) + ")" if kinds else ""))
+    lines.append(f"  page graph: {page['node_count']:,} nodes, {page['edge_count']:,} edges")
+    comp = page["summary"].get("components")
+    if comp:
+        lines.append(f"  components: {comp['weak']:,} weak (largest {comp['largest_weak']:,} "
+                     f"nodes), {comp['strong']:,} strong (largest {comp['largest_strong']:,})")
+    if best:
+        lines.append(f"  top {len(best)} pages by PageRank:")
+        for rank, node in enumerate(best, 1):
+            lines.append(f"    {rank:>2}. {node['pagerank']:.5f}  {node['label']}")
+    return "\n".join(lines)
+
+
+def crawl_report(database_url: str, home: Path, job_id: uuid.UUID | str, out_dir: Path,
+                 owner_id: int | None = None) -> CrawlReport:
+    """Build the page and host graphs of a job, write its files, and summarize it."""
+    job = uuid.UUID(str(job_id))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(store.SELECT_JOB_OWNER, (job,)).fetchone()
+    if row is None:
+        raise GraphNotFound(f"No job {job}.", hint="Check the job id.")
+    owner = owner_id if owner_id is not None else row[0]
+    page_build = build_now(database_url, home, owner, [job],
+                           GraphBuildRequest(level="page", metrics=PAGE_METRICS))
+    host_build = build_now(database_url, home, owner, [job],
+                           GraphBuildRequest(level="host", metrics=HOST_METRICS))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        page_graph = store.load_graph(home, store.get_build(conn, page_build))
+        host_graph = store.load_graph(home, store.get_build(conn, host_build))
+    files = write_bundle(out_dir, page_graph, host_graph)
+    text = summarize(database_url, job, page_build, host_build)
+    text += "\n  files: " + ", ".join(str(p) for p in files)
+    return CrawlReport(job_id=job, page_build=page_build, host_build=host_build, files=files,
+                       text=text)
