@@ -53,3 +53,27 @@ def test_genspider_template_makes_a_kit_spider(tmp_path):
     spider = namespace["ShopSpider"]()
     assert spider.args.start_urls == ["https://shop.example.org"]
     assert parsel.Selector(text="<p>ok</p>").css("p::text").get() == "ok"
+
+
+def test_the_docs_show_the_example_as_it_is():
+    doc = (REPO / "docs" / "writing-a-spider.md").read_text()
+    source = (REPO / "crawler" / "spiders" / "example.py").read_text()
+    code = source[source.index("from __future__"):]
+    assert code in doc
+
+
+def test_a_spider_can_add_its_own_arguments():
+    from crawler.spiders.base import CrawlgraphSpider, SpiderArgs
+
+    class ShopArgs(SpiderArgs, kw_only=True, forbid_unknown_fields=True):
+        category: str = "all"
+
+    class ShopSpider(CrawlgraphSpider):
+        name = "shop"
+        Args = ShopArgs
+
+    spider = ShopSpider(start_urls="https://shop.example.org/", category="books",
+                        max_depth="2")
+    assert spider.args_error is None
+    assert spider.args.category == "books" and spider.args.max_depth == 2
+    assert "colour" in ShopSpider(colour="red").args_error
