@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jobapi import cli_stack
+from jobapi import cli_jobs, cli_stack
 from jobapi.errors import CrawlgraphError
 
-COMMAND_MODULES = [cli_stack]
+COMMAND_MODULES = [cli_stack, cli_jobs]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,162 @@
+"""`crawlgraph crawl | jobs | show | cancel | pages | users | token` against a real API.
+
+The API runs in a uvicorn subprocess (the factory below wraps `create_app` so
+that the session's scrapyd crawlers write into this test's database); the CLI
+runs as a subprocess too, finding its credentials in its data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobapi.settings import CREDENTIALS_FILE, Settings, read_credentials
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def app_for_tests():
+    """uvicorn factory: the app from the environment, crawlers pointed at the test's database."""
+    from jobapi.app import create_app
+
+    settings = Settings.from_env()
+    return create_app(settings, crawler_overrides={
+        "CRAWLGRAPH_DATABASE_URL": settings.database_url,
+        "CRAWLGRAPH_REDIS_URL": settings.redis_url,
+    })
+
+
+@pytest.fixture
+def api_env(stack_settings, database_url, redis_url, scrapyd_url, tmp_path) -> Iterator[dict]:
+    """A uvicorn API on a free port and the environment the CLI needs to reach it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    creds = read_credentials(stack_settings.home)
+    path = home / CREDENTIALS_FILE
+    path.write_text(json.dumps({k: creds[k] for k in ("admin_username", "admin_password",
+                                                      "jwt_secret")}))
+    path.chmod(0o600)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CRAWLGRAPH_", "DATABASE_URL", "REDIS_URL", "SCRAPYD_URLS"))}
+    env.update(CRAWLGRAPH_HOME=str(home), DATABASE_URL=database_url, REDIS_URL=redis_url,
+               SCRAPYD_URLS=scrapyd_url, ALLOW_PRIVATE_NETWORKS="1",
+               CRAWLGRAPH_API_PORT=str(port), CRAWLGRAPH_LOG_LEVEL="WARNING")
+    log = (tmp_path / "api.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.test_cli_jobs:app_for_tests",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
+         "warning"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, (tmp_path / "api.log").read_text()
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.2)
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+CLI = [sys.executable, "-m", "jobapi.cli"]
+
+
+def cli(env: dict, *args: str, timeout: float = 60, stdin: str | None = None):
+    return subprocess.run([*CLI, *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
+
+
+PROGRESS = re.compile(r"pages (\d+)\s+[\d.]+ pages/s\s+errors \d+\s+queue \d+\s+"
+                      r"elapsed \d+:\d\d:\d\d")
+
+
+def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_server):
+    site = mock_server(pages=12)
+    done = cli(api_env, "crawl", site.start_url, "--depth", "20", "--wait", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    job_id = re.search(r"job ([0-9a-f-]{36}) submitted", out).group(1)
+    assert PROGRESS.search(out), out
+    assert f"job {job_id} finished" in out
+    pages = int(re.search(r"pages (\d+), items", out).group(1))
+    assert pages >= 1
+    listed = cli(api_env, "pages", job_id, "--limit", "500")
+    assert listed.returncode == 0
+    # The stats count robots.txt as a page too.
+    assert 1 <= listed.stdout.count(f"http://127.0.0.1:{site.port}/p/") <= pages
+    jobs = cli(api_env, "jobs")
+    assert job_id in jobs.stdout and "finished" in jobs.stdout
+    show = cli(api_env, "show", job_id, "--json")
+    assert json.loads(show.stdout)["status"] == "finished"
+    again = cli(api_env, "cancel", job_id)
+    assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_ctrl_c_stops_watching_then_cancel_and_a_cancelled_job_exits_1(api_env, mock_server):
+    site = mock_server(pages=2000)
+    watcher = subprocess.Popen([*CLI, "crawl", site.start_url, "--wait"], env=api_env,
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        first = watcher.stdout.readline()
+        job_id = re.search(r"job ([0-9a-f-]{36}) submitted", first).group(1)
+        progress = watcher.stdout.readline()
+        assert PROGRESS.search(progress), progress
+        watcher.send_signal(signal.SIGINT)
+        rest, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert watcher.returncode == 130, rest + err
+    assert f"crawlgraph cancel {job_id}" in rest
+    cancelled = cli(api_env, "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    watched = cli(api_env, "show", job_id, "--wait")
+    assert watched.returncode == 1
+    assert f"job {job_id} cancelled" in watched.stdout
+
+
+def test_users_token_and_errors(api_env):
+    added = cli(api_env, "users", "add", "carol", "--password-stdin", stdin="a long password\n")
+    assert added.returncode == 0, added.stderr
+    assert "carol (user) created" in added.stdout
+    listed = cli(api_env, "users", "list")
+    assert "carol" in listed.stdout and "admin" in listed.stdout
+    carol = {**api_env, "CRAWLGRAPH_USERNAME": "carol", "CRAWLGRAPH_PASSWORD": "a long password"}
+    token = cli(carol, "token", "--fresh")
+    assert token.returncode == 0 and token.stdout.count(".") == 2
+    cache = Path(api_env["CRAWLGRAPH_HOME"]) / "token.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+    assert cli(carol, "users", "list").returncode == 2
+    missing = cli(api_env, "show", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 2 and "There is no job" in missing.stderr
+    refused = cli(api_env, "crawl", "ftp://example.org/")
+    assert refused.returncode == 2 and "start_urls[0]" in refused.stderr
+    down = cli({**api_env, "CRAWLGRAPH_API_PORT": str(free_port())}, "jobs")
+    assert down.returncode == 2 and "Cannot reach the API" in down.stderr
