@@ -66,12 +66,17 @@ def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
         mask &= source != target
     source, target, count = source[mask], target[mask], table.count[mask].astype(np.int64)
 
-    # Merge parallel links (several pages of one host linking to another, or
-    # one link found by several jobs) into one edge weighted by their sum.
-    keys, inverse = np.unique(source * max(n, 1) + target, return_inverse=True)
-    weight = np.bincount(inverse.ravel(), weights=count, minlength=len(keys)).astype(np.int64)
-    edges = np.empty((len(keys), 2), dtype=np.int64)
-    np.divmod(keys, max(n, 1), out=(edges[:, 0], edges[:, 1]))
+    if options.level == "page" and table.unique_pairs:
+        edges = np.column_stack((source, target))
+        weight = count
+    else:
+        # Merge parallel links (several pages of one host linking to another, or
+        # one link found by several jobs) into one edge weighted by their sum.
+        keys, inverse = np.unique(source * max(n, 1) + target, return_inverse=True)
+        weight = np.bincount(inverse.ravel(), weights=count, minlength=len(keys))
+        weight = weight.astype(np.int64)
+        edges = np.empty((len(keys), 2), dtype=np.int64)
+        np.divmod(keys, max(n, 1), out=(edges[:, 0], edges[:, 1]))
 
     g = gt.Graph(directed=True)
     g.add_vertex(n)

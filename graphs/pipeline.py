@@ -39,6 +39,7 @@ def _options(claim: store.Claim) -> BuildOptions:
 
 def run_claimed(
     conn: psycopg.Connection,
+    conninfo: str,
     home: Path,
     claim: store.Claim,
     on_step: StepHook | None = None,
@@ -59,7 +60,7 @@ def run_claimed(
         return result
 
     jobs = store.build_jobs(conn, claim.id)
-    table = timed("read", lambda: read_links(conn, jobs))
+    table = timed("read", lambda: read_links(conninfo, jobs))
     timings.update({f"read.{k}": round(v, 6) for k, v in table.timings.items()
                     if k != "hash_seed"})
     options = _options(claim)
@@ -91,7 +92,7 @@ def build_now(
         claim = store.Claim(id=build_id, attempt=1, max_attempts=1, level=request.level,
                             metrics=list(request.metrics), options=request.options())
         try:
-            run_claimed(conn, home, claim)
+            run_claimed(conn, conninfo, home, claim)
         except Exception as exc:
             store.fail(conn, claim, f"{type(exc).__name__}: {exc}", {})
             raise

@@ -1,7 +1,7 @@
 """Read the links and pages of one or more crawl jobs out of Postgres into numpy arrays.
 
-Two COPY statements run in one read-only REPEATABLE READ transaction, so they
-see the same snapshot:
+Two COPY statements run at once on two connections that share one exported
+snapshot (read-only REPEATABLE READ), so they see the same data:
 
 * the links, as fixed-width binary rows `(hash(source), hash(target), count,
   nofollow)`: each URL is reduced to a 64-bit hash by the server
@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,7 @@ COPY (
 # Grouping a few million URLs fits in memory with this; the default (4 MB)
 # would spill the hash table to disk.
 _SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00"
 # One link row of the binary COPY: field count, then (length, value) per field.
@@ -84,6 +86,8 @@ class LinkTable:
     target: np.ndarray  # int64 node id per link
     count: np.ndarray  # int32 per link: <a> elements on the source page pointing at the target
     nofollow: np.ndarray  # bool per link
+    # True when no (source, target) pair occurs twice (one job: the links' primary key).
+    unique_pairs: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -140,41 +144,69 @@ def _decode_nodes(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return hashes, status, urls
 
 
-def _read_once(conn: psycopg.Connection, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
+def _copy_out(conn: psycopg.Connection, query: str, params: dict, into: bytearray) -> float:
+    started = time.perf_counter()
+    with conn.cursor() as cur, cur.copy(query, params) as copy:
+        for chunk in copy:
+            into += chunk
+    return time.perf_counter() - started
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Index of each key in `sorted_keys`; runs of equal keys are looked up once.
+
+    Links come out of the table grouped by source page, so the sources collapse
+    to one lookup per page.
+    """
+    if len(keys) == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    if len(starts) * 2 > len(keys):
+        return np.searchsorted(sorted_keys, keys)
+    found = np.searchsorted(sorted_keys, keys[starts])
+    return np.repeat(found, np.diff(np.append(starts, len(keys))))
+
+
+def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
     timings: dict[str, float] = {}
     params = {"jobs": jobs, "seed": seed}
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute(_SET_WORK_MEM)
-        with conn.cursor() as cur:
-            started = time.perf_counter()
-            buf = bytearray()
-            with cur.copy(_EDGES_COPY, params) as copy:
-                for chunk in copy:
-                    buf += chunk
-            timings["read_links"] = time.perf_counter() - started
-            started = time.perf_counter()
-            parts: list[bytes] = []
-            with cur.copy(_NODES_COPY, params) as copy:
-                for chunk in copy:
-                    parts.append(bytes(chunk))
-            timings["read_nodes"] = time.perf_counter() - started
+    edges_buf, nodes_buf = bytearray(), bytearray()
+    # Two connections read at once (Postgres runs one backend per connection, so
+    # the links scan and the nodes aggregation use both cores), in one snapshot.
+    with psycopg.connect(conninfo, autocommit=True) as first, \
+            psycopg.connect(conninfo, autocommit=True) as second:
+        first.execute(_BEGIN)
+        first.execute(_SET_WORK_MEM)
+        snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        second.execute(_BEGIN)
+        second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
+        second.execute(_SET_WORK_MEM)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            nodes_job = pool.submit(_copy_out, second, _NODES_COPY, params, nodes_buf)
+            timings["read_links"] = _copy_out(first, _EDGES_COPY, params, edges_buf)
+            timings["read_nodes"] = nodes_job.result()
+        first.execute("ROLLBACK")
+        second.execute("ROLLBACK")
     started = time.perf_counter()
-    rows = _decode_edges(buf)
-    node_hash, status, urls = _decode_nodes(b"".join(parts).decode("utf-8"))
-    del parts
+    rows = _decode_edges(edges_buf)
+    node_hash, status, urls = _decode_nodes(nodes_buf.decode("utf-8"))
+    del nodes_buf
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
         return None  # two URLs share a hash with this seed
     status = status[order]
     urls = [urls[i] for i in order.tolist()]
-    source = np.searchsorted(node_hash, rows["source"].astype(np.int64))
-    target = np.searchsorted(node_hash, rows["target"].astype(np.int64))
+    source_hash = rows["source"].astype(np.int64)
+    target_hash = rows["target"].astype(np.int64)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
+        target_job = pool.submit(_lookup, node_hash, target_hash)
+        source = _lookup(node_hash, source_hash)
+        target = target_job.result()
     if len(rows):
-        found = (source < len(node_hash)) & (target < len(node_hash))
-        found &= node_hash[np.minimum(source, len(node_hash) - 1)] == rows["source"]
-        found &= node_hash[np.minimum(target, len(node_hash) - 1)] == rows["target"]
+        last = len(node_hash) - 1
+        found = (node_hash[np.minimum(source, last)] == source_hash)
+        found &= (node_hash[np.minimum(target, last)] == target_hash)
         if not found.all():
             raise GraphBuildFailed("A link endpoint is missing from the node list.")
     table = LinkTable(
@@ -190,25 +222,26 @@ def _read_once(conn: psycopg.Connection, jobs: list[uuid.UUID], seed: int) -> Li
     return table
 
 
-def read_links(conninfo: str | psycopg.Connection, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
+def _quote(value: str) -> str:
+    # A snapshot id is hex digits and dashes; SET TRANSACTION SNAPSHOT takes no parameter.
+    if not all(c in "0123456789ABCDEFabcdef-" for c in value):
+        raise GraphBuildFailed(f"Unexpected snapshot id {value!r}.")
+    return f"'{value}'"
+
+
+def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
     """Read the links and pages of `job_ids` into a `LinkTable`.
 
     Args:
-        conninfo: a libpq connection string, or an open connection (not in a transaction).
+        conninfo: a libpq connection string (two connections are opened).
         job_ids: the crawl jobs whose links make up the graph.
     """
     jobs = [uuid.UUID(str(j)) for j in job_ids]
-    if isinstance(conninfo, psycopg.Connection):
-        return _read(conninfo, jobs)
-    with psycopg.connect(conninfo) as conn:
-        return _read(conn, jobs)
-
-
-def _read(conn: psycopg.Connection, jobs: list[uuid.UUID]) -> LinkTable:
     for seed in range(_MAX_SEEDS):
-        table = _read_once(conn, jobs, seed)
+        table = _read_once(conninfo, jobs, seed)
         if table is not None:
             table.timings["hash_seed"] = seed
+            table.unique_pairs = len(set(jobs)) == 1
             return table
     raise GraphBuildFailed(
         f"URL hashes collided with {_MAX_SEEDS} different seeds.",

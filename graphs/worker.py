@@ -104,7 +104,7 @@ class Worker:
             beat.step(name)
 
         try:
-            result = run_claimed(conn, self.home, claim, on_step)
+            result = run_claimed(conn, self.conninfo, self.home, claim, on_step)
         except BuildInterrupted as exc:
             requeued = store.requeue(conn, claim)
             log.info("build %s %s: %s", claim.id, "requeued" if requeued else "abandoned",
