@@ -26,23 +26,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from graphs.errors import GraphBuildFailed
 
+# Postgres sends COPY output one protocol message per row, and a Python loop
+# over ten million messages would cost seconds. So rows are packed server-side:
+# 64 groups (by source hash), each one row of bytea columns that are the
+# big-endian arrays themselves, decoded by `np.frombuffer`.
 _EDGES_COPY = """
 COPY (
-    SELECT hashtextextended(source_url, %(seed)s), hashtextextended(target_url, %(seed)s),
-           count, nofollow
-    FROM links WHERE job_id = ANY(%(jobs)s)
+    SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
+           string_agg(int4send(c), ''::bytea), string_agg(boolsend(n), ''::bytea)
+    FROM (
+        SELECT hashtextextended(source_url, %(seed)s) AS s,
+               hashtextextended(target_url, %(seed)s) AS t, count AS c, nofollow AS n
+        FROM links WHERE job_id = ANY(%(jobs)s)
+    ) AS l
+    GROUP BY s & 63
 ) TO STDOUT (FORMAT BINARY)
 """
 
 # Every URL that is a link endpoint or a stored page (its request URL and,
 # after a redirect, its final URL), with the best crawl status seen (-1: not
 # fetched).
-_NODES_COPY = """
-COPY (
-    SELECT hashtextextended(url, %(seed)s), max(status), url FROM (
+_NODES = """
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
         SELECT source_url AS url, -1 AS status FROM links WHERE job_id = ANY(%(jobs)s)
         UNION ALL
         SELECT target_url, -1 FROM links WHERE job_id = ANY(%(jobs)s)
@@ -53,8 +62,18 @@ COPY (
         WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
     ) AS endpoints
     GROUP BY url
-) TO STDOUT
 """
+# Packed like the links; URLs joined by newlines (a URL that contains one makes
+# the counts disagree, and the read falls back to `_NODES_ROWS_COPY`).
+_NODES_COPY = sql.SQL("""
+COPY (
+    SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
+           string_agg(url, E'\\n')
+    FROM ({nodes}) AS n
+    GROUP BY h & 63
+) TO STDOUT (FORMAT BINARY)
+""").format(nodes=sql.SQL(_NODES))
+_NODES_ROWS_COPY = sql.SQL("COPY ({nodes}) TO STDOUT").format(nodes=sql.SQL(_NODES))
 
 # Grouping a few million URLs fits in memory with this; the default (4 MB)
 # would spill the hash table to disk.
@@ -62,16 +81,6 @@ _SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00"
-# One link row of the binary COPY: field count, then (length, value) per field.
-_EDGE_ROW = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("len_source", ">i4"), ("source", ">i8"),
-        ("len_target", ">i4"), ("target", ">i8"),
-        ("len_count", ">i4"), ("count", ">i4"),
-        ("len_nofollow", ">i4"), ("nofollow", "u1"),
-    ]
-)
 _MAX_SEEDS = 4
 _TEXT_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
@@ -99,18 +108,56 @@ class LinkTable:
         return len(self.source)
 
 
-def _decode_edges(buf: bytes | bytearray) -> np.ndarray:
-    if len(buf) < 19 or bytes(buf[:11]) != _HEADER:
-        raise GraphBuildFailed("The links COPY stream has no binary COPY header.")
-    ext = int.from_bytes(buf[15:19], "big")
-    start = 19 + ext
-    body = len(buf) - start - 2  # trailer: int16 -1
-    if body % _EDGE_ROW.itemsize:
-        raise GraphBuildFailed("The links COPY stream has rows of an unexpected size.")
-    rows = np.frombuffer(buf, dtype=_EDGE_ROW, count=body // _EDGE_ROW.itemsize, offset=start)
-    if len(rows) and not (rows["nfields"] == 4).all():
-        raise GraphBuildFailed("The links COPY stream has rows of an unexpected shape.")
-    return rows
+def _binary_rows(buf: bytes | bytearray) -> list[list[bytes | None]]:
+    """The rows of a binary COPY stream (few rows here, so a Python loop is fine)."""
+    view = memoryview(buf)
+    if len(view) < 19 or bytes(view[:11]) != _HEADER:
+        raise GraphBuildFailed("The COPY stream has no binary COPY header.")
+    pos = 19 + int.from_bytes(view[15:19], "big")
+    rows = []
+    while True:
+        nfields = int.from_bytes(view[pos:pos + 2], "big", signed=True)
+        pos += 2
+        if nfields == -1:
+            return rows
+        row: list[bytes | None] = []
+        for _ in range(nfields):
+            size = int.from_bytes(view[pos:pos + 4], "big", signed=True)
+            pos += 4
+            if size < 0:
+                row.append(None)
+            else:
+                row.append(bytes(view[pos:pos + size]))
+                pos += size
+        rows.append(row)
+
+
+def _column(rows: list[list[bytes | None]], index: int, dtype: str) -> np.ndarray:
+    data = b"".join(row[index] or b"" for row in rows)
+    return np.frombuffer(data, dtype=dtype)
+
+
+def _decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
+    rows = _binary_rows(buf)
+    return {
+        "source": _column(rows, 0, ">i8").astype(np.int64),
+        "target": _column(rows, 1, ">i8").astype(np.int64),
+        "count": _column(rows, 2, ">i4").astype(np.int32),
+        "nofollow": _column(rows, 3, "u1").astype(bool),
+    }
+
+
+def _decode_packed_nodes(buf: bytes | bytearray) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    rows = _binary_rows(buf)
+    hashes = _column(rows, 0, ">i8").astype(np.int64)
+    status = _column(rows, 1, ">i4").astype(np.int32)
+    urls: list[str] = []
+    for row in rows:
+        urls.extend((row[2] or b"").decode("utf-8").split("\n"))
+    # Splitting never loses a URL; a URL with a newline in it adds one part.
+    if len(urls) != len(hashes):
+        return None  # a URL with a newline in it
+    return hashes, status, urls
 
 
 def _unescape(value: str) -> str:
@@ -144,7 +191,8 @@ def _decode_nodes(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return hashes, status, urls
 
 
-def _copy_out(conn: psycopg.Connection, query: str, params: dict, into: bytearray) -> float:
+def _copy_out(conn: psycopg.Connection, query: str | sql.Composable, params: dict,
+              into: bytearray) -> float:
     started = time.perf_counter()
     with conn.cursor() as cur, cur.copy(query, params) as copy:
         for chunk in copy:
@@ -189,21 +237,24 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         second.execute("ROLLBACK")
     started = time.perf_counter()
     rows = _decode_edges(edges_buf)
-    node_hash, status, urls = _decode_nodes(nodes_buf.decode("utf-8"))
+    del edges_buf
+    nodes = _decode_packed_nodes(nodes_buf)
     del nodes_buf
+    if nodes is None:
+        nodes = _read_node_rows(conninfo, params, timings)
+    node_hash, status, urls = nodes
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
         return None  # two URLs share a hash with this seed
     status = status[order]
     urls = [urls[i] for i in order.tolist()]
-    source_hash = rows["source"].astype(np.int64)
-    target_hash = rows["target"].astype(np.int64)
+    source_hash, target_hash = rows["source"], rows["target"]
     with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
         target_job = pool.submit(_lookup, node_hash, target_hash)
         source = _lookup(node_hash, source_hash)
         target = target_job.result()
-    if len(rows):
+    if len(source_hash):
         last = len(node_hash) - 1
         found = (node_hash[np.minimum(source, last)] == source_hash)
         found &= (node_hash[np.minimum(target, last)] == target_hash)
@@ -214,12 +265,24 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         status=status,
         source=source.astype(np.int64),
         target=target.astype(np.int64),
-        count=rows["count"].astype(np.int32),
-        nofollow=rows["nofollow"].astype(bool),
+        count=rows["count"],
+        nofollow=rows["nofollow"],
         timings=timings,
     )
     timings["decode"] = time.perf_counter() - started
     return table
+
+
+def _read_node_rows(conninfo: str, params: dict,
+                    timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The nodes one text row each: for the rare URL that contains a newline."""
+    buf = bytearray()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(_BEGIN)
+        conn.execute(_SET_WORK_MEM)
+        timings["read_nodes_rows"] = _copy_out(conn, _NODES_ROWS_COPY, params, buf)
+        conn.execute("ROLLBACK")
+    return _decode_nodes(buf.decode("utf-8"))
 
 
 def _quote(value: str) -> str:

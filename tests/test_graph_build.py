@@ -201,3 +201,15 @@ def test_text_copy_escapes_are_undone():
     hashes, status, urls = _decode_nodes(text)
     assert hashes.tolist() == [5, -3] and status.tolist() == [200, -1]
     assert urls == ["http://a/\\x\ty", "http://b/"]
+
+
+def test_url_with_a_newline_falls_back_to_row_reads(database_url):
+    odd = "http://a.test/x\ny\\z\tw"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn))
+        add_links(conn, job, [("http://a.test/", odd, 1, False),
+                              (odd, "http://a.test/", 2, False)])
+    table = read_links(database_url, [job])
+    assert "read_nodes_rows" in table.timings
+    g = build_graph(table, BuildOptions())
+    assert _edges(g) == {("http://a.test/", odd): 1, (odd, "http://a.test/"): 2}
