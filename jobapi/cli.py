@@ -10,10 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from graphs import cli as cli_graphs
 from jobapi import cli_jobs, cli_stack
 from jobapi.errors import CrawlgraphError
 
-COMMAND_MODULES = [cli_stack, cli_jobs]
+COMMAND_MODULES = [cli_stack, cli_jobs, cli_graphs]
 
 
 def build_parser() -> argparse.ArgumentParser:

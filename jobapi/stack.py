@@ -23,8 +23,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -138,6 +138,8 @@ class Service:
 
     name: str
     settings: Settings
+    # The environment the stack was configured from; services inherit it.
+    environ: dict[str, str]
 
     @property
     def home(self) -> Path:
@@ -451,7 +453,7 @@ class Redis(Service):
                 "appendonly yes\nappendfsync everysec\nsave \"\"\n"
                 "maxmemory-policy noeviction\n"
             )
-        self._spawn([binary, str(conf)], dict(os.environ), workdir)
+        self._spawn([binary, str(conf)], dict(self.environ), workdir)
         _wait(self.healthy, START_TIMEOUT, "Redis", self.logfile)
 
 
@@ -486,7 +488,7 @@ class Scrapyd(Service):
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(REPO_ROOT / name)
-        env = dict(os.environ)
+        env = dict(self.environ)
         env.update(self.settings.service_env())
         env.update(
             SCRAPYD_BIND_ADDRESS="127.0.0.1",
@@ -517,13 +519,15 @@ class Api(Service):
 
     def healthy(self) -> bool:
         try:
-            response = httpx.get(f"{self.settings.api_url}/health", timeout=2)
-            return response.status_code == 200
+            response = httpx.get(f"{self.settings.api_url}/health", timeout=5)
+            # 503 means the API runs but a service it uses is down: that service
+            # is the stack's to restart, not the API.
+            return response.status_code in (200, 503)
         except httpx.HTTPError:
             return False
 
     def start(self, creds: dict[str, str]) -> None:
-        env = dict(os.environ)
+        env = dict(self.environ)
         env["CRAWLGRAPH_HOME"] = str(self.home)
         self._spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "jobapi.app:app_from_env",
@@ -535,16 +539,44 @@ class Api(Service):
         _wait(self.healthy, START_TIMEOUT, "the API", self.logfile)
 
 
-def make_services(settings: Settings) -> list[Service]:
+class GraphWorker(Service):
+    """A graph build worker (`crawlgraph graph-worker`); healthy while it runs."""
+
+    process_marker = "graph-worker"
+
+    @property
+    def port(self) -> int:
+        return 0
+
+    @property
+    def address(self) -> str:
+        return "-"
+
+    def healthy(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, creds: dict[str, str]) -> None:
+        env = dict(self.environ)
+        env.update(self.settings.service_env())
+        self._spawn([sys.executable, "-m", "jobapi.cli", "graph-worker"], env, REPO_ROOT)
+        # Give it a moment to fail on a bad configuration rather than report it started.
+        time.sleep(0.5)
+        _wait(self.healthy, START_TIMEOUT, self.name, self.logfile)
+
+
+def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Service]:
     """The embedded services of this configuration, in start order."""
+    env = dict(environ)
     services: list[Service] = []
     if settings.embedded_postgres:
-        services.append(Postgres("postgres", settings))
+        services.append(Postgres("postgres", settings, env))
     if settings.embedded_redis:
-        services.append(Redis("redis", settings))
+        services.append(Redis("redis", settings, env))
     if settings.embedded_scrapyd:
-        services.append(Scrapyd("scrapyd", settings))
-    services.append(Api("api", settings))
+        services.append(Scrapyd("scrapyd", settings, env))
+    services.append(Api("api", settings, env))
+    for n in range(1, settings.graph_workers + 1):
+        services.append(GraphWorker(f"graph-worker-{n}", settings, env))
     return services
 
 
@@ -561,7 +593,7 @@ class Stack:
     def _load(self) -> None:
         self.settings = Settings.from_env(self.environ)
         self.services = [
-            s for s in make_services(self.settings) if self.only is None or s.name in self.only
+            s for s in make_services(self.settings, self.environ) if self.only is None or s.name in self.only
         ]
 
     def up(self) -> list[str]:
@@ -578,7 +610,7 @@ class Stack:
                 service.stop()
             else:
                 service.pidfile.unlink(missing_ok=True)
-            if port_in_use(service.port):
+            if service.port and port_in_use(service.port):
                 raise StackError(
                     f"Port {service.port} for {service.name} is in use by another program.",
                     hint=f"Stop that program, or choose another port with "

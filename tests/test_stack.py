@@ -52,7 +52,7 @@ def stack(home):
 
 def test_up_twice_then_kill_redis_then_down(stack, home):
     started = stack.up()
-    assert started == ["postgres", "redis", "scrapyd", "api"]
+    assert started == ["postgres", "redis", "scrapyd", "api", "graph-worker-1"]
     rows = stack.status()
     assert all(row["healthy"] for row in rows), rows
     pids = {row["service"]: row["pid"] for row in rows}
