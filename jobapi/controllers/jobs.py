@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import anyio
 import msgspec
-import redis
+import redis.asyncio as aioredis
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from psycopg_pool import AsyncConnectionPool
 
 from jobapi.auth import CurrentUser
 from jobapi.controllers import (
@@ -22,6 +23,7 @@ from jobapi.controllers import (
     Limiter,
     Limits,
     Pool,
+    RedisAsync,
     RedisSync,
     Scrapyd,
     errors,
@@ -134,10 +136,10 @@ class JobController(Controller):
     @get("/{job_id:uuid}", operation_id="getJob", responses=errors(404))
     async def get_job(
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
-        pool: Pool, redis_sync: RedisSync,
+        pool: Pool, redis_async: RedisAsync,
     ) -> Job:
         """One job with its stats; a job that is not finished carries live frontier counters."""
-        return await service.get_job_for_user(pool, job_id, request.user, redis_sync)
+        return await service.get_job_for_user(pool, job_id, request.user, redis_async)
 
     @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=200,
           responses=errors(404, 409, 503))
@@ -215,7 +217,7 @@ class JobController(Controller):
          media_type="text/event-stream")
     async def events(
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
-        pool: Pool, redis_sync: RedisSync,
+        pool: Pool, redis_async: RedisAsync,
     ) -> ServerSentEvent:
         """A Server-Sent Events stream of the job's state and stats.
 
@@ -224,11 +226,11 @@ class JobController(Controller):
         reaches finished, failed or cancelled. Comments keep idle connections open.
         """
         await service.get_job_row(pool, job_id, request.user)
-        return ServerSentEvent(_job_events(pool, redis_sync, job_id))
+        return ServerSentEvent(_job_events(pool, redis_async, job_id))
 
 
 async def _job_events(
-    pool: Pool, redis_client: redis.Redis, job_id: FromPath[uuid.UUID],
+    pool: AsyncConnectionPool, redis_client: aioredis.Redis, job_id: uuid.UUID,
 ) -> AsyncIterator[ServerSentEventMessage]:
     last: bytes | None = None
     quiet = 0.0

@@ -1,7 +1,8 @@
 """The API's side of the crawl frontier: seed, clear and read a job's queue.
 
 `crawler.frontier.JobFrontier` is synchronous (redis-py); these wrappers run it
-in a worker thread so that the event loop never waits on Redis.
+in a worker thread so that the event loop never waits on Redis. The live
+counters are read with `AsyncJobFrontier` over the async client.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 import redis
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobapi.errors import ServiceUnavailable
@@ -52,9 +54,16 @@ async def pause(client: redis.Redis, job_id: str) -> None:
     await _run(lambda: _frontier(client, job_id).pause())
 
 
-async def stats(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
-    """The frontier's live counters for a job (queued, leased, seen ...), None if unavailable."""
+async def stats(client: aioredis.Redis, job_id: str) -> dict[str, Any] | None:
+    """The frontier's live counters for a job (queued, leased, seen ...), None if unavailable.
+
+    Read with the async client: this is on the path of every `GET /jobs/{id}`.
+    """
     try:
-        return dict(await _run(lambda: _frontier(client, job_id).stats()))
-    except ServiceUnavailable:
+        from crawler.frontier import AsyncJobFrontier
+    except ImportError:
+        return None
+    try:
+        return dict(await AsyncJobFrontier(client, job_id).stats())
+    except RedisError:
         return None

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import anyio
 import msgspec
 import redis
+import redis.asyncio as aioredis
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -114,7 +115,7 @@ async def get_job_row(pool: AsyncConnectionPool, job_id: uuid.UUID, user: Curren
 
 async def get_job_for_user(
     pool: AsyncConnectionPool, job_id: uuid.UUID, user: CurrentUser,
-    redis_client: redis.Redis | None = None,
+    redis_client: aioredis.Redis | None = None,
 ) -> Job:
     """The job if `user` owns it (or is an admin); NotFound otherwise.
 
