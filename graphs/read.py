@@ -31,9 +31,10 @@ from psycopg import sql
 from graphs.errors import GraphBuildFailed
 
 # Postgres sends COPY output one protocol message per row, and a Python loop
-# over ten million messages would cost seconds. So rows are packed server-side:
-# 64 groups (by source hash), each one row of bytea columns that are the
-# big-endian arrays themselves, decoded by `np.frombuffer`.
+# over ten million messages costs seconds. So the links are packed server-side
+# into one row of bytea columns that are the big-endian arrays themselves,
+# decoded by `np.frombuffer` (half the time of the row-per-link COPY). A bytea
+# holds at most 1 GB: up to about 130 million links per build.
 _EDGES_COPY = """
 COPY (
     SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
@@ -43,7 +44,6 @@ COPY (
                hashtextextended(target_url, %(seed)s) AS t, count AS c, nofollow AS n
         FROM links WHERE job_id = ANY(%(jobs)s)
     ) AS l
-    GROUP BY s & 63
 ) TO STDOUT (FORMAT BINARY)
 """
 
@@ -63,8 +63,9 @@ _NODES = """
     ) AS endpoints
     GROUP BY url
 """
-# Packed like the links; URLs joined by newlines (a URL that contains one makes
-# the counts disagree, and the read falls back to `_NODES_ROWS_COPY`).
+# Packed like the links, in 64 rows so that the URL text of no row nears the
+# 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
+# disagree, and the read falls back to `_NODES_ROWS_COPY`).
 _NODES_COPY = sql.SQL("""
 COPY (
     SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
