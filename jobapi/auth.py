@@ -36,6 +36,8 @@ ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "jwt_secret"
 USER_CACHE_SECONDS = 5.0
+LEEWAY_SECONDS = 5
+VERIFIED_CACHE_SIZE = 10_000
 
 log = logging.getLogger("jobapi.auth")
 
@@ -88,6 +90,7 @@ class TokenCodec:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, user_id: int, username: str, *, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
@@ -103,7 +106,22 @@ class TokenCodec:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def decode(self, token: str) -> dict[str, Any]:
-        """The token's claims; Unauthorized for anything but a valid, current token."""
+        """The token's claims; Unauthorized for anything but a valid, current token.
+
+        A token verified once is remembered (by its exact text) until it expires:
+        the signature check and PyJWT's parsing are most of an authenticated
+        request's cost, and a client sends the same token many times.
+        """
+        hit = self._verified.get(token)
+        if hit is not None and hit["exp"] > time.time() - LEEWAY_SECONDS:
+            return hit
+        claims = self._decode(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             return jwt.decode(
                 token,
@@ -112,7 +130,7 @@ class TokenCodec:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized(

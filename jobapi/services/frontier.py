@@ -7,6 +7,7 @@ counters are read with `AsyncJobFrontier` over the async client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,16 +55,29 @@ async def pause(client: redis.Redis, job_id: str) -> None:
     await _run(lambda: _frontier(client, job_id).pause())
 
 
+LIVE_STATS_SECONDS = 1.0
+_live: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
 async def stats(client: aioredis.Redis, job_id: str) -> dict[str, Any] | None:
     """The frontier's live counters for a job (queued, leased, seen ...), None if unavailable.
 
-    Read with the async client: this is on the path of every `GET /jobs/{id}`.
+    Read with the async client and kept for a second: this is on the path of
+    every `GET /jobs/{id}`, and many watchers of one job need one read a second.
     """
+    now = time.monotonic()
+    hit = _live.get(job_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     try:
         from crawler.frontier import AsyncJobFrontier
     except ImportError:
         return None
     try:
-        return dict(await AsyncJobFrontier(client, job_id).stats())
+        value: dict[str, Any] | None = dict(await AsyncJobFrontier(client, job_id).stats())
     except RedisError:
-        return None
+        value = None
+    if len(_live) >= 10_000:
+        _live.clear()
+    _live[job_id] = (now + LIVE_STATS_SECONDS, value)
+    return value
