@@ -17,6 +17,11 @@ def link(i: int) -> Link:
     return Link(source_url="http://a.test/", target_url=f"http://a.test/{i}")
 
 
+def set_url(pipeline: StoragePipeline, url: str) -> None:
+    for store in pipeline.stores:
+        store.database_url = url
+
+
 def stored(database_url: str, job: str) -> int:
     return count(database_url, "SELECT count(*) FROM links WHERE job_id=%s", job)
 
@@ -72,12 +77,12 @@ def test_database_down_keeps_the_batch_and_retries(database_url: str, caplog) ->
     async def scenario() -> None:
         pipeline = StoragePipeline(database_url, job, batch_size=5, flush_seconds=0.1,
                                    retry_max_seconds=0.5)
-        pipeline.store.database_url = f"postgresql://x:y@127.0.0.1:{dead_port}/none"
+        set_url(pipeline, f"postgresql://x:y@127.0.0.1:{dead_port}/none")
         await pipeline.open_spider()
         tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(12)]
         await asyncio.sleep(1.0)
         assert not any(t.done() for t in tasks)
-        pipeline.store.database_url = database_url  # the database is back
+        set_url(pipeline, database_url)  # the database is back
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
         await pipeline.close_spider()
 
@@ -117,12 +122,12 @@ def test_full_buffer_pauses_the_engine_until_written(database_url: str) -> None:
     async def scenario() -> None:
         pipeline = StoragePipeline(database_url, job, batch_size=10, flush_seconds=0.05,
                                    buffer_max_rows=30, retry_max_seconds=0.2, crawler=crawler)
-        pipeline.store.database_url = f"postgresql://x:y@127.0.0.1:{dead_port}/none"
+        set_url(pipeline, f"postgresql://x:y@127.0.0.1:{dead_port}/none")
         await pipeline.open_spider()
         tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(40)]
         await asyncio.sleep(0.5)
         assert crawler.engine.calls == ["pause"]
-        pipeline.store.database_url = database_url
+        set_url(pipeline, database_url)
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
         assert crawler.engine.calls == ["pause", "unpause"]
         await pipeline.close_spider()

@@ -5,11 +5,12 @@ Switch it on with ``ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 900}`
 ``CRAWLGRAPH_JOB_ID``) and turns itself off without one. Settings:
 ``CRAWLGRAPH_DATABASE_URL`` (else env ``DATABASE_URL``), ``CRAWLGRAPH_BATCH_SIZE``,
 ``CRAWLGRAPH_FLUSH_SECONDS``, ``CRAWLGRAPH_BUFFER_MAX_ROWS``,
-``CRAWLGRAPH_RETRY_MAX_SECONDS``.
+``CRAWLGRAPH_RETRY_MAX_SECONDS``, ``CRAWLGRAPH_STORAGE_WRITERS`` (connections
+writing batches side by side, default 2).
 
 Every item is validated (`crawler.pipelines.rows`) and appended to the open
 batch. A batch is written when it has ``BATCH_SIZE`` rows or its first row is
-``FLUSH_SECONDS`` old, and on close, by `PostgresStore` in one worker thread
+``FLUSH_SECONDS`` old, and on close, by `PostgresStore` in worker threads
 (the reactor never waits for the database). An invalid item goes straight to
 `dead_letters` with the batch.
 
@@ -74,9 +75,12 @@ class StoragePipeline:
         flush_seconds: float = 1.0,
         buffer_max_rows: int = 50_000,
         retry_max_seconds: float = 10.0,
+        writers: int = 2,
         crawler: Any = None,
     ) -> None:
-        self.store = PostgresStore(database_url, job_id)
+        # Several connections write batches side by side: one batch's commit
+        # (a WAL flush) overlaps with the next one's COPY.
+        self.stores = [PostgresStore(database_url, job_id) for _ in range(max(1, writers))]
         self.job_id = job_id
         self.batch_size = max(1, batch_size)
         self.flush_seconds = flush_seconds
@@ -89,6 +93,8 @@ class StoragePipeline:
         self._open: _Batch | None = None  # filling up
         self._ready: deque[_Batch] = deque()  # full or due, in order
         self._buffered = 0  # rows in all batches not committed yet
+        self._idle: list[PostgresStore] = list(self.stores)
+        self._writers: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -111,6 +117,7 @@ class StoragePipeline:
             flush_seconds=settings.getfloat("CRAWLGRAPH_FLUSH_SECONDS", 1.0),
             buffer_max_rows=settings.getint("CRAWLGRAPH_BUFFER_MAX_ROWS", 50_000),
             retry_max_seconds=settings.getfloat("CRAWLGRAPH_RETRY_MAX_SECONDS", 10.0),
+            writers=settings.getint("CRAWLGRAPH_STORAGE_WRITERS", 2),
             crawler=crawler,
         )
 
@@ -121,7 +128,8 @@ class StoragePipeline:
 
     async def open_spider(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="crawlgraph-storage")
+        self._executor = ThreadPoolExecutor(len(self.stores),
+                                            thread_name_prefix="crawlgraph-storage")
         self._open = _Batch(self._loop)
         self._wake = asyncio.Event()
         self._task = self._loop.create_task(self._run())
@@ -155,17 +163,21 @@ class StoragePipeline:
         if self._task is not None:
             await self._task
         if self._executor is not None:
-            await self._loop.run_in_executor(self._executor, self.store.close)
+            for store in self.stores:
+                await self._loop.run_in_executor(self._executor, store.close)
             self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
         while True:
-            if self._ready:
-                await self._write(self._ready.popleft())
-                continue
+            while self._ready and self._idle:
+                task = self._loop.create_task(self._write(self._ready.popleft(),
+                                                          self._idle.pop()))
+                self._writers.add(task)
+                task.add_done_callback(self._writers.discard)
             batch = self._open
-            if not len(batch):
-                if self._closing:
+            if not len(batch) or self._ready:  # nothing to time, or no writer free
+                busy = len(self._idle) < len(self.stores)
+                if self._closing and not len(batch) and not self._ready and not busy:
                     return
                 self._wake.clear()
                 await self._wake.wait()
@@ -185,14 +197,14 @@ class StoragePipeline:
                 self._ready.append(batch)
                 self._open = _Batch(self._loop)
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write(self, batch: _Batch, store: PostgresStore) -> None:
         rows = len(batch)
         delay = 0.2
         try:
             while True:
                 try:
                     result = await self._loop.run_in_executor(
-                        self._executor, self._write_chunks, batch
+                        self._executor, self._write_chunks, batch, store
                     )
                     break
                 except StorageUnavailable as exc:
@@ -213,16 +225,18 @@ class StoragePipeline:
                 self._inc("storage/dead_letters", len(result.dead))
             batch.done.set_result(None)
         finally:
+            self._idle.append(store)
+            self._wake.set()
             self._buffered -= rows
             if self._paused_engine and self.buffered < self.buffer_max_rows // 2:
                 self._unpause_engine()
 
-    def _write_chunks(self, batch: _Batch) -> WriteResult:
+    def _write_chunks(self, batch: _Batch, store: PostgresStore) -> WriteResult:
         """Runs in the storage thread: one transaction per BATCH_SIZE rows."""
         total = WriteResult()
         while batch.rows or batch.dead:
             chunk = batch.rows[:self.batch_size]
-            result = self.store.write(chunk, batch.dead)
+            result = store.write(chunk, batch.dead)
             # Written chunks leave the batch, so that a retry after a later chunk
             # failed rewrites nothing (and writes no dead letter twice).
             batch.rows, batch.dead = batch.rows[len(chunk):], []
