@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import jwt
+import msgspec
 import pytest
 
 from jobapi.ratelimit import Limit, RateLimits
@@ -165,3 +167,32 @@ def test_body_size_limit_is_413(client, users):
     response = client.post("/api/v1/jobs", headers={**headers, "content-type": "application/json"},
                            content=b'{"start_urls": ["' + b"a" * (5 * 1024 * 1024) + b'"]}')
     assert_error(response, 413)
+
+
+def test_cors_only_for_allowed_origins(api_settings, users):
+    with make_client(api_settings) as client:
+        plain = client.get("/health", headers={"Origin": "https://ui.example"})
+        assert "access-control-allow-origin" not in plain.headers
+    allowed = msgspec.structs.replace(api_settings, cors_origins=("https://ui.example",))
+    with make_client(allowed) as client:
+        ok = client.options("/api/v1/jobs", headers={
+            "Origin": "https://ui.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        assert ok.headers["access-control-allow-origin"] == "https://ui.example"
+        other = client.get("/health", headers={"Origin": "https://evil.example"})
+        assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_failed_login_and_denied_access_are_logged_without_secrets(client, users, caplog):
+    secret = "hunter2-not-the-password"
+    with caplog.at_level(logging.INFO, logger="jobapi"):
+        client.post("/api/v1/auth/token", json={"username": "alice", "password": secret},
+                    headers={"X-Request-ID": "login-req-1"})
+        client.get("/api/v1/jobs", headers={"Authorization": "Bearer forged.token.value"})
+    text = "\n".join(f"{r.getMessage()} {getattr(r, 'request_id', '')}" for r in caplog.records)
+    assert "failed login for 'alice'" in text
+    assert "denied GET /api/v1/jobs" in text
+    assert secret not in text and "forged.token.value" not in text
+    assert PASSWORDS["alice"] not in text
+    failed = [r for r in caplog.records if "failed login" in r.getMessage()]
+    assert [getattr(r, "request_id", None) for r in failed] == ["login-req-1"]
