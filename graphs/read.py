@@ -50,7 +50,7 @@ COPY (
 # Every URL that is a link endpoint or a stored page (its request URL and,
 # after a redirect, its final URL), with the best crawl status seen (-1: not
 # fetched).
-_NODES = """
+_NODES_ALL = """
     SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
         SELECT source_url AS url, -1 AS status FROM links WHERE job_id = ANY(%(jobs)s)
         UNION ALL
@@ -63,18 +63,43 @@ _NODES = """
     ) AS endpoints
     GROUP BY url
 """
-# Packed like the links, in 64 rows so that the URL text of no row nears the
-# 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
-# disagree, and the read falls back to `_NODES_ROWS_COPY`).
-_NODES_COPY = sql.SQL("""
+# The same set, usually, for much less work: the stored pages and the link
+# targets that are not stored pages (an anti-join on the pages' primary key),
+# leaving out link sources, which are pages. The read checks that every link
+# endpoint is among these nodes, and reads `_NODES_ALL` in the same snapshot
+# when one is not.
+_NODES_FAST = """
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
+        SELECT url, status FROM pages WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT final_url, status FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        UNION ALL
+        SELECT DISTINCT l.target_url, -1 FROM links AS l
+        WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
+            SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
+    ) AS endpoints
+    GROUP BY url
+"""
+
+
+def _packed(nodes: str) -> sql.Composed:
+    # Packed like the links, in 64 rows so that the URL text of no row nears the
+    # 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
+    # disagree, and the read falls back to rows).
+    return sql.SQL("""
 COPY (
     SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
            string_agg(url, E'\\n')
     FROM ({nodes}) AS n
     GROUP BY h & 63
 ) TO STDOUT (FORMAT BINARY)
-""").format(nodes=sql.SQL(_NODES))
-_NODES_ROWS_COPY = sql.SQL("COPY ({nodes}) TO STDOUT").format(nodes=sql.SQL(_NODES))
+""").format(nodes=sql.SQL(nodes))
+
+
+_NODES_FAST_COPY = _packed(_NODES_FAST)
+_NODES_COPY = _packed(_NODES_ALL)
+_NODES_ROWS_COPY = sql.SQL("COPY ({nodes}) TO STDOUT").format(nodes=sql.SQL(_NODES_ALL))
 
 # Grouping a few million URLs fits in memory with this; the default (4 MB)
 # would spill the hash table to disk.
@@ -216,41 +241,21 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.repeat(found, np.diff(np.append(starts, len(keys))))
 
 
-def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
-    timings: dict[str, float] = {}
-    params = {"jobs": jobs, "seed": seed}
-    edges_buf, nodes_buf = bytearray(), bytearray()
-    # Two connections read at once (Postgres runs one backend per connection, so
-    # the links scan and the nodes aggregation use both cores), in one snapshot.
-    with psycopg.connect(conninfo, autocommit=True) as first, \
-            psycopg.connect(conninfo, autocommit=True) as second:
-        first.execute(_BEGIN)
-        first.execute(_SET_WORK_MEM)
-        snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        second.execute(_BEGIN)
-        second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
-        second.execute(_SET_WORK_MEM)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            nodes_job = pool.submit(_copy_out, second, _NODES_COPY, params, nodes_buf)
-            timings["read_links"] = _copy_out(first, _EDGES_COPY, params, edges_buf)
-            timings["read_nodes"] = nodes_job.result()
-        first.execute("ROLLBACK")
-        second.execute("ROLLBACK")
-    started = time.perf_counter()
-    rows = _decode_edges(edges_buf)
-    del edges_buf
-    nodes = _decode_packed_nodes(nodes_buf)
-    del nodes_buf
-    if nodes is None:
-        nodes = _read_node_rows(conninfo, params, timings)
+class _Collision(Exception):
+    """Two distinct URLs hashed to the same 64-bit value with this seed."""
+
+
+def _map(rows: dict[str, np.ndarray], nodes: tuple[np.ndarray, np.ndarray, list[str]],
+         timings: dict[str, float]) -> LinkTable | None:
+    """Node ids for the link endpoints; None when an endpoint is not among the nodes."""
     node_hash, status, urls = nodes
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
-        return None  # two URLs share a hash with this seed
-    status = status[order]
-    urls = [urls[i] for i in order.tolist()]
+        raise _Collision
     source_hash, target_hash = rows["source"], rows["target"]
+    if len(source_hash) and not len(node_hash):
+        return None
     with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
         target_job = pool.submit(_lookup, node_hash, target_hash)
         source = _lookup(node_hash, source_hash)
@@ -260,30 +265,63 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         found = (node_hash[np.minimum(source, last)] == source_hash)
         found &= (node_hash[np.minimum(target, last)] == target_hash)
         if not found.all():
-            raise GraphBuildFailed("A link endpoint is missing from the node list.")
-    table = LinkTable(
-        urls=urls,
-        status=status,
+            return None
+    return LinkTable(
+        urls=[urls[i] for i in order.tolist()],
+        status=status[order],
         source=source.astype(np.int64),
         target=target.astype(np.int64),
         count=rows["count"],
         nofollow=rows["nofollow"],
         timings=timings,
     )
+
+
+def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
+    timings: dict[str, float] = {}
+    params = {"jobs": jobs, "seed": seed}
+    edges_buf, nodes_buf = bytearray(), bytearray()
+    # Two connections read at once (Postgres runs one backend per connection, so
+    # the links and the nodes queries use both cores), in one snapshot.
+    with psycopg.connect(conninfo, autocommit=True) as first, \
+            psycopg.connect(conninfo, autocommit=True) as second:
+        first.execute(_BEGIN)
+        first.execute(_SET_WORK_MEM)
+        snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        second.execute(_BEGIN)
+        second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
+        second.execute(_SET_WORK_MEM)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            nodes_job = pool.submit(_copy_out, second, _NODES_FAST_COPY, params, nodes_buf)
+            timings["read_links"] = _copy_out(first, _EDGES_COPY, params, edges_buf)
+            timings["read_nodes"] = nodes_job.result()
+        first.execute("ROLLBACK")
+        started = time.perf_counter()
+        rows = _decode_edges(edges_buf)
+        del edges_buf
+        nodes = _decode_packed_nodes(nodes_buf)
+        try:
+            table = _map(rows, nodes, timings) if nodes is not None else None
+            if table is None:
+                # A link source that is not a stored page, or a URL with a newline:
+                # every endpoint, read in the same snapshot.
+                nodes_buf = bytearray()
+                timings["read_nodes_all"] = _copy_out(second, _NODES_COPY, params, nodes_buf)
+                nodes = _decode_packed_nodes(nodes_buf)
+                if nodes is None:
+                    nodes_buf = bytearray()
+                    timings["read_nodes_rows"] = _copy_out(second, _NODES_ROWS_COPY, params,
+                                                           nodes_buf)
+                    nodes = _decode_nodes(nodes_buf.decode("utf-8"))
+                table = _map(rows, nodes, timings)
+        except _Collision:
+            return None
+        finally:
+            second.execute("ROLLBACK")
+    if table is None:
+        raise GraphBuildFailed("A link endpoint is missing from the node list.")
     timings["decode"] = time.perf_counter() - started
     return table
-
-
-def _read_node_rows(conninfo: str, params: dict,
-                    timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The nodes one text row each: for the rare URL that contains a newline."""
-    buf = bytearray()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(_BEGIN)
-        conn.execute(_SET_WORK_MEM)
-        timings["read_nodes_rows"] = _copy_out(conn, _NODES_ROWS_COPY, params, buf)
-        conn.execute("ROLLBACK")
-    return _decode_nodes(buf.decode("utf-8"))
 
 
 def _quote(value: str) -> str:

@@ -57,6 +57,7 @@ class Worker:
         self.home = Path(home)
         self.config = config or WorkerConfig()
         self._stop = threading.Event()
+        self.done = 0
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -66,10 +67,30 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self, once: bool = False) -> int:
-        """Work until stopped; with `once`, stop when the queue is empty. Return builds done."""
+        """Work until stopped; with `once`, stop when the queue is empty. Return builds done.
+
+        A lost database connection is logged and retried with backoff (up to 30 s);
+        a build it interrupted keeps its claim until the heartbeat goes stale, and is
+        then retried like any abandoned build.
+        """
         cfg = self.config
-        done = 0
+        self.done = 0
+        delay = 1.0
         log.info("graph-worker %s started (stale after %gs)", cfg.name, cfg.stale_after)
+        while not self._stop.is_set():
+            try:
+                self._serve(once)
+                break
+            except psycopg.OperationalError as exc:
+                log.warning("graph-worker %s: database unavailable (%s); retrying in %gs",
+                            cfg.name, type(exc).__name__, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        log.info("graph-worker %s stopped", cfg.name)
+        return self.done
+
+    def _serve(self, once: bool) -> None:
+        cfg = self.config
         with psycopg.connect(self.conninfo, autocommit=True) as conn, \
                 psycopg.connect(self.conninfo, autocommit=True) as listener:
             listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(store.NOTIFY_CHANNEL)))
@@ -80,15 +101,13 @@ class Worker:
                 claim = store.claim(conn, cfg.name, cfg.stale_after)
                 if claim is None:
                     if once:
-                        break
+                        return
                     # Wake on NOTIFY, or after the poll interval (for stale builds, signals).
                     for _ in listener.notifies(timeout=cfg.poll_seconds, stop_after=1):
                         pass
                     continue
                 if self._process(conn, claim):
-                    done += 1
-        log.info("graph-worker %s stopped", cfg.name)
-        return done
+                    self.done += 1
 
     def _process(self, conn: psycopg.Connection, claim: store.Claim) -> bool:
         log.info("build %s claimed: level=%s attempt %d/%d metrics=%s", claim.id, claim.level,
@@ -110,6 +129,8 @@ class Worker:
             log.info("build %s %s: %s", claim.id, "requeued" if requeued else "abandoned",
                      exc.message)
             return False
+        except psycopg.OperationalError:
+            raise  # the database went away: reconnect; the claim goes stale and is retried
         except Exception as exc:  # a build error must not kill the worker
             store.fail(conn, claim, f"{type(exc).__name__}: {exc}", {})
             log.exception("build %s failed: %s: %s", claim.id, type(exc).__name__, exc)

@@ -213,3 +213,18 @@ def test_url_with_a_newline_falls_back_to_row_reads(database_url):
     assert "read_nodes_rows" in table.timings
     g = build_graph(table, BuildOptions())
     assert _edges(g) == {("http://a.test/", odd): 1, (odd, "http://a.test/"): 2}
+
+
+def test_a_link_source_that_is_no_stored_page_is_still_a_node(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn))
+        add_pages(conn, job, ["http://a.test/"])
+        add_links(conn, job, [("http://a.test/", "http://b.test/", 1, False),
+                              ("http://orphan.test/", "http://a.test/", 1, False)])
+    table = read_links(database_url, [job])
+    assert "read_nodes_all" in table.timings  # the fast node query missed the orphan source
+    g = build_graph(table, BuildOptions())
+    assert _edges(g) == {("http://a.test/", "http://b.test/"): 1,
+                         ("http://orphan.test/", "http://a.test/"): 1}
+    crawled = dict(zip(g.vp.label, g.vp.crawled.a.tolist(), strict=True))
+    assert crawled == {"http://a.test/": 1, "http://b.test/": 0, "http://orphan.test/": 0}

@@ -188,3 +188,24 @@ def test_create_build_refuses_unknown_metric(database_url, metrics):
     with psycopg.connect(database_url, autocommit=True) as conn, \
             pytest.raises(InvalidGraphRequest):
         store.create_build(conn, owner, [job], GraphBuildRequest(metrics=metrics))
+
+
+def test_worker_waits_for_an_unreachable_database(tmp_path, caplog):
+    import logging
+    import socket
+    import threading
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    caplog.set_level(logging.INFO, logger="crawlgraph.graph_worker")
+    worker = Worker(f"postgresql://nobody:x@127.0.0.1:{port}/none?connect_timeout=2", tmp_path)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        _wait_for(lambda: "database unavailable" in caplog.text, 20, "a retry message")
+    finally:
+        worker.stop()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert "stopped" in caplog.text
