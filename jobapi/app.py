@@ -311,6 +311,7 @@ def create_app(
             description="Submit, watch, cancel and read crawl jobs. Authenticate with "
                         "POST /api/v1/auth/token and send `Authorization: Bearer <token>`.",
             path="/schema",
+            use_handler_docstrings=True,
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="bearer",

@@ -196,3 +196,21 @@ def test_failed_login_and_denied_access_are_logged_without_secrets(client, users
     assert PASSWORDS["alice"] not in text
     failed = [r for r in caplog.records if "failed login" in r.getMessage()]
     assert [getattr(r, "request_id", None) for r in failed] == ["login-req-1"]
+
+
+def test_openapi_page_and_document_need_no_token(client):
+    page = client.get("/schema")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    doc = client.get("/schema/openapi.json").json()
+    operations = [(path, method, op) for path, item in doc["paths"].items()
+                  for method, op in item.items() if isinstance(op, dict) and "responses" in op]
+    assert len(operations) >= 17
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(ids) == len(set(ids))
+    for path, method, op in operations:
+        assert op.get("description"), (method, path)
+        if "/graphs" in path:
+            continue  # the graph routes document their own bodies
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            assert media.get("examples") or media.get("schema", {}).get("examples"), (method, path)
+    assert doc["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"

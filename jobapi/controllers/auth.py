@@ -9,7 +9,14 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 
 from jobapi.auth import CurrentUser
 from jobapi.controllers import AppSettings, Limiter, Limits, client_address, errors
@@ -45,11 +52,13 @@ class _TokenOperation(Operation):
                 "application/json": OpenAPIMediaType(schema=Schema(
                     type=OpenAPIType.OBJECT, required=["username", "password"],
                     properties=_CREDENTIALS, additional_properties=False,
-                )),
+                ), examples={"login": Example(summary="Log in", value={
+                    "username": "admin", "password": "correct horse battery staple"})}),
                 "application/x-www-form-urlencoded": OpenAPIMediaType(schema=Schema(
                     type=OpenAPIType.OBJECT, required=["username", "password"],
                     properties=_CREDENTIALS,
-                )),
+                ), examples={"login": Example(summary="Log in (OAuth2 password form)", value={
+                    "username": "admin", "password": "correct horse battery staple"})}),
             },
         )
 

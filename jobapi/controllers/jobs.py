@@ -11,8 +11,10 @@ import msgspec
 import redis.asyncio as aioredis
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,7 +43,8 @@ from jobapi.schemas import (
 from jobapi.services import frontier
 from jobapi.services import jobs as service
 
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.",
+                                      examples=[Example(value=50)])]
 Cursor = Annotated[
     str | None,
     QueryParameter(max_length=4096, description="`next_cursor` of the previous page."),
@@ -76,7 +79,8 @@ class JobController(Controller):
     async def create_job(
         self,
         request: Request[CurrentUser, Any, Any],
-        data: JSONBody[JobCreate],
+        data: Annotated[JobCreate, BodyKwarg(media_type=RequestEncodingType.JSON, examples=[
+            Example(summary="A site, 2 workers", value=_JOB_EXAMPLE)])],
         pool: Pool,
         redis_sync: RedisSync,
         scrapyd: Scrapyd,

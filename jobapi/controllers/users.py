@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg, FromPath
 
 from jobapi import users as service
 from jobapi.auth import CurrentUser, require_admin
@@ -22,7 +23,10 @@ class UserController(Controller):
 
     @post("/", operation_id="createUser", status_code=201, responses=errors(403, 409))
     async def create_user(
-        self, request: Request[CurrentUser, Any, Any], data: JSONBody[UserCreate],
+        self, request: Request[CurrentUser, Any, Any],
+        data: Annotated[UserCreate, BodyKwarg(examples=[Example(
+            summary="A user", value={"username": "alice", "password": "a long passphrase",
+                                     "role": "user"})])],
         pool: Pool,
     ) -> User:
         """Create a user (admin only). Passwords are 8 characters to 72 bytes."""
@@ -41,7 +45,8 @@ class UserController(Controller):
     @patch("/{user_id:int}", operation_id="updateUser", responses=errors(403, 404))
     async def update_user(
         self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int],
-        data: JSONBody[UserUpdate],
+        data: Annotated[UserUpdate, BodyKwarg(examples=[Example(
+            summary="Disable", value={"disabled": True})])],
         pool: Pool,
     ) -> User:
         """Change a user's password or role, or disable or enable them (admin only).

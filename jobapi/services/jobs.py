@@ -86,7 +86,7 @@ _MARK_CANCELLED = QUERIES["mark_cancelled"]
 
 
 def job_from_row(row: tuple, live: dict[str, Any] | None = None, *, raw: bool = False) -> Job:
-    """A Job from a row of the api.sql job queries, or of LIST_COLUMNS with `raw` (JSON text kept as is)."""
+    """A Job from a job-query row, or from LIST_COLUMNS with `raw` (JSON text kept as is)."""
     params, settings, stats = row[4], row[5], row[10]
     if raw:
         params, settings, stats = msgspec.Raw(params), msgspec.Raw(settings), msgspec.Raw(stats)
