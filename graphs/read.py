@@ -1,19 +1,20 @@
 """Read the links and pages of one or more crawl jobs out of Postgres into numpy arrays.
 
-Two COPY statements run at once on two connections that share one exported
-snapshot (read-only REPEATABLE READ), so they see the same data:
+Two binary COPY statements run at once on two connections that share one
+exported snapshot (read-only REPEATABLE READ), so they see the same data:
 
-* the links, as fixed-width binary rows `(hash(source), hash(target), count,
-  nofollow)`: each URL is reduced to a 64-bit hash by the server
-  (`hashtextextended`), so every row has the same size and the whole stream is
-  decoded by one `np.frombuffer` with a structured dtype, without a Python
-  loop per link;
-* the nodes, one row per distinct URL with its hash and crawl status, in text
-  format, split by `str.split` (a C loop) — the only per-URL work.
+* the links: each URL reduced to a 64-bit hash by the server
+  (`hashtextextended`), the columns packed server-side into bytea values that
+  are big-endian arrays, decoded by `np.frombuffer` — no Python loop per link,
+  and not one protocol message per link either;
+* the nodes: each distinct URL with its hash and best crawl status (the
+  stored pages and the link targets that are not pages; every link endpoint
+  when a link source is not a stored page), packed the same way with the URLs
+  joined by newlines and split by `str.split` (a C loop).
 
-Edge endpoints are then matched to nodes with `np.searchsorted`. Two distinct
-URLs with the same 64-bit hash are detected (the node hashes would not be
-unique) and the read is repeated with another hash seed.
+Edge endpoints are matched to nodes with `np.searchsorted`. Two distinct URLs
+with the same 64-bit hash are detected (the node hashes would not be unique)
+and the read is repeated with another hash seed.
 """
 
 from __future__ import annotations
