@@ -33,4 +33,4 @@ lint: setup
 crawl: setup
 	@if [ -z "$(URL)" ]; then echo "usage: make crawl URL=https://example.org/" >&2; exit 2; fi
 	@$(CG) up
-	@$(CG) crawl-to-graph $(URL)
+	@$(CG) crawl-to-graph $(URL) $(CRAWL_ARGS)

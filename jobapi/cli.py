@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from graphs import cli as cli_graphs
-from jobapi import cli_jobs, cli_stack
+from jobapi import cli_crawl, cli_jobs, cli_stack
 from jobapi.errors import CrawlgraphError
 
-COMMAND_MODULES = [cli_stack, cli_jobs, cli_graphs]
+COMMAND_MODULES = [cli_stack, cli_jobs, cli_graphs, cli_crawl]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import pwd
@@ -181,6 +182,25 @@ class Service:
             return None
         return pid
 
+    @property
+    def configfile(self) -> Path:
+        return self.home / f"{self.name}.config"
+
+    def config(self) -> str:
+        """What the running service was started with; a change means a restart."""
+        env = self.settings.service_env()
+        env.pop("DATABASE_URL"), env.pop("REDIS_URL")  # secrets: compared by their hash below
+        return hashlib.sha256(
+            json.dumps([self.port, env, self.settings.database_url, self.settings.redis_url,
+                        list(self.settings.scrapyd_urls)], sort_keys=True).encode()
+        ).hexdigest()
+
+    def config_changed(self) -> bool:
+        try:
+            return self.configfile.read_text().strip() != self.config()
+        except FileNotFoundError:
+            return False
+
     def healthy(self) -> bool:
         raise NotImplementedError
 
@@ -241,6 +261,9 @@ class Postgres(Service):
     """A private PostgreSQL cluster in `<home>/postgres`, listening on loopback."""
 
     process_marker = "postgres"
+
+    def config(self) -> str:
+        return str(self.port)
 
     @property
     def port(self) -> int:
@@ -416,6 +439,9 @@ class Redis(Service):
     """A private redis-server with append-only persistence in `<home>/redis`."""
 
     process_marker = "redis-server"
+
+    def config(self) -> str:
+        return str(self.port)
 
     @property
     def port(self) -> int:
@@ -603,7 +629,10 @@ class Stack:
         self._load()
         started = []
         for service in self.services:
-            if service.pid() is not None and service.healthy():
+            if service.pid() is not None and service.config_changed():
+                _log(f"restarting {service.name}: its configuration changed")
+                service.stop()
+            elif service.pid() is not None and service.healthy():
                 continue
             if service.pid() is not None:
                 # Alive but unhealthy: replace it rather than guess.
@@ -618,6 +647,7 @@ class Stack:
                 )
             _log(f"starting {service.name} on {service.address}")
             service.start(creds)
+            service.configfile.write_text(service.config() + "\n")
             started.append(service.name)
             if service.name == "postgres":
                 self._prepare_database(creds)
@@ -643,6 +673,7 @@ class Stack:
                 stopped.append(service.name)
             else:
                 service.pidfile.unlink(missing_ok=True)
+            service.configfile.unlink(missing_ok=True)
         return stopped
 
     def status(self) -> list[dict[str, object]]:

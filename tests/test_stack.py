@@ -76,6 +76,13 @@ def test_up_twice_then_kill_redis_then_down(stack, home):
         k: v for k, v in pids.items() if k != "redis"
     }
 
+    # A changed setting restarts the services that read it, and only those.
+    changed = Stack({**stack.environ, "ALLOW_PRIVATE_NETWORKS": "0"})
+    assert changed.up() == ["scrapyd", "api", "graph-worker-1"]
+    after = {row["service"]: row["pid"] for row in changed.status()}
+    assert after["postgres"] == pids["postgres"]
+    stack.environ["ALLOW_PRIVATE_NETWORKS"] = "0"
+
     # `down` leaves none of its processes (nor their children) running.
     children = []
     for pid in after.values():
