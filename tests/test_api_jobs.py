@@ -295,3 +295,38 @@ def test_spiders_and_metrics(client, users):
     assert 'crawlgraph_service_up{service="postgres"} 1' in text
     assert 'crawlgraph_api_requests_total{method="GET",route="/api/v1/spiders",status="200"} 1' \
         in text
+
+
+def test_health_degraded_when_scrapyd_is_down(api_settings, users):
+    import msgspec
+
+    from tests.api_fixtures import make_client
+    from tests.test_api_scrapyd import _closed_port
+
+    down = msgspec.structs.replace(
+        api_settings, scrapyd_urls=(f"http://u:pw@127.0.0.1:{_closed_port()}",))
+    with make_client(down) as client:
+        live = client.get("/health")
+        assert live.status_code == 200 and live.json()["status"] == "degraded"
+        ready = client.get("/api/v1/health")
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["postgres"]["ok"] and checks["redis"]["ok"]
+        assert not checks["scrapyd[0]"]["ok"] and "cannot be reached" in checks["scrapyd[0]"][
+            "detail"]
+        assert "pw@" not in ready.text
+
+
+def test_job_submissions_are_rate_limited_per_user(api_settings, users):
+    from jobapi.ratelimit import Limit, RateLimits
+    from tests.api_fixtures import make_client
+
+    with make_client(api_settings, rate_limits=RateLimits(jobs_per_user=Limit(2, 60))) as client:
+        alice, bob = login(client, "alice"), login(client, "bob")
+        body = {"start_urls": ["http://10.0.0.1/"]}  # refused after counting: no crawl starts
+        for _ in range(2):
+            assert_error(client.post("/api/v1/jobs", json=body, headers=alice), 422)
+        limited = client.post("/api/v1/jobs", json=body, headers=alice)
+        assert_error(limited, 429, "rate_limited")
+        assert int(limited.headers["retry-after"]) >= 1
+        assert_error(client.post("/api/v1/jobs", json=body, headers=bob), 422)

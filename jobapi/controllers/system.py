@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.asyncio as aioredis
 from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
+from psycopg_pool import AsyncConnectionPool
 
 from jobapi.auth import CurrentUser
 from jobapi.controllers import Catalog, Pool, RedisAsync, Scrapyd, errors
 from jobapi.schemas import Health, SpiderList
+from jobapi.scrapyd import ScrapydClient
 from jobapi.services import health as health_service
 from jobapi.services import jobs as jobs_service
 
 
-async def _health(pool: Pool, redis_async: RedisAsync,
-                  scrapyd: Scrapyd) -> Response[Health]:
+async def _health(pool: AsyncConnectionPool, redis_async: aioredis.Redis,
+                  scrapyd: ScrapydClient, *, strict: bool) -> Response[Health]:
     result = await health_service.check_all(pool, redis_async, scrapyd)
-    return Response(result, status_code=200 if result.status == "ok" else 503)
+    degraded = strict and result.status != "ok"
+    return Response(result, status_code=503 if degraded else 200)
 
 
 _HEALTH_RESPONSES = {503: ResponseSpec(data_container=Health, generate_examples=False,
@@ -31,20 +35,16 @@ class HealthController(Controller):
     tags = ["service"]
     opt = {"exclude_from_auth": True}
 
-    @get("/health", operation_id="health", responses=_HEALTH_RESPONSES)
-    async def health(self, pool: Pool, redis_async: RedisAsync,
-                     scrapyd: Scrapyd) -> Health:
-        """PostgreSQL, Redis and each scrapyd node: ok, latency, and what failed.
+    @get("/health", operation_id="health")
+    async def health(self, pool: Pool, redis_async: RedisAsync, scrapyd: Scrapyd) -> Health:
+        """Liveness: 200 while the API answers; the body checks PostgreSQL, Redis and each
+        scrapyd node (ok, latency, what failed) and says `ok` or `degraded`."""
+        return await _health(pool, redis_async, scrapyd, strict=False)  # type: ignore[return-value]
 
-        200 when all answer, 503 (same body) when one does not.
-        """
-        return await _health(pool, redis_async, scrapyd)  # type: ignore[return-value]
-
-    @get("/api/v1/health", operation_id="healthV1", responses=_HEALTH_RESPONSES)
-    async def health_v1(self, pool: Pool, redis_async: RedisAsync,
-                        scrapyd: Scrapyd) -> Health:
-        """The same as `GET /health`, under the API's prefix."""
-        return await _health(pool, redis_async, scrapyd)  # type: ignore[return-value]
+    @get("/api/v1/health", operation_id="readiness", responses=_HEALTH_RESPONSES)
+    async def health_v1(self, pool: Pool, redis_async: RedisAsync, scrapyd: Scrapyd) -> Health:
+        """Readiness: the same checks, and 503 (same body) when a service does not answer."""
+        return await _health(pool, redis_async, scrapyd, strict=True)  # type: ignore[return-value]
 
 
 class ServiceController(Controller):
