@@ -15,8 +15,10 @@ Debian's Chromium (`CRAWLGRAPH_CHROMIUM`, default `/usr/bin/chromium`),
 launched with the options that work without a sandbox or GPU; Playwright
 never downloads a browser of its own. Memory stays flat: one browser, at most
 `PLAYWRIGHT_MAX_CONTEXTS` contexts and `PLAYWRIGHT_MAX_PAGES_PER_CONTEXT`
-pages, every page closed after use, and images, media and fonts (and any
-subresource on a refused private address) never fetched.
+pages, every page closed after use, a fresh browser context every
+`CRAWLGRAPH_RENDER_CONTEXT_PAGES` rendered pages (`RenderContextMiddleware`
+closes the old one once its last page is done), and images, media and fonts
+(and any subresource on a refused private address) never fetched.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response, TextResponse
 from scrapy.settings import Settings
 
@@ -48,12 +52,16 @@ def configure(settings: Settings, render_js: str) -> None:
     handlers = dict(settings.getdict("DOWNLOAD_HANDLERS"))
     handlers.update({"http": HANDLER, "https": HANDLER})
     settings.set("DOWNLOAD_HANDLERS", handlers, priority="spider")
+    middlewares = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
+    middlewares.setdefault("crawler.rendering.RenderContextMiddleware", 960)
+    settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
     executable = settings.get("CRAWLGRAPH_CHROMIUM") or CHROMIUM
     defaults = {
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": executable, "args": CHROMIUM_ARGS,
                                       "headless": True},
-        "PLAYWRIGHT_MAX_CONTEXTS": 1,
+        # Two: the next context opens while the old one finishes its pages.
+        "PLAYWRIGHT_MAX_CONTEXTS": 2,
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
         "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": 30_000,
         "PLAYWRIGHT_ABORT_REQUEST": "crawler.rendering.abort_request",
@@ -121,3 +129,67 @@ def abort_request(request: Any) -> bool:
         return address_reason(ipaddress.ip_address(host.strip("[]"))) is not None
     except ValueError:
         return False  # a name: the navigation itself went through the guard
+
+
+class RenderContextMiddleware:
+    """Downloader middleware giving rendered requests a fresh browser context now and then.
+
+    A long-lived browser context accumulates memory (history, caches, script
+    heaps of closed pages); after `CRAWLGRAPH_RENDER_CONTEXT_PAGES` rendered
+    pages new requests go to a new context, and the old one is closed as soon
+    as none of its pages is open. Installed by `configure` for rendering spiders.
+    """
+
+    def __init__(self, crawler: Crawler, pages_per_context: int) -> None:
+        self.crawler = crawler
+        self.pages_per_context = pages_per_context
+        self.generation = 0
+        self.rendered = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RenderContextMiddleware:
+        pages = crawler.settings.getint("CRAWLGRAPH_RENDER_CONTEXT_PAGES", 100)
+        if pages <= 0:
+            raise NotConfigured("browser contexts are not recycled")
+        return cls(crawler, pages)
+
+    @property
+    def context_name(self) -> str:
+        return f"crawlgraph-{self.generation}"
+
+    def process_request(self, request: Request) -> None:
+        if is_marked(request.meta):
+            request.meta["playwright_context"] = self.context_name
+
+    async def process_response(self, request: Request, response: Response) -> Response:
+        if not is_marked(request.meta):
+            return response
+        self.rendered += 1
+        if self.rendered % self.pages_per_context == 0:
+            self.generation += 1
+            self.crawler.stats.inc_value("rendering/context_recycled")
+        await self._close_idle_contexts()
+        return response
+
+    async def _close_idle_contexts(self) -> None:
+        handler = self._handler()
+        if handler is None:
+            return
+        for name, wrapper in list(getattr(handler, "context_wrappers", {}).items()):
+            if name != self.context_name and name.startswith("crawlgraph-") \
+                    and not wrapper.context.pages:
+                await wrapper.context.close()
+
+    def _handler(self) -> Any:
+        engine = self.crawler.engine
+        if engine is None:
+            return None
+        handlers = engine.downloader.handlers
+        for scheme in ("https", "http"):
+            try:
+                handler = handlers._get_handler(scheme)
+            except Exception:  # no such scheme configured
+                continue
+            if hasattr(handler, "context_wrappers"):
+                return handler
+        return None

@@ -63,8 +63,10 @@ redis.call('EXPIRE', KEYS[2], 86400)
 return tostring(start - now)
 """
 
-# KEYS: state hash. ARGV: latency, target concurrency, min, max, ok (1/0).
+# KEYS: state hash, in-flight zset. ARGV: latency, target concurrency, min, max, ok (1/0),
+# the token to release ('' for none): one round trip per response.
 ADAPT_LUA = """
+if ARGV[6] ~= '' then redis.call('ZREM', KEYS[2], ARGV[6]) end
 local old = tonumber(redis.call('HGET', KEYS[1], 'delay') or ARGV[3])
 local target = tonumber(ARGV[1]) / tonumber(ARGV[2])
 local new = math.max(target, (old + target) / 2)
@@ -75,9 +77,10 @@ if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'strikes', 0) end
 return tostring(new)
 """
 
-# KEYS: state hash. ARGV: pause seconds (or -1 for exponential), base, cap.
-# Returns the pause applied.
+# KEYS: state hash, in-flight zset. ARGV: pause seconds (or -1 for exponential), base,
+# cap, the token to release ('' for none). Returns the pause applied.
 PAUSE_LUA = """
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local pause = tonumber(ARGV[1])
@@ -97,8 +100,9 @@ class ThrottleState(Protocol):
                       lease: float) -> float: ...
     async def release(self, host: str, token: str) -> None: ...
     async def adapt(self, host: str, latency: float, target: float, lo: float, hi: float,
-                    ok: bool) -> float: ...
-    async def pause(self, host: str, seconds: float | None, base: float, cap: float) -> float: ...
+                    ok: bool, release: str = "") -> float: ...
+    async def pause(self, host: str, seconds: float | None, base: float, cap: float,
+                    release: str = "") -> float: ...
     async def set_field(self, host: str, name: str, value: float) -> None: ...
     async def get(self, host: str) -> dict[str, float]: ...
     async def close(self) -> None: ...
@@ -134,7 +138,9 @@ class LocalThrottleState:
         self._inflight.get(host, {}).pop(token, None)
 
     async def adapt(self, host: str, latency: float, target: float, lo: float, hi: float,
-                    ok: bool) -> float:
+                    ok: bool, release: str = "") -> float:
+        if release:
+            await self.release(host, release)
         h = self._h(host)
         old = h.get("delay", lo)
         goal = latency / target
@@ -146,7 +152,10 @@ class LocalThrottleState:
             h["strikes"] = 0
         return new
 
-    async def pause(self, host: str, seconds: float | None, base: float, cap: float) -> float:
+    async def pause(self, host: str, seconds: float | None, base: float, cap: float,
+                    release: str = "") -> float:
+        if release:
+            await self.release(host, release)
         h = self._h(host)
         h["strikes"] = h.get("strikes", 0) + 1
         if seconds is None:
@@ -189,13 +198,15 @@ class RedisThrottleState:
         await self.client.zrem(self._keys(host)[1], token)
 
     async def adapt(self, host: str, latency: float, target: float, lo: float, hi: float,
-                    ok: bool) -> float:
-        return float(await self._adapt(keys=self._keys(host)[:1],
-                                       args=[latency, target, lo, hi, int(ok)]))
+                    ok: bool, release: str = "") -> float:
+        return float(await self._adapt(keys=self._keys(host),
+                                       args=[latency, target, lo, hi, int(ok), release]))
 
-    async def pause(self, host: str, seconds: float | None, base: float, cap: float) -> float:
-        return float(await self._pause(keys=self._keys(host)[:1],
-                                       args=[-1 if seconds is None else seconds, base, cap]))
+    async def pause(self, host: str, seconds: float | None, base: float, cap: float,
+                    release: str = "") -> float:
+        return float(await self._pause(keys=self._keys(host),
+                                       args=[-1 if seconds is None else seconds, base, cap,
+                                             release]))
 
     async def set_field(self, host: str, name: str, value: float) -> None:
         await self.client.hset(self._keys(host)[0], name, str(value))
@@ -249,6 +260,7 @@ class ThrottleMiddleware:
         self.state: ThrottleState = LocalThrottleState()
         self._worker = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
+        self._released: dict[str, asyncio.Event] = {}
         crawler.signals.connect(self.spider_opened, signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signals.spider_closed)
 
@@ -293,32 +305,48 @@ class ThrottleMiddleware:
                                             self.lease)
             if wait >= 0:
                 break
-            # At the host's concurrency limit (possibly through other workers): poll.
-            await asyncio.sleep(0.05 + random.random() * 0.05)
+            # At the host's concurrency limit: try again as soon as this worker
+            # releases one of its requests to the host, or after a short poll
+            # (the request in flight may be another worker's).
+            released = self._released.setdefault(host, asyncio.Event())
+            try:
+                await asyncio.wait_for(released.wait(), 0.05 + random.random() * 0.05)
+            except TimeoutError:
+                pass
         if wait > 0:
             self.crawler.stats.inc_value("throttle/delayed")
             await asyncio.sleep(wait)
         request.meta[META_KEY] = (host, token)
+
+    def _notify(self, host: str) -> None:
+        event = self._released.pop(host, None)
+        if event is not None:
+            event.set()
 
     async def process_response(self, request: Request, response: Response) -> Response:
         held = request.meta.pop(META_KEY, None)
         if held is None:
             return response
         host, token = held
-        await self.state.release(host, token)
+        # Releasing the reservation and updating the host's state is one round trip.
         if response.status in self.pause_statuses:
             # Without Retry-After (None), the state applies exponential backoff with jitter.
             seconds = parse_retry_after(response.headers.get(b"Retry-After"), self.max_pause)
             paused = await self.state.pause(host, seconds, self.backoff_base * (
-                1 + random.random() * 0.25), self.max_pause)
+                1 + random.random() * 0.25), self.max_pause, release=token)
             self.crawler.stats.inc_value(f"throttle/paused/{response.status}")
             logger.info("pausing %s for %.1fs after %s", host, paused, response.status)
         elif self.adaptive and "download_latency" in request.meta:
             await self.state.adapt(host, float(request.meta["download_latency"]), self.target,
-                                   self.min_delay, self.max_delay, response.status == 200)
+                                   self.min_delay, self.max_delay, response.status == 200,
+                                   release=token)
+        else:
+            await self.state.release(host, token)
+        self._notify(host)
         return response
 
     async def process_exception(self, request: Request, exception: Exception) -> None:
         held = request.meta.pop(META_KEY, None)
         if held is not None:
             await self.state.release(*held)
+            self._notify(held[0])
