@@ -8,6 +8,7 @@ import uuid
 
 import psycopg
 
+from crawler.spiders.site import SiteSpider
 from tests.crawlrun import run_crawl
 
 SITE = "crawler.spiders.site.SiteSpider"
@@ -99,3 +100,21 @@ def test_crawl_delay_spaces_requests_to_the_host(mock_server):
     times = [r.time for r in server.requests() if r.path.startswith("/p/")]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(gaps) == 3 and min(gaps) >= 1.0, gaps
+
+
+class SitemapProbe(SiteSpider):
+    """Yields the Sitemap: lines of robots.txt that the kit makes available."""
+
+    name = "sitemap_probe"
+
+    def parse(self, response):
+        yield {"sitemaps": self.robots_sitemaps(response.url)}
+
+
+def test_sitemap_lines_are_available_to_spiders(mock_server):
+    robots = "User-agent: *\nAllow: /\nSitemap: {}/sitemap.xml\nSitemap: {}/news.xml\n"
+    server = mock_server(pages=1)
+    server.configure(robots=robots.format(server.origin, server.origin))
+    result = run_crawl("tests.test_downloadermiddleware_robots.SitemapProbe",
+                       {"start_urls": server.start_url}, LOOPBACK)
+    assert result.other == [{"sitemaps": [server.url("/sitemap.xml"), server.url("/news.xml")]}]

@@ -249,6 +249,16 @@ class CrawlgraphSpider(scrapy.Spider):
         return Request(url, callback=self._on_response, errback=self._on_error, meta=meta,
                        **kwargs)
 
+    def robots_sitemaps(self, url: str) -> list[str]:
+        """`Sitemap:` URLs in the robots.txt of `url`'s host (once it has been read)."""
+        from crawler.middlewares.robots import RobotsMiddleware
+
+        engine = self.crawler.engine
+        for mw in engine.downloader.middleware.middlewares if engine else ():
+            if isinstance(mw, RobotsMiddleware):
+                return mw.sitemaps(url)
+        return []
+
     # -- scope ---------------------------------------------------------------------
     def in_scope(self, url: str) -> bool:
         """Inside the crawl's hosts and include/exclude patterns."""
