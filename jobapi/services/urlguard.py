@@ -1,5 +1,9 @@
 """The API's private-address guard for submitted URLs.
 
+Addresses are classified by the crawler's own guard
+(`crawler.middlewares.addressguard.address_reason`), so a URL the API accepts is
+one the crawler fetches; this module adds what a submission needs on top.
+
 A URL whose host is, or resolves to, a private, loopback, link-local, CGNAT
 (100.64.0.0/10), metadata (169.254.169.254), multicast, reserved or unspecified
 address is refused with a 422 naming the address and the setting that allows it
@@ -22,12 +26,11 @@ from collections.abc import Iterable
 
 import anyio
 
+from crawler.middlewares.addressguard import address_reason
 from jobapi.errors import Unprocessable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 RESOLVE_TIMEOUT = 2.0
 RESOLVE_CONCURRENCY = 16
@@ -70,31 +73,24 @@ def parse_host(host: str) -> IPAddress | None:
         return parse_ipv4_loose(bare)
 
 
+_PHRASES = {
+    "metadata": "a cloud metadata address", "loopback": "a loopback address",
+    "link-local": "a link-local address", "cgnat": "a shared (CGNAT) address",
+    "multicast": "a multicast address", "unspecified": "an unspecified address",
+    "private": "a private address", "reserved": "a reserved address",
+}
+
+
 def classify(address: IPAddress) -> str | None:
-    """Why an address is not public (None when it is)."""
+    """Why an address is not public (None when it is): the crawler's own rules."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or (address.sixtofour if address.sixtofour else None)
+        embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return classify(embedded)
-    if address in _METADATA:
-        return "a cloud metadata address"
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
-        return "a shared (CGNAT) address"
-    if address.is_unspecified:
-        return "an unspecified address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address.is_private:
-        return "a private address"
-    if address.is_reserved or not address.is_global:
-        return "a reserved address"
-    return None
+    reason = address_reason(address)
+    return None if reason is None else _PHRASES.get(reason, f"a {reason} address")
 
 
 def _refuse(field: str, url: str, address: IPAddress, reason: str) -> Unprocessable:
