@@ -127,3 +127,11 @@ def test_job_with_no_links_builds_an_empty_graph(client, api_settings, users, da
     response = client.get(f"/api/v1/graphs/{build['id']}/export", params={"format": "gexf"},
                           headers=alice)
     assert nx.read_gexf(io.BytesIO(response.content)).number_of_nodes() == 0
+
+
+def test_graph_routes_are_in_the_openapi_schema(client):
+    schema = client.get("/schema/openapi.json").json()
+    for path in ("/api/v1/jobs/{job_id}/graphs", "/api/v1/graphs/{build_id}",
+                 "/api/v1/graphs/{build_id}/nodes", "/api/v1/graphs/{build_id}/export"):
+        assert path in schema["paths"], sorted(schema["paths"])
+    assert "GraphBuildRequest" in str(schema["components"]["schemas"])
