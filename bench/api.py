@@ -203,7 +203,10 @@ def start_api(stack: Stack, home: Path) -> tuple[subprocess.Popen, int]:
 
 
 def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
+    # The load average says how much of the machine other work was using meanwhile.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+            f"{platform.system()}, load average {load}")
 
 
 def main() -> int:

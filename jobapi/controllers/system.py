@@ -51,7 +51,7 @@ class ServiceController(Controller):
     path = "/"
     tags = ["service"]
 
-    @get("/api/v1/spiders", operation_id="listSpiders", responses=errors())
+    @get("/api/v1/spiders", operation_id="listSpiders", responses=errors(503))
     async def spiders(self, spider_catalog: Catalog) -> SpiderList:
         """The spiders a job can run, with the arguments each takes."""
         return SpiderList(items=await spider_catalog.spiders())

@@ -17,6 +17,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
+from jobapi.errors import ServiceUnavailable
 from jobapi.schemas import Spider, SpiderArgument
 
 CACHE_SECONDS = 60.0
@@ -74,9 +75,20 @@ class SpiderCatalog:
 
     async def spiders(self) -> list[Spider]:
         if time.monotonic() - self._loaded_at > self.ttl:
-            self._spiders = await anyio.to_thread.run_sync(load_spiders)
+            try:
+                self._spiders = await anyio.to_thread.run_sync(load_spiders)
+            except Exception as exc:  # a spider module that fails to import
+                log.error("cannot load the spiders: %s: %s", type(exc).__name__, exc)
+                raise ServiceUnavailable(
+                    "The spiders of the Scrapy project cannot be loaded.",
+                    hint="An operator should check the API's log for the failing module.",
+                ) from None
             self._loaded_at = time.monotonic()
         return self._spiders
 
-    async def names(self) -> set[str]:
-        return {spider.name for spider in await self.spiders()}
+    async def names(self) -> set[str] | None:
+        """The spider names, or None when they cannot be loaded (scrapyd then decides)."""
+        try:
+            return {spider.name for spider in await self.spiders()}
+        except ServiceUnavailable:
+            return None
