@@ -276,6 +276,8 @@ def test_users_admin_only(client, users):
     assert promoted.json()["role"] == "admin"
     assert_error(client.patch("/api/v1/users/999999", json={"disabled": True}, headers=admin),
                  404)
+    assert_error(client.patch(f"/api/v1/users/{users['root']}", json={"disabled": True},
+                              headers=admin), 409)
     assert_error(client.post("/api/v1/users", json={"username": "bad name!", "password":
                                                     "x" * 10}, headers=admin), 422,
                  field="username")

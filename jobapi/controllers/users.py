@@ -12,6 +12,7 @@ from litestar.params import BodyKwarg, FromPath
 from jobapi import users as service
 from jobapi.auth import CurrentUser, require_admin
 from jobapi.controllers import Pool, errors
+from jobapi.errors import Conflict
 from jobapi.schemas import User, UserCreate, UserList, UserUpdate
 
 log = logging.getLogger("jobapi.users")
@@ -42,7 +43,7 @@ class UserController(Controller):
         require_admin(request.user)
         return UserList(items=await service.list_users(pool))
 
-    @patch("/{user_id:int}", operation_id="updateUser", responses=errors(403, 404))
+    @patch("/{user_id:int}", operation_id="updateUser", responses=errors(403, 404, 409))
     async def update_user(
         self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int],
         data: Annotated[UserUpdate, BodyKwarg(examples=[Example(
@@ -54,6 +55,9 @@ class UserController(Controller):
         A disabled user's tokens stop working within seconds.
         """
         require_admin(request.user)
+        if user_id == request.user.id and (data.disabled or data.role == "user"):
+            raise Conflict("An administrator cannot disable or demote their own account.",
+                           hint="Ask another administrator.")
         user = await service.update_user(pool, user_id, data)
         request.app.state.user_cache.forget(user_id)
         log.info("user %s updated by %s", user.username, request.user.username)
