@@ -1,0 +1,140 @@
+"""Benchmark: crawl speed with the crawlgraph frontier and storage against bare Scrapy.
+
+Serves a generated site (default 3,000 pages) from the local mock server
+(`tests.mockserver`, asyncio, keep-alive) and crawls it with the `follow`
+spider twice per round, each crawl in its own process:
+
+- bare Scrapy: the in-memory scheduler, no item pipelines, no extensions;
+- crawlgraph: the Redis frontier (leases, acknowledgements), the storage
+  pipeline writing every page and link to PostgreSQL, and the job-state extension.
+
+Both use the project's settings otherwise (same concurrency), with Scrapy's
+stock downloader middlewares (the crawling middlewares of `crawler.middlewares`
+are measured on their own). The
+figure is pages/s from Scrapy's own ``elapsed_time_seconds``; the best of
+``--rounds`` rounds counts. Writes bench/results/crawl.json.
+
+    .venv/bin/python bench/crawl.py [--pages N] [--rounds N]
+
+It starts its own PostgreSQL and Redis (`jobapi.stack.Stack`) in a temporary
+directory on free ports. Target: at least 0.8x bare Scrapy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.insert import print_table, start_stack, write_results  # noqa: E402
+
+# Scrapy's stock downloader middlewares in both crawls: the figure is what the
+# frontier and the storage cost, not what politeness (throttle, robots.txt) costs.
+COMMON = {"LOG_LEVEL": "WARNING", "ROBOTSTXT_OBEY": False, "TELNETCONSOLE_ENABLED": False,
+          "DOWNLOADER_MIDDLEWARES": {}}
+BARE = {"SCHEDULER": "scrapy.core.scheduler.Scheduler", "ITEM_PIPELINES": {},
+        "EXTENSIONS": {}}
+
+
+def run_one(config: dict) -> None:
+    """In a child process: one crawl; prints its stats as JSON on the last line."""
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    os.chdir(ROOT)
+    settings = get_project_settings()
+    settings.setdict(config["settings"], priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler("follow")
+    process.crawl(crawler, **config["args"])
+    process.start()
+    stats = {k: v for k, v in crawler.stats.get_stats().items()
+             if isinstance(v, int | float | str)}
+    print(json.dumps(stats))
+
+
+def crawl(args: dict, settings: dict, env: dict[str, str]) -> dict:
+    config = {"args": args, "settings": {**COMMON, **settings}}
+    proc = subprocess.run([sys.executable, __file__, "--run-one", json.dumps(config)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **env})
+    if proc.returncode != 0:
+        raise SystemExit(f"crawl failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def make_job(url: str) -> str:
+    job_id = str(uuid.uuid4())
+    with psycopg.connect(url) as conn:
+        user = conn.execute("INSERT INTO users (username, password_hash) VALUES (%s, 'x') "
+                            "ON CONFLICT (username) DO UPDATE SET role = users.role "
+                            "RETURNING id", ("bench",)).fetchone()[0]
+        conn.execute("INSERT INTO jobs (id, owner_id, spider) VALUES (%s, %s, 'follow')",
+                     (job_id, user))
+    return job_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--run-one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_one:
+        run_one(json.loads(args.run_one))
+        return
+    from tests.mockserver import MockServer
+
+    stack, home = start_stack({"postgres", "redis"})
+    server = MockServer(pages=args.pages, seed=1).start()
+    bare_rates, cg_rates = [], []
+    try:
+        db, rd = stack.settings.database_url, stack.settings.redis_url
+        # The mock server is on loopback; the shared throttle of both crawls uses Redis.
+        env = {"ALLOW_PRIVATE_NETWORKS": "1", "REDIS_URL": rd, "DATABASE_URL": db}
+        for _ in range(args.rounds):
+            stats = crawl({"start_urls": server.start_url}, BARE, env)
+            assert stats.get("response_received_count") == args.pages, stats
+            bare_rates.append(stats["response_received_count"] / stats["elapsed_time_seconds"])
+            job = make_job(db)
+            stats = crawl({"start_urls": server.start_url, "job_id": job},
+                          {"CRAWLGRAPH_DATABASE_URL": db, "CRAWLGRAPH_REDIS_URL": rd}, env)
+            assert stats.get("response_received_count") == args.pages, stats
+            with psycopg.connect(db) as conn:
+                stored = conn.execute("SELECT count(*) FROM pages WHERE job_id = %s",
+                                      (job,)).fetchone()[0]
+            assert stored == args.pages, stored
+            cg_rates.append(stats["response_received_count"] / stats["elapsed_time_seconds"])
+            print(f"round: bare {bare_rates[-1]:.0f} pages/s, crawlgraph {cg_rates[-1]:.0f} "
+                  "pages/s", flush=True)
+    finally:
+        server.close()
+        stack.down()
+        shutil.rmtree(home, ignore_errors=True)
+    bare, cg = max(bare_rates), max(cg_rates)
+    print(f"crawl: {args.pages:,}-page site, best of {args.rounds} rounds")
+    print_table([("pages/s (frontier + storage)", f"{cg:,.0f}", f"{bare:,.0f} bare Scrapy",
+                  f"{cg / bare:.2f}x", ">= 0.8x")])
+    write_results("crawl", [
+        {"name": "ratio_vs_bare_scrapy", "value": round(cg / bare, 3), "unit": "x",
+         "target": 0.8},
+        {"name": "pages_per_s", "value": round(cg, 1), "unit": "pages/s", "target": None,
+         "baseline": round(bare, 1)},
+        {"name": "bare_scrapy_pages_per_s", "value": round(bare, 1), "unit": "pages/s",
+         "target": None},
+        {"name": "pages", "value": args.pages, "unit": "pages", "target": 2000},
+    ])
+
+
+if __name__ == "__main__":
+    main()
