@@ -477,7 +477,8 @@ async def list_jobs(
     )
     params.append(limit + 1)
     async with pool.connection() as conn:
-        rows = await (await conn.execute(query, params)).fetchall()
+        # Binary results: timestamps, UUIDs and arrays parse faster than their text.
+        rows = await (await conn.execute(query, params, binary=True)).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1][13], str(rows[-1][0])) if more else None
