@@ -329,7 +329,3 @@ def app_from_env() -> Litestar:
     """Factory for uvicorn (`--factory jobapi.app:app_from_env`): settings from the environment."""
     return create_app(Settings.from_env())
 
-
-def error_body(raw: bytes) -> ErrorDetail:
-    """Decode an error answer of this API (for clients and tests)."""
-    return msgspec.json.decode(raw, type=ErrorResponse).error

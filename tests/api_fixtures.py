@@ -21,7 +21,6 @@ import pytest
 from litestar.testing import TestClient
 
 from jobapi.app import create_app
-from jobapi.ratelimit import RateLimits
 from jobapi.settings import Settings
 from jobapi.users import hash_password
 
@@ -95,7 +94,3 @@ def assert_error(response: Any, status: int, code: str | None = None,
         assert leak not in response.text
     return error
 
-
-@pytest.fixture
-def unlimited() -> RateLimits:
-    return RateLimits.unlimited()
