@@ -60,8 +60,8 @@ def configure(settings: Settings, render_js: str) -> None:
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": executable, "args": CHROMIUM_ARGS,
                                       "headless": True},
-        # Two: the next context opens while the old one finishes its pages.
-        "PLAYWRIGHT_MAX_CONTEXTS": 2,
+        # The current context plus older ones finishing their last pages.
+        "PLAYWRIGHT_MAX_CONTEXTS": 3,
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
         "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": 30_000,
         "PLAYWRIGHT_ABORT_REQUEST": "crawler.rendering.abort_request",
@@ -172,24 +172,20 @@ class RenderContextMiddleware:
         return response
 
     async def _close_idle_contexts(self) -> None:
-        handler = self._handler()
-        if handler is None:
-            return
-        for name, wrapper in list(getattr(handler, "context_wrappers", {}).items()):
-            if name != self.context_name and name.startswith("crawlgraph-") \
-                    and not wrapper.context.pages:
-                await wrapper.context.close()
+        for handler in self._handlers():
+            for name, wrapper in list(handler.context_wrappers.items()):
+                if name != self.context_name and name.startswith("crawlgraph-") \
+                        and not wrapper.context.pages:
+                    await wrapper.context.close()
 
-    def _handler(self) -> Any:
+    def _handlers(self) -> list[Any]:
+        """The Playwright handlers (one instance per scheme, each with its contexts)."""
         engine = self.crawler.engine
         if engine is None:
-            return None
-        handlers = engine.downloader.handlers
-        for scheme in ("https", "http"):
-            try:
-                handler = handlers._get_handler(scheme)
-            except Exception:  # no such scheme configured
-                continue
-            if hasattr(handler, "context_wrappers"):
-                return handler
-        return None
+            return []
+        found = []
+        for scheme in ("http", "https"):
+            handler = engine.downloader.handlers._get_handler(scheme)
+            if hasattr(handler, "context_wrappers") and handler not in found:
+                found.append(handler)
+        return found

@@ -71,3 +71,13 @@ def test_needs_render_rules():
     assert needs_render(empty, "auto") and not needs_render(empty, "never")
     assert not needs_render(text, "auto")
     assert needs_render(text, "auto", "a.item")
+
+
+def test_browser_contexts_are_recycled(mock_server):
+    server = mock_server(pages=8, links_per_page=2)
+    result = run_crawl(SITE, {"start_urls": server.start_url, "render_js": "always"},
+                       {**LOOPBACK, "CRAWLGRAPH_RENDER_CONTEXT_PAGES": 3}, timeout=180)
+    assert {p["final_url"] for p in result.pages} == server.site.page_urls(server.origin)
+    assert all(p["rendered"] for p in result.pages)
+    assert result.stats["rendering/context_recycled"] == 2  # after pages 3 and 6
+    assert result.stats["playwright/context_count"] >= 3
