@@ -145,6 +145,9 @@ class RenderContextMiddleware:
         self.pages_per_context = pages_per_context
         self.generation = 0
         self.rendered = 0
+        # Requests sent to each context and not answered yet: a context is closed
+        # only when none is pending (a page opening in a closing context hangs).
+        self.pending: dict[str, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RenderContextMiddleware:
@@ -159,10 +162,26 @@ class RenderContextMiddleware:
 
     def process_request(self, request: Request) -> None:
         if is_marked(request.meta):
-            request.meta["playwright_context"] = self.context_name
+            name = self.context_name
+            request.meta["playwright_context"] = name
+            request.meta["crawlgraph_render_context"] = name
+            self.pending[name] = self.pending.get(name, 0) + 1
+
+    def _done(self, request: Request) -> bool:
+        name = request.meta.pop("crawlgraph_render_context", None)
+        if name is None:
+            return False
+        self.pending[name] -= 1
+        if not self.pending[name]:
+            del self.pending[name]
+        return True
+
+    async def process_exception(self, request: Request, exception: Exception) -> None:
+        if self._done(request):
+            await self._close_idle_contexts()
 
     async def process_response(self, request: Request, response: Response) -> Response:
-        if not is_marked(request.meta):
+        if not self._done(request):
             return response
         self.rendered += 1
         if self.rendered % self.pages_per_context == 0:
@@ -175,7 +194,7 @@ class RenderContextMiddleware:
         for handler in self._handlers():
             for name, wrapper in list(handler.context_wrappers.items()):
                 if name != self.context_name and name.startswith("crawlgraph-") \
-                        and not wrapper.context.pages:
+                        and not self.pending.get(name) and not wrapper.context.pages:
                     await wrapper.context.close()
 
     def _handlers(self) -> list[Any]:
