@@ -104,22 +104,22 @@ def make_items(links: int, pages: int) -> tuple[list[Page], list[Link]]:
 
 
 async def through_pipeline(url: str, job: str, items: list, batch_size: int) -> float:
+    buffer_max = 50_000  # CRAWLGRAPH_BUFFER_MAX_ROWS's default
     pipeline = StoragePipeline(url, job, batch_size=batch_size, flush_seconds=1.0,
-                               buffer_max_rows=1_000_000)
+                               buffer_max_rows=buffer_max)
     await pipeline.open_spider()
-    window = 20_000  # items in flight at once, as many concurrent responses would have
     start = time.perf_counter()
-    pending: set[asyncio.Task] = set()
-    for offset in range(0, len(items), 5000):
-        chunk = items[offset:offset + 5000]
-        pending.add(asyncio.ensure_future(
-            asyncio.gather(*(pipeline.process_item(i) for i in chunk))))
-        if len(pending) * 5000 >= window:
-            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    if pending:
-        await asyncio.gather(*pending)
+    for offset in range(0, len(items), 1000):
+        for item in items[offset:offset + 1000]:
+            pipeline.process_item(item)
+        # The crawl's engine would pause here: wait while the buffer is full.
+        while pipeline.buffered >= buffer_max:
+            await pipeline.wait_committed(pipeline.committed + 1)
+        await asyncio.sleep(0)  # let the event loop run, as between responses
+    await pipeline.wait_committed(pipeline.commit_barrier())
+    elapsed = time.perf_counter() - start
     await pipeline.close_spider()
-    return time.perf_counter() - start
+    return elapsed
 
 
 RAW_TABLES = """

@@ -26,25 +26,22 @@ def stored(database_url: str, job: str) -> int:
     return count(database_url, "SELECT count(*) FROM links WHERE job_id=%s", job)
 
 
-def test_items_wait_for_their_batch_commit_and_close_flushes(database_url: str) -> None:
+def test_full_batches_commit_and_close_flushes_the_rest(database_url: str) -> None:
     job = make_job(database_url)
 
     async def scenario() -> None:
         pipeline = StoragePipeline(database_url, job, batch_size=10, flush_seconds=60)
         await pipeline.open_spider()
-        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(25)]
-        for _ in range(100):  # bounded wait for the two full batches
-            if sum(t.done() for t in tasks) == 20:
-                break
-            await asyncio.sleep(0.05)
+        items = [link(i) for i in range(25)]
+        assert [pipeline.process_item(i) for i in items] == items
+        assert pipeline.commit_barrier() == 25
+        await asyncio.wait_for(pipeline.wait_committed(20), 20)
+        await asyncio.sleep(0.2)
         # Two full batches are committed; the last five wait for more rows or close.
-        assert sum(t.done() for t in tasks) == 20
+        assert pipeline.committed == 20
         assert stored(database_url, job) == 20
-        assert all(t.done() for t in tasks[:20]) and not any(t.done() for t in tasks[20:])
         await pipeline.close_spider()
-        assert all(t.done() for t in tasks)
-        assert [t.result().target_url for t in tasks[20:]] == [link(i).target_url
-                                                               for i in range(20, 25)]
+        assert pipeline.committed == 25
 
     asyncio.run(scenario())
     assert stored(database_url, job) == 25
@@ -58,14 +55,35 @@ def test_a_lone_item_is_flushed_after_flush_seconds(database_url: str) -> None:
         await pipeline.open_spider()
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await pipeline.process_item(link(1))
+        pipeline.process_item(link(1))
+        await asyncio.wait_for(pipeline.wait_committed(1), 20)
         waited = loop.time() - start
-        # The row is committed by the time process_item returns.
+        # The row is committed by the time the watermark passes it.
         assert stored(database_url, job) == 1
         await pipeline.close_spider()
         return waited
 
     assert asyncio.run(scenario()) >= 0.25
+
+
+def test_commit_listeners_hear_the_watermark_move_in_order(database_url: str) -> None:
+    job = make_job(database_url)
+    heard: list[int] = []
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=7, flush_seconds=0.1,
+                                   writers=3)
+        pipeline.add_commit_listener(lambda: heard.append(pipeline.committed))
+        await pipeline.open_spider()
+        for i in range(100):
+            pipeline.process_item(link(i))
+        await asyncio.wait_for(pipeline.wait_committed(100), 20)
+        await pipeline.close_spider()
+
+    asyncio.run(scenario())
+    assert heard == sorted(heard) and heard[-1] == 100
+    assert all(h % 7 == 0 or h == 100 for h in heard)
+    assert stored(database_url, job) == 100
 
 
 def test_database_down_keeps_the_batch_and_retries(database_url: str, caplog) -> None:
@@ -79,11 +97,12 @@ def test_database_down_keeps_the_batch_and_retries(database_url: str, caplog) ->
                                    retry_max_seconds=0.5)
         set_url(pipeline, f"postgresql://x:y@127.0.0.1:{dead_port}/none")
         await pipeline.open_spider()
-        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(12)]
+        for i in range(12):
+            pipeline.process_item(link(i))
         await asyncio.sleep(1.0)
-        assert not any(t.done() for t in tasks)
+        assert pipeline.committed == 0
         set_url(pipeline, database_url)  # the database is back
-        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        await asyncio.wait_for(pipeline.wait_committed(12), 20)
         await pipeline.close_spider()
 
     with caplog.at_level(logging.WARNING, logger="crawler.pipelines.storage"):
@@ -124,11 +143,12 @@ def test_full_buffer_pauses_the_engine_until_written(database_url: str) -> None:
                                    buffer_max_rows=30, retry_max_seconds=0.2, crawler=crawler)
         set_url(pipeline, f"postgresql://x:y@127.0.0.1:{dead_port}/none")
         await pipeline.open_spider()
-        tasks = [asyncio.ensure_future(pipeline.process_item(link(i))) for i in range(40)]
+        for i in range(40):
+            pipeline.process_item(link(i))
         await asyncio.sleep(0.5)
         assert crawler.engine.calls == ["pause"]
         set_url(pipeline, database_url)
-        await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        await asyncio.wait_for(pipeline.wait_committed(40), 20)
         assert crawler.engine.calls == ["pause", "unpause"]
         await pipeline.close_spider()
 
@@ -144,7 +164,9 @@ def test_poison_item_does_not_hold_back_the_batch(database_url: str) -> None:
         await pipeline.open_spider()
         items = [link(1), Link(source_url="http://a.test/", target_url="mailto:x@a.test"),
                  link(2), Link(source_url="http://a.test/", target_url="http://a.test/\x00")]
-        await asyncio.wait_for(asyncio.gather(*(pipeline.process_item(i) for i in items)), 20)
+        for item in items:
+            pipeline.process_item(item)
+        await asyncio.wait_for(pipeline.wait_committed(4), 20)
         await pipeline.close_spider()
 
     asyncio.run(scenario())

@@ -14,14 +14,19 @@ batch. A batch is written when it has ``BATCH_SIZE`` rows or its first row is
 (the reactor never waits for the database). An invalid item goes straight to
 `dead_letters` with the batch.
 
-**Acknowledgement.** `process_item` returns only once the transaction holding
-its row has committed (or its row is in `dead_letters`). Scrapy's scraper
-awaits every item of a response before it lets the engine drop the request
-from its in-progress set, and the frontier's scheduler acknowledges a lease
-when its request has left that set (`crawler.frontier.scheduler`). So a lease
-is acknowledged only after everything its response produced is committed,
-whatever spider yielded the items; a worker that dies before leaves the lease
-to expire and the request to be fetched again (the writes are idempotent).
+**Acknowledgement.** Every row gets a sequence number when `process_item`
+appends it; `committed` is the highest number up to which every row is
+committed (or in `dead_letters`), and listeners (`add_commit_listener`) hear
+when it moves. Scrapy's scraper runs every item of a response through the
+pipelines before the engine drops the request from its in-progress set; the
+frontier's scheduler then notes `commit_barrier()` (the rows appended so far,
+which include that response's) and acknowledges the lease once `committed`
+has reached it (`crawler.frontier.scheduler`). So a lease is acknowledged only
+after everything its response produced is committed, whatever spider yielded
+the items; a worker that dies before leaves the lease to expire and the
+request to be fetched again (the writes are idempotent). `process_item` itself
+does not wait: a response leaves the scraper at once, and memory stays bounded
+by the backpressure below.
 
 **PostgreSQL down.** A batch that cannot be written is retried with
 exponential backoff (up to ``RETRY_MAX_SECONDS``) and nothing is dropped; new
@@ -36,6 +41,7 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,15 +55,16 @@ logger = logging.getLogger(__name__)
 
 
 class _Batch:
-    """Rows waiting together for one commit, and the future their items await."""
+    """Rows committed together; `end` is the sequence number of its last row."""
 
-    __slots__ = ("dead", "done", "rows", "started")
+    __slots__ = ("dead", "done", "end", "rows", "started")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self) -> None:
         self.rows: list[Row] = []
         self.dead: list[tuple[Kind, str, str]] = []
-        self.done: asyncio.Future[None] = loop.create_future()
         self.started = 0.0
+        self.end = 0
+        self.done = False
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.dead)
@@ -92,6 +99,10 @@ class StoragePipeline:
         self._executor: ThreadPoolExecutor | None = None
         self._open: _Batch | None = None  # filling up
         self._ready: deque[_Batch] = deque()  # full or due, in order
+        self._unconfirmed: deque[_Batch] = deque()  # closed, in order, not all committed
+        self._listeners: list[Callable[[], None]] = []
+        self.appended = 0  # sequence number of the last row appended
+        self.committed = 0  # every row up to this number is committed
         self._buffered = 0  # rows in all batches not committed yet
         self._idle: list[PostgresStore] = list(self.stores)
         self._writers: set[asyncio.Task[None]] = set()
@@ -126,35 +137,73 @@ class StoragePipeline:
         """Rows waiting for a commit."""
         return self._buffered
 
+    def commit_barrier(self) -> int:
+        """The sequence number of the last row appended so far."""
+        return self.appended
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) whenever `committed` moves."""
+        self._listeners.append(callback)
+
+    async def wait_committed(self, seq: int) -> None:
+        """Wait until every row up to `seq` is committed."""
+        if self.committed >= seq:
+            return
+        done = self._loop.create_future()
+
+        def check() -> None:
+            if self.committed >= seq and not done.done():
+                done.set_result(None)
+
+        self.add_commit_listener(check)
+        try:
+            await done
+        finally:
+            self._listeners.remove(check)
+
     async def open_spider(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(len(self.stores),
                                             thread_name_prefix="crawlgraph-storage")
-        self._open = _Batch(self._loop)
+        self._open = _Batch()
         self._wake = asyncio.Event()
         self._task = self._loop.create_task(self._run())
 
-    async def process_item(self, item: Any) -> Any:
-        assert self._open is not None, "open_spider() was not called"
+    def process_item(self, item: Any) -> Any:
         batch = self._open
         try:
             batch.rows.append(to_row(item))
         except RowError as exc:
             batch.dead.append((exc.kind, exc.payload, str(exc)))
+        self.appended += 1
+        batch.end = self.appended
         self._buffered += 1
         size = len(batch)
         if size == 1:
             batch.started = self._loop.time()
             self._wake.set()
         elif size >= self.batch_size:
-            self._ready.append(batch)
-            self._open = _Batch(self._loop)
+            self._close_batch()
             self._wake.set()
-        if not self._paused_engine and self.buffered >= self.buffer_max_rows:
+        if not self._paused_engine and self._buffered >= self.buffer_max_rows:
             self._pause_engine()
-        # Shielded: an item cancelled mid-wait must not cancel its batch's commit.
-        await asyncio.shield(batch.done)
         return item
+
+    def _close_batch(self) -> None:
+        self._ready.append(self._open)
+        self._unconfirmed.append(self._open)
+        self._open = _Batch()
+
+    def _confirm(self, batch: _Batch) -> None:
+        """Mark `batch` done and move the watermark over every done batch in order."""
+        batch.done = True
+        moved = False
+        while self._unconfirmed and self._unconfirmed[0].done:
+            self.committed = self._unconfirmed.popleft().end
+            moved = True
+        if moved:
+            for listener in list(self._listeners):
+                listener()
 
     async def close_spider(self) -> None:
         self._closing = True
@@ -194,8 +243,7 @@ class StoragePipeline:
                 ):
                     continue  # woken early (a new row or a full batch): look again
             if batch is self._open:
-                self._ready.append(batch)
-                self._open = _Batch(self._loop)
+                self._close_batch()
 
     async def _write(self, batch: _Batch, store: PostgresStore) -> None:
         rows = len(batch)
@@ -213,18 +261,19 @@ class StoragePipeline:
                                    exc, len(batch), delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.retry_max_seconds)
-                except Exception as exc:  # a bug or a store error: do not hang the items
-                    logger.error("storage: batch of %d rows failed: %s", len(batch), exc)
+                except Exception as exc:  # noqa: BLE001 - a store error must not stop the crawl
+                    # Counted as done so that the crawl goes on; the error is logged
+                    # with the rows it lost.
+                    logger.error("storage: batch of %d rows failed, not stored: %s",
+                                 len(batch), exc)
                     self._inc("storage/failed_rows", len(batch))
-                    batch.done.set_exception(exc)
-                    batch.done.exception()  # retrieved: the items report it themselves
                     return
             self._inc("storage/rows", result.stored)
             self._inc("storage/batches")
             if result.dead:
                 self._inc("storage/dead_letters", len(result.dead))
-            batch.done.set_result(None)
         finally:
+            self._confirm(batch)
             self._idle.append(store)
             self._wake.set()
             self._buffered -= rows
