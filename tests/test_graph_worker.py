@@ -129,7 +129,7 @@ def test_killed_worker_build_is_retried_and_finishes(database_url, tmp_path):
     assert killed["status"] == "running" and killed["attempts"] == 1
     second = _spawn_worker(database_url, tmp_path)
     try:
-        _wait_for(lambda: _status(database_url, build_id)["status"] == "done", 120,
+        _wait_for(lambda: _status(database_url, build_id)["status"] == "done", 240,
                   "the second worker to finish the build")
     finally:
         log = _stop(second)
@@ -161,7 +161,8 @@ def test_sigterm_mid_build_requeues_and_exits(database_url, tmp_path):
         _wait_for(lambda: _status(database_url, build_id)["step"] == "betweenness", 60,
                   "the worker to reach the betweenness step")
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=60) == 0
+        # It stops at the next step boundary; on a busy machine a step can take a while.
+        assert worker.wait(timeout=240) == 0
     finally:
         log = _stop(worker)
     build = _status(database_url, build_id)
