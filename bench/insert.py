@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--links", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=5000)
     args = parser.parse_args()
     stack, home = start_stack({"postgres"})
     try:

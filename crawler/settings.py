@@ -12,10 +12,11 @@ crawlgraph settings (defaults in brackets):
 - ``CRAWLGRAPH_REDIS_URL`` [env ``REDIS_URL``]: Redis holding the frontier.
 - ``CRAWLGRAPH_JOB_ID`` [the spider argument ``job_id``]: the job a crawler
   process works on.
-- ``CRAWLGRAPH_BATCH_SIZE`` [1000]: rows per storage transaction.
+- ``CRAWLGRAPH_BATCH_SIZE`` [5000]: rows per storage transaction.
 - ``CRAWLGRAPH_FLUSH_SECONDS`` [1.0]: the longest a row waits in the buffer.
 - ``CRAWLGRAPH_BUFFER_MAX_ROWS`` [50000]: buffered rows above which the engine
   is paused (backpressure while PostgreSQL is slow or down).
+- ``CRAWLGRAPH_STORAGE_WRITERS`` [2]: connections writing batches side by side.
 - ``CRAWLGRAPH_RETRY_MAX_SECONDS`` [10.0]: the longest backoff between retries
   of PostgreSQL and Redis.
 - ``CRAWLGRAPH_LEASE_SECONDS`` [60]: lease of a taken request; renewed every
@@ -40,11 +41,13 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # --- crawlgraph components (see the docstring for their settings) ------------
 CRAWLGRAPH_DATABASE_URL = ""  # empty: the DATABASE_URL environment variable
 CRAWLGRAPH_REDIS_URL = ""  # empty: the REDIS_URL environment variable
-CRAWLGRAPH_BATCH_SIZE = 1000
+CRAWLGRAPH_BATCH_SIZE = 5000
 CRAWLGRAPH_FLUSH_SECONDS = 1.0
 CRAWLGRAPH_BUFFER_MAX_ROWS = 50_000
+CRAWLGRAPH_STORAGE_WRITERS = 2
 CRAWLGRAPH_RETRY_MAX_SECONDS = 10.0
 CRAWLGRAPH_LEASE_SECONDS = 60
+CRAWLGRAPH_PREFETCH = 0  # 0: CONCURRENT_REQUESTS
 CRAWLGRAPH_POLL_SECONDS = 0.1
 CRAWLGRAPH_STATS_INTERVAL = 5.0
 
@@ -83,9 +86,6 @@ globals().update(CRAWLING_SETTINGS)
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
-# A response stays in the scraper until its items are committed: allow a
-# batch's worth of responses in flight before the engine backs out.
-SCRAPER_SLOT_MAX_ACTIVE_SIZE = 20_000_000
 DNS_TIMEOUT = 10
 
 # --- Misc ----------------------------------------------------------------------

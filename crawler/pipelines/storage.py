@@ -78,7 +78,7 @@ class StoragePipeline:
         database_url: str,
         job_id: str,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         flush_seconds: float = 1.0,
         buffer_max_rows: int = 50_000,
         retry_max_seconds: float = 10.0,
@@ -124,7 +124,7 @@ class StoragePipeline:
         return cls(
             url,
             str(job_id),
-            batch_size=settings.getint("CRAWLGRAPH_BATCH_SIZE", 1000),
+            batch_size=settings.getint("CRAWLGRAPH_BATCH_SIZE", 5000),
             flush_seconds=settings.getfloat("CRAWLGRAPH_FLUSH_SECONDS", 1.0),
             buffer_max_rows=settings.getint("CRAWLGRAPH_BUFFER_MAX_ROWS", 50_000),
             retry_max_seconds=settings.getfloat("CRAWLGRAPH_RETRY_MAX_SECONDS", 10.0),
