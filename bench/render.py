@@ -47,19 +47,22 @@ def machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Proportional set size of a process and its children: shared pages counted once."""
-    total = 0
+def tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """Proportional set size of a process with its children, and of the process alone."""
+    total = own = 0
     try:
         family = [proc, *proc.children(recursive=True)]
     except psutil.Error:  # the crawl has just ended
-        return 0
+        return 0, 0
     for p in family:
         try:
-            total += p.memory_full_info().pss
+            pss = p.memory_full_info().pss
         except psutil.Error:
-            pass
-    return total
+            continue
+        total += pss
+        if p.pid == proc.pid:
+            own = pss
+    return total, own
 
 
 def crawl(server: MockServer, pages: int, render_js: str) -> dict:
@@ -75,14 +78,15 @@ def crawl(server: MockServer, pages: int, render_js: str) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "tests.crawlrun", json.dumps(config)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
-        samples: list[tuple[int, int]] = []  # (pages fetched so far, RSS of the tree)
+        # (pages fetched so far, PSS of the tree, PSS of the crawler process alone)
+        samples: list[tuple[int, int, int]] = []
         stop = threading.Event()
         ps = psutil.Process(proc.pid)
 
         def sample() -> None:
             while not stop.is_set():
                 fetched = sum(1 for _ in server.requests("/p/"))
-                samples.append((fetched, tree_rss(ps)))
+                samples.append((fetched, *tree_rss(ps)))
                 stop.wait(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -112,6 +116,11 @@ def growth(samples: list[tuple[int, int]], pages: int) -> tuple[float, float]:
     return peak, (max(late) - max(early)) / 2**20
 
 
+def crawler_share(samples: list[tuple[int, int, int]], pages: int) -> float:
+    """The part of the growth in the crawler process itself (not Chromium), MB."""
+    return growth([(n, own) for n, _, own in samples], pages)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=200)
@@ -122,7 +131,8 @@ def main() -> None:
     assert rendered["rendered"] == args.pages
     pages_per_s = args.pages / rendered["seconds"]
     plain_per_s = args.pages / plain["seconds"]
-    peak, grown = growth(rendered["samples"], args.pages)
+    peak, grown = growth([(n, tree) for n, tree, _ in rendered["samples"]], args.pages)
+    own = crawler_share(rendered["samples"], args.pages)
     results = [
         {"name": "pages_per_s", "value": round(pages_per_s, 2), "unit": "pages/s",
          "target": None},
@@ -133,12 +143,15 @@ def main() -> None:
         {"name": "peak_memory_mb", "value": round(peak, 1), "unit": "MB", "target": None},
         {"name": "memory_growth_mb", "value": round(grown, 1), "unit": "MB",
          "target": GROWTH_TARGET_MB},
+        {"name": "crawler_process_growth_mb", "value": round(own, 1), "unit": "MB",
+         "target": None},
     ]
     print(f"{'figure':<20} {'value':>10}  {'baseline':>22}  {'target':>10}")
     print(f"{'pages_per_s':<20} {pages_per_s:>10.2f}  {plain_per_s:>12.2f} (plain)  {'':>10}")
     print(f"{'peak_memory_mb':<20} {peak:>10.1f}  {'':>22}  {'':>10}")
     print(f"{'memory_growth_mb':<20} {grown:>10.1f}  {'':>22}  "
           f"{'<= ' + str(GROWTH_TARGET_MB):>10}")
+    print(f"{'  of it the crawler':<20} {own:>10.1f}  (the rest: Playwright driver, Chromium)")
     print(f"({args.pages} pages, crawl times {rendered['seconds']:.1f} s rendered, "
           f"{plain['seconds']:.1f} s plain, both including process start)")
     RESULTS.mkdir(parents=True, exist_ok=True)
