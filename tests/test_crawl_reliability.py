@@ -289,3 +289,33 @@ def test_redis_restarted_mid_crawl(mock_server, scrapyd_url, database_url, redis
     assert "Redis unreachable" in log and "Redis reachable again" in log
     assert_complete(server, database_url, job)
     assert set(page_fetches(server).values()) == {1}
+
+
+def test_pause_then_resume_finishes_the_job(mock_server, scrapyd_url, database_url,
+                                            redis_url) -> None:
+    server = mock_server(pages=1000, seed=17, page_delay=0.01)
+    job = make_job(database_url)
+    first = schedule(scrapyd_url, job, server.start_url, database_url, redis_url)
+    wait_running(scrapyd_url, first)
+    wait_pages(database_url, job, 150)
+    client, frontier = frontier_of(redis_url, job)
+    try:
+        frontier.pause()
+        wait_finished(scrapyd_url, [first], timeout=60)
+        log = crawl_log(scrapyd_url, first)
+        assert "Spider closed (paused)" in log
+        row = job_row(database_url, job)
+        assert (row["status"], row["close_reason"]) == ("paused", "paused")
+        # The frontier persists while paused: nothing leased, the rest still queued.
+        stats = frontier.stats()
+        assert stats["leased"] == 0 and stats["queued"] > 0
+        stored_while_paused = len(stored_pages(database_url, job))
+        assert stored_while_paused < 1000
+        frontier.resume()
+        second = schedule(scrapyd_url, job, server.start_url, database_url, redis_url)
+        wait_finished(scrapyd_url, [second], timeout=240)
+        crawl_log(scrapyd_url, second)
+    finally:
+        client.close()
+    assert_complete(server, database_url, job)
+    assert set(page_fetches(server).values()) == {1}
