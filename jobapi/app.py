@@ -110,6 +110,13 @@ def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
         headers.update(exc.headers or {})
         if status == 413:
             message = f"The request body is larger than {MAX_BODY_BYTES} bytes."
+    elif isinstance(exc, psycopg.DataError):
+        # A value PostgreSQL cannot take (a NUL character, a number out of range):
+        # the request's fault, though a field's own check should have caught it.
+        status, code = 422, "validation_error"
+        message = "A value in the request cannot be stored or compared by the database."
+        hint = "Remove control characters (such as NUL) and out-of-range numbers."
+        log.warning("database refused a value: %s", type(exc).__name__)
     elif isinstance(exc, psycopg.OperationalError | PoolTimeout | RedisError):
         status, code = 503, "service_unavailable"
         message = "A database the API needs cannot be reached."

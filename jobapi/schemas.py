@@ -23,7 +23,8 @@ Role = Literal["user", "admin"]
 
 Url = Annotated[
     str,
-    Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=r"^[hH][tT][tT][pP][sS]?://[^\s]+$",
+    Meta(min_length=8, max_length=MAX_URL_LENGTH,
+         pattern=r"^[hH][tT][tT][pP][sS]?://[^\s\x00-\x1f\x7f]+$",
          description="An absolute http or https URL.", examples=["https://example.org/"]),
 ]
 Domain = Annotated[
@@ -31,14 +32,17 @@ Domain = Annotated[
     Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
          description="A host name, optionally with its port (`127.0.0.1:8080`)."),
 ]
-Pattern = Annotated[str, Meta(min_length=1, max_length=512, description="A regular expression.")]
+# No control characters: PostgreSQL cannot store NUL, and none belongs in these.
+Printable = r"^[^\x00-\x1f\x7f]*$"
+Pattern = Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable,
+                              description="A regular expression.")]
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SpiderName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 # Characters, not bytes: the 72-byte bcrypt limit is checked on the encoded
 # password so that a long one gets its own clear 400.
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
-NewPassword = Annotated[str, Meta(min_length=8, max_length=1024)]
+NewPassword = Annotated[str, Meta(min_length=8, max_length=1024, pattern=r"^[^\x00]*$")]
 SettingValue = str | int | float | bool
 
 
@@ -123,7 +127,8 @@ class JobCreate(_Body, kw_only=True, forbid_unknown_fields=True):
         Meta(description="Render pages in Chromium: true or `always`, `auto` (when a page "
                          "looks built by scripts), false or `never`."),
     ] = False
-    render_selector: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+    render_selector: Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable)] | None \
+        = None
     obey_robots: bool = True
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     priority: Annotated[int, Meta(ge=-100, le=100)] = 0

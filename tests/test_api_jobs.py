@@ -163,6 +163,8 @@ def test_list_jobs_newest_first_with_cursor_and_filters(client, users, database_
     admin = login(client, "root")
     assert len(client.get("/api/v1/jobs", headers=admin).json()["items"]) == 8
     assert_error(client.get("/api/v1/jobs", params={"cursor": "garbage!"}, headers=headers),
+                 422, field="cursor")
+    assert_error(client.get("/api/v1/jobs", params={"cursor": "Z2FyYmFnZQ"}, headers=headers),
                  400, field="cursor")
     assert_error(client.get("/api/v1/jobs", params={"limit": 0}, headers=headers), 422,
                  field="limit")
@@ -332,3 +334,23 @@ def test_job_submissions_are_rate_limited_per_user(api_settings, users):
         assert_error(limited, 429, "rate_limited")
         assert int(limited.headers["retry-after"]) >= 1
         assert_error(client.post("/api/v1/jobs", json=body, headers=bob), 422)
+
+
+def test_nul_and_control_characters_are_422_never_500(client, users, database_url):
+    import base64
+
+    job_id = insert_job(database_url, users["alice"])
+    headers = login(client, "alice")
+    for url, params, field in (
+            (f"/api/v1/jobs/{job_id}/pages", {"url_prefix": "https://a\x00"}, "url_prefix"),
+            ("/api/v1/jobs", {"tag": "a\x00"}, "tag"),
+            (f"/api/v1/jobs/{job_id}/items", {"item_type": "\x00"}, "item_type")):
+        assert_error(client.get(url, params=params, headers=headers), 422, field=field)
+    for body, field in (({"start_urls": ["http://a.example/\x00"]}, "start_urls[0]"),
+                        ({"start_urls": ["http://a.example/"], "include": ["a\x00"]},
+                         "include[0]")):
+        assert_error(client.post("/api/v1/jobs", json=body, headers=headers), 422, field=field)
+    # A cursor that decodes to a NUL: the database refuses it, the answer is still a 422.
+    cursor = base64.urlsafe_b64encode(b'["\\u0000"]').decode().rstrip("=")
+    assert_error(client.get(f"/api/v1/jobs/{job_id}/pages", params={"cursor": cursor},
+                            headers=headers), 422, "validation_error")

@@ -47,10 +47,12 @@ Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page."
                                       examples=[Example(value=50)])]
 Cursor = Annotated[
     str | None,
-    QueryParameter(max_length=4096, description="`next_cursor` of the previous page."),
+    QueryParameter(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$",
+                   description="`next_cursor` of the previous page."),
 ]
 UrlPrefix = Annotated[
-    str | None, QueryParameter(max_length=2048, description="Only URLs that start with this."),
+    str | None, QueryParameter(max_length=2048, pattern=r"^[^\x00-\x1f\x7f]*$",
+                               description="Only URLs that start with this."),
 ]
 EVENT_INTERVAL = 1.0
 EVENT_HEARTBEAT = 15.0
@@ -125,8 +127,10 @@ class JobController(Controller):
         request: Request[CurrentUser, Any, Any],
         pool: Pool,
         status: FromQuery[JobStatus | None] = None,
-        spider: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        tag: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        spider: Annotated[str | None, QueryParameter(max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+                          ] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+                       ] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> JobList:
@@ -208,7 +212,8 @@ class JobController(Controller):
     async def items(
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
         pool: Pool,
-        item_type: Annotated[str | None, QueryParameter(max_length=128)] = None,
+        item_type: Annotated[str | None, QueryParameter(max_length=128,
+                                                        pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
         url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
     ) -> ItemList:
         """The items a job's spider extracted, filtered by item type or URL prefix."""
