@@ -118,7 +118,8 @@ class JobCreate(_Body, kw_only=True, forbid_unknown_fields=True):
     spider: SpiderName = "site"
     max_pages: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
     max_depth: Annotated[int, Meta(ge=0, le=1000)] | None = None
-    allowed_domains: Annotated[list[Domain], Meta(max_length=1000)] = []
+    # At most 200: the list travels as one command-line argument (128 KiB at most).
+    allowed_domains: Annotated[list[Domain], Meta(max_length=200)] = []
     include: Annotated[list[Pattern], Meta(max_length=100)] = []
     exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
     follow_nofollow: bool = False

@@ -354,3 +354,24 @@ def test_nul_and_control_characters_are_422_never_500(client, users, database_ur
     cursor = base64.urlsafe_b64encode(b'["\\u0000"]').decode().rstrip("=")
     assert_error(client.get(f"/api/v1/jobs/{job_id}/pages", params={"cursor": cursor},
                             headers=headers), 422, "validation_error")
+
+
+def test_spider_args_fit_a_command_line():
+    from jobapi.errors import Unprocessable
+    from jobapi.services.jobs import MAX_START_URLS_ARG, spider_args
+
+    small = spider_args("j", {"start_urls": ["https://a.example/"], "max_depth": 2,
+                              "max_pages": None, "obey_robots": True, "render_js": "never"})
+    assert small == {"job_id": "j", "start_urls": '["https://a.example/"]', "max_depth": "2",
+                     "obey_robots": "true", "render_js": "never"}
+    urls = [f"https://h{i % 40}.example.org/a/fairly/long/path/{i}" for i in range(10_000)]
+    big = spider_args("j", {"start_urls": urls, "allowed_domains": []})
+    assert big["start_urls"] == "[]"
+    assert json.loads(big["allowed_domains"]) == sorted({f"h{i}.example.org" for i in range(40)})
+    assert all(len(v) <= MAX_START_URLS_ARG for v in big.values())
+    given = spider_args("j", {"start_urls": urls, "allowed_domains": ["example.org"]})
+    assert json.loads(given["allowed_domains"]) == ["example.org"]
+    many_hosts = [f"https://host-{i}-with-a-long-name.example.org/" for i in range(10_000)]
+    with pytest.raises(Unprocessable) as caught:
+        spider_args("j", {"start_urls": many_hosts, "allowed_domains": []})
+    assert caught.value.field == "start_urls"

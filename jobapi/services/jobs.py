@@ -217,15 +217,28 @@ def _render_mode(value: bool | str) -> str:
 
 
 def spider_args(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
-    """The scrapyd spider arguments of a job: strings as they are, the rest as JSON."""
+    """The scrapyd spider arguments of a job: strings as they are, the rest as JSON.
+
+    Start URLs too long for one command-line argument reach the crawlers through
+    the frontier only; the spider then scopes the crawl by `allowed_domains`,
+    which default to the start URLs' hosts.
+    """
     args = {"job_id": job_id}
     for name, value in params.items():
         if value is None:
             continue
-        encoded = value if isinstance(value, str) else json.dumps(value)
-        if name == "start_urls" and len(encoded) > MAX_START_URLS_ARG:
-            encoded = "[]"  # seeded into the frontier; too long for a command line
-        args[name] = encoded
+        args[name] = value if isinstance(value, str) else json.dumps(value)
+    if len(args.get("start_urls", "")) > MAX_START_URLS_ARG:
+        args["start_urls"] = "[]"
+        if not params.get("allowed_domains"):
+            hosts = sorted({urlsplit(u).netloc.rsplit("@", 1)[-1].lower()
+                            for u in params["start_urls"]})
+            args["allowed_domains"] = json.dumps(hosts)
+            if len(args["allowed_domains"]) > MAX_START_URLS_ARG:
+                raise Unprocessable(
+                    f"start_urls: {len(hosts)} different hosts are too many to scope a crawl "
+                    "by.", field="start_urls",
+                    hint="Give allowed_domains, or split the job.")
     return args
 
 
@@ -271,6 +284,7 @@ async def create_job(
             return _replay(row, body, params, overrides)
 
     job_id = uuid.uuid4()
+    args = spider_args(str(job_id), params)  # may refuse the job: before it is stored
     async with pool.connection() as conn:
         row = await (await conn.execute(_INSERT_JOB, {
             "id": job_id, "owner_id": user.id, "spider": body.spider,
@@ -287,7 +301,6 @@ async def create_job(
     scheduled: list[dict[str, Any]] = []
     try:
         await frontier.seed(redis_client, str(job_id), body.start_urls)
-        args = spider_args(str(job_id), params)
         settings = {**{k: _setting_text(v) for k, v in overrides.items()}, **crawler_overrides}
         for n in range(body.workers):
             node = scrapyd.node(n)
