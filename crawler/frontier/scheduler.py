@@ -258,10 +258,14 @@ class RedisScheduler(BaseScheduler):
             self._wake.clear()
             try:
                 await self._sync()
-            except (RedisError, OSError) as exc:
-                self.stats.inc_value("frontier/redis_errors")
-                if not failing:
-                    logger.warning("frontier: Redis unreachable (%s); retrying with backoff", exc)
+            except Exception as exc:  # noqa: BLE001 - the task must outlive any error
+                if isinstance(exc, RedisError | OSError):
+                    self.stats.inc_value("frontier/redis_errors")
+                    if not failing:
+                        logger.warning("frontier: Redis unreachable (%s); retrying with backoff",
+                                       exc)
+                else:
+                    logger.exception("frontier: unexpected error; retrying with backoff")
                 failing = True
                 self._remote = None
                 await asyncio.sleep(delay)
