@@ -56,7 +56,7 @@ def test_genspider_template_makes_a_kit_spider(tmp_path):
 
 
 def test_the_docs_show_the_example_as_it_is():
-    doc = (REPO / "docs" / "writing-a-spider.md").read_text()
+    doc = (REPO / "README.md").read_text()
     source = (REPO / "crawler" / "spiders" / "example.py").read_text()
     code = source[source.index("from __future__"):]
     assert code in doc
