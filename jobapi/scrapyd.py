@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from jobapi.errors import BadGateway, ServiceUnavailable
+from jobapi.errors import ApiError, BadGateway, ServiceUnavailable
 
 PROJECT = "crawlgraph"
 log = logging.getLogger("jobapi.scrapyd")
@@ -87,6 +87,28 @@ class ScrapydClient:
 
     def node(self, index: int) -> Node:
         return self.nodes[index % len(self.nodes)]
+
+    async def place(self, count: int) -> list[Node]:
+        """Nodes for `count` new processes: the least busy first, nodes that do not answer
+        skipped. Raises the first node's error when none answers."""
+
+        async def busy(node: Node) -> tuple[int, Node] | ApiError:
+            try:
+                status = await self.daemon_status(node)
+            except ApiError as exc:
+                return exc
+            return int(status.get("pending", 0)) + int(status.get("running", 0)), node
+
+        answers = await asyncio.gather(*(busy(node) for node in self.nodes))
+        load = {node.index: n for n, node in (a for a in answers if not isinstance(a, ApiError))}
+        if not load:
+            raise next(a for a in answers if isinstance(a, ApiError))
+        chosen = []
+        for _ in range(count):
+            index = min(load, key=lambda i: (load[i], i))
+            load[index] += 1
+            chosen.append(self.nodes[index])
+        return chosen
 
     async def schedule(
         self, node: Node, spider: str, jobid: str, args: Mapping[str, str],

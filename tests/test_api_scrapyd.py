@@ -201,3 +201,23 @@ def test_cancel_of_a_finished_job_is_409(crawl_settings, users, database_url):
         response = client.post(f"/api/v1/jobs/{job_id}/cancel", headers=login(client, "alice"))
         assert_error(response, 409)
         assert str(uuid.UUID(str(job_id))) in response.json()["error"]["message"]
+
+
+def test_workers_go_to_the_nodes_that_answer(crawl_settings, overrides, users, scrapyd_url,
+                                             mock_server, stack_settings):
+    site = mock_server(pages=3)
+    dead = f"http://u:pw@127.0.0.1:{_closed_port()}"
+    settings = msgspec.structs.replace(crawl_settings, scrapyd_urls=(dead, scrapyd_url))
+    with make_client(settings, crawler_overrides=overrides) as client:
+        headers = login(client, "alice")
+        created = client.post("/api/v1/jobs", headers=headers, json={
+            "start_urls": [site.start_url], "workers": 2,
+            "allowed_domains": [f"127.0.0.1:{site.port}"]})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        assert [(j["node"], j["jobid"]) for j in created.json()["scrapyd_jobs"]] == [
+            (1, f"{job_id}-0"), (1, f"{job_id}-1")]
+        wait_for(lambda: client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()["status"]
+                 in ("finished", "failed"), 120, "the job to finish")
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        assert job["status"] == "finished", (job, crawl_log(stack_settings, f"{job_id}-0"))

@@ -5,13 +5,13 @@ owner; another user's job is a NotFound (404) for every verb, an admin sees all.
 
 Submission (`create_job`): validate (private-address guard, settings
 allow-list), store the job `pending`, seed the frontier with the start URLs,
-schedule `workers` crawler processes spread over the scrapyd nodes (scrapyd
-job id `<job id>-<n>`, spider argument `job_id` and one argument per job
-parameter; start URLs too long for a command line reach the crawlers through
-the frontier only). Any failure after the row
-exists marks the job `failed` with the reason, cancels what was already
-scheduled and clears the frontier, then answers 502/503: a job never sits
-silently in pending.
+schedule `workers` crawler processes on the least busy scrapyd nodes that
+answer (scrapyd job id `<job id>-<n>`, spider argument `job_id` and one
+argument per job parameter; start URLs too long for a command line reach the
+crawlers through the frontier only). Any failure after the row exists marks
+the job `failed` with the reason, cancels what was already scheduled and
+clears the frontier, then answers 502/503: a job never sits silently in
+pending.
 """
 
 from __future__ import annotations
@@ -302,8 +302,7 @@ async def create_job(
     try:
         await frontier.seed(redis_client, str(job_id), body.start_urls)
         settings = {**{k: _setting_text(v) for k, v in overrides.items()}, **crawler_overrides}
-        for n in range(body.workers):
-            node = scrapyd.node(n)
+        for n, node in enumerate(await scrapyd.place(body.workers)):
             jobid = f"{job_id}-{n}"
             await scrapyd.schedule(node, body.spider, jobid, args, settings,
                                    priority=float(body.priority))
