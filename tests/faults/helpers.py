@@ -138,3 +138,21 @@ class ApiProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def schedule_spider(scrapyd_url: str, spider: str, args: dict[str, str],
+                    settings: dict[str, object]) -> str:
+    """Start one crawler process of any spider on scrapyd; return scrapyd's job id."""
+    from urllib.parse import urlencode
+
+    from tests.test_crawl_reliability import _scrapyd
+
+    base, auth = _scrapyd(scrapyd_url)
+    data = [("project", "crawlgraph"), ("spider", spider), *args.items()]
+    data += [("setting", f"{k}={v}") for k, v in settings.items()]
+    response = httpx.post(f"{base}/schedule.json", content=urlencode(data), auth=auth,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"},
+                          timeout=30)
+    body = response.json()
+    assert body.get("status") == "ok", body
+    return body["jobid"]
