@@ -175,3 +175,19 @@ def test_poison_item_does_not_hold_back_the_batch(database_url: str) -> None:
         errors = [r[0] for r in conn.execute("SELECT error FROM dead_letters ORDER BY id")]
     assert len(errors) == 2
     assert any("invalid link" in e for e in errors) and any("0x00" in e for e in errors)
+
+
+def test_flush_now_writes_the_open_batch_at_once(database_url: str) -> None:
+    job = make_job(database_url)
+
+    async def scenario() -> None:
+        pipeline = StoragePipeline(database_url, job, batch_size=1000, flush_seconds=60)
+        await pipeline.open_spider()
+        for i in range(3):
+            pipeline.process_item(link(i))
+        pipeline.flush_now()
+        await asyncio.wait_for(pipeline.wait_committed(3), 10)
+        assert stored(database_url, job) == 3
+        await pipeline.close_spider()
+
+    asyncio.run(scenario())

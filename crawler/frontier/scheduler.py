@@ -306,6 +306,9 @@ class RedisScheduler(BaseScheduler):
             self._acks[:0] = acks
         if self._closing:
             return
+        if self._awaiting and not self._inflight and not self._local:
+            # Nothing else is in flight: waiting for the flush timer only delays the end.
+            self._storage.flush_now()
         got = 0
         if not self._paused and len(self._local) <= self.prefetch // 2:
             got = await self._lease(self.prefetch - len(self._local))

@@ -145,6 +145,12 @@ class StoragePipeline:
         """Call `callback` (on the event loop) whenever `committed` moves."""
         self._listeners.append(callback)
 
+    def flush_now(self) -> None:
+        """Write the open batch without waiting for FLUSH_SECONDS (the crawl is idle)."""
+        if self._open is not None and len(self._open) and self._wake is not None:
+            self._close_batch()
+            self._wake.set()
+
     async def wait_committed(self, seq: int) -> None:
         """Wait until every row up to `seq` is committed."""
         if self.committed >= seq:
