@@ -112,7 +112,9 @@ class ApiProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "tests.faults.apiserver:app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-                 "--log-level", "warning"],
+                 # Clients reuse their connections between submissions; a short
+                 # keep-alive races them (the server closes as a request is sent).
+                 "--timeout-keep-alive", "60", "--log-level", "warning"],
                 cwd=REPO, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT)
 
         def healthy() -> bool:
@@ -130,6 +132,9 @@ class ApiProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

