@@ -188,31 +188,62 @@ class RedisThrottleState:
     def _keys(self, host: str) -> tuple[str, str]:
         return self.prefix + host, self.prefix + "inflight:" + host
 
+    async def _call(self, call: Any, *, forever: bool) -> Any:
+        """Run one Redis call; while Redis is unreachable, wait and retry.
+
+        A reservation (`forever`) is retried until Redis answers: the request
+        waits, it is never sent unthrottled nor failed. Bookkeeping calls give
+        up after about a minute: a lost release only lets its reservation
+        expire with its lease.
+        """
+        import redis
+
+        delay, waited = 0.1, 0.0
+        while True:
+            try:
+                return await call()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                if not forever and waited > 60:
+                    logger.warning("throttle: giving up a Redis update after %.0fs: %s",
+                                   waited, exc)
+                    return None
+                logger.warning("throttle: Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+
     async def acquire(self, host: str, min_delay: float, max_concurrency: int, token: str,
                       lease: float) -> float:
         keys = self._keys(host)
-        return float(await self._acquire(keys=keys, args=[min_delay, max_concurrency, token,
-                                                          lease]))
+        return float(await self._call(
+            lambda: self._acquire(keys=keys, args=[min_delay, max_concurrency, token, lease]),
+            forever=True))
 
     async def release(self, host: str, token: str) -> None:
-        await self.client.zrem(self._keys(host)[1], token)
+        await self._call(lambda: self.client.zrem(self._keys(host)[1], token), forever=False)
 
     async def adapt(self, host: str, latency: float, target: float, lo: float, hi: float,
                     ok: bool, release: str = "") -> float:
-        return float(await self._adapt(keys=self._keys(host),
-                                       args=[latency, target, lo, hi, int(ok), release]))
+        result = await self._call(
+            lambda: self._adapt(keys=self._keys(host),
+                                args=[latency, target, lo, hi, int(ok), release]),
+            forever=False)
+        return float(result) if result is not None else lo
 
     async def pause(self, host: str, seconds: float | None, base: float, cap: float,
                     release: str = "") -> float:
-        return float(await self._pause(keys=self._keys(host),
-                                       args=[-1 if seconds is None else seconds, base, cap,
-                                             release]))
+        result = await self._call(
+            lambda: self._pause(keys=self._keys(host),
+                                args=[-1 if seconds is None else seconds, base, cap, release]),
+            forever=True)
+        return float(result)
 
     async def set_field(self, host: str, name: str, value: float) -> None:
-        await self.client.hset(self._keys(host)[0], name, str(value))
+        await self._call(lambda: self.client.hset(self._keys(host)[0], name, str(value)),
+                         forever=True)
 
     async def get(self, host: str) -> dict[str, float]:
-        raw = await self.client.hgetall(self._keys(host)[0])
+        raw = await self._call(lambda: self.client.hgetall(self._keys(host)[0]), forever=True)
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def close(self) -> None:
