@@ -157,6 +157,7 @@ WORKERS = 4
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a few minutes on a busy machine; the suite's default is 300 s
 @pytest.mark.scenario(10, done="crawl 20,000 generated pages with 4 workers (scrapyd)",
                       checked="every page and link stored once, each page fetched once; "
                               "pages/s and peak RSS per process printed; each worker's RSS "
