@@ -14,6 +14,8 @@ rows stored, dead letters) are merged into ``jobs.stats``: under
 - reason ``finished``: if no other worker is alive and the frontier holds no
   queued or leased request, the job is ``finished`` and its frontier is cleared;
   otherwise the other workers finish it;
+- ``max_pages`` (or a Scrapy ``closespider_*`` limit): the budget is spent; the
+  last worker to stop marks the job ``finished`` and clears its frontier;
 - ``paused``: the job is ``paused`` (its frontier stays);
 - ``shutdown`` or ``cancelled``: the job is ``cancelled``;
 - anything else: the job is ``failed`` with the reason as its error.
@@ -57,6 +59,10 @@ WHERE id = %(job_id)s AND status NOT IN ('cancelled', 'finished', 'failed')
 COUNTERS: Final = ("pages", "items", "errors", "bytes", "pages_per_s", "rows_stored",
                    "dead_letters", "leases_in_flight")
 TERMINAL_REASONS: Final = {"shutdown": "cancelled", "cancelled": "cancelled", "paused": "paused"}
+# The crawl stopped because its budget was spent: the job is finished once its
+# last worker stops, whatever is left in the frontier.
+BUDGET_REASONS: Final = frozenset({"max_pages", "closespider_pagecount", "closespider_itemcount",
+                                   "closespider_timeout"})
 
 
 class JobStateExtension:
@@ -165,6 +171,9 @@ class JobStateExtension:
         if reason == "finished":
             frontier_done, clear = self._frontier_done()
             status = "finished" if frontier_done else None
+        elif reason in BUDGET_REASONS:
+            last, clear = self._last_worker()
+            status = "finished" if last else None
         elif status is None:
             status, error = "failed", f"crawler closed: {reason}"
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
@@ -188,6 +197,17 @@ class JobStateExtension:
             client.close()
         done = stats["queued"] == 0 and stats["leased"] == 0 and stats["workers"] == 0
         return done, done
+
+    def _last_worker(self) -> tuple[bool, bool]:
+        """(no other worker is alive, this worker should clear the frontier)."""
+        if not self.redis_url:
+            return True, False
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            alive = JobFrontier(client, self.job_id).stats()["workers"]
+        finally:
+            client.close()
+        return alive == 0, alive == 0
 
     def _clear_frontier(self) -> None:
         client = redis.Redis.from_url(self.redis_url, socket_timeout=10)

@@ -375,3 +375,10 @@ def test_spider_args_fit_a_command_line():
     with pytest.raises(Unprocessable) as caught:
         spider_args("j", {"start_urls": many_hosts, "allowed_domains": []})
     assert caught.value.field == "start_urls"
+
+
+def test_max_pages_is_shared_between_the_workers():
+    from jobapi.services.jobs import spider_args
+
+    assert spider_args("j", {"max_pages": 10}, workers=3)["max_pages"] == "4"
+    assert spider_args("j", {"max_pages": 10}, workers=1)["max_pages"] == "10"

@@ -7,10 +7,12 @@ import asyncio
 import psycopg
 import pytest
 import redis
+import redis.asyncio
 from scrapy.utils.test import get_crawler
 
 from crawler.extensions import MARK_RUNNING, JobStateExtension
 from crawler.frontier import JobFrontier
+from crawler.frontier.queue import AsyncJobFrontier
 from crawler.spiders.follow import FollowSpider
 from tests.test_pipeline_store import make_job
 
@@ -110,3 +112,35 @@ def test_live_stats_of_workers_are_merged_and_summed(database_url, redis_url) ->
     assert stats["queue_length"] == 50
     for key in ("errors", "bytes", "pages_per_s", "leases_in_flight"):
         assert key in stats
+
+
+def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
+                                                                   redis_url) -> None:
+    job = make_job(database_url)
+    client = redis.Redis.from_url(redis_url)
+    frontier = JobFrontier(client, job)
+    frontier.seed(["http://a.test/", "http://a.test/more"])  # work left over
+
+    async def register(worker: str) -> None:
+        other = AsyncJobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
+        await other.stats(worker, 60_000)
+        await other.client.aclose()
+
+    async def leave(worker: str) -> None:
+        other = AsyncJobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
+        await other.leave(worker)
+        await other.client.aclose()
+
+    first = extension(database_url, redis_url, job, "w1")
+    first._execute(MARK_RUNNING, (job,))
+    asyncio.run(register("w2"))  # a second worker is still crawling
+    asyncio.run(first.spider_closed("max_pages"))
+    assert row(database_url, job)["status"] == "running"
+
+    asyncio.run(leave("w2"))
+    second = extension(database_url, redis_url, job, "w2")
+    asyncio.run(second.spider_closed("max_pages"))
+    got = row(database_url, job)
+    assert (got["status"], got["reason"], got["error"]) == ("finished", "max_pages", None)
+    assert not list(client.scan_iter(match=frontier.keys.pattern))
+    client.close()

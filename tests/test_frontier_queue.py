@@ -29,6 +29,12 @@ def _entry(url: str, priority: int = 0) -> tuple[bytes, int, bytes, bool]:
     return url_member(url), priority, request_to_bytes(Request(url, priority=priority)), True
 
 
+def test_seed_stores_one_canonical_spelling(frontier: JobFrontier) -> None:
+    assert frontier.seed(["HTTP://A.test:80/x#top", "http://a.test/x"]) == 1
+    ((_, payload),) = frontier.lease(1, 60_000)
+    assert b"http://a.test/x" in payload
+
+
 def test_seed_skips_seen_urls_and_counts_new(frontier: JobFrontier) -> None:
     assert frontier.seed(["http://a.test/1", "http://a.test/2", "http://a.test/1"]) == 2
     assert frontier.seed(["http://a.test/2", "http://a.test/3"]) == 1

@@ -137,8 +137,11 @@ class JobFrontier(_Base):
         """Queue depth-0 GET requests for the URLs not seen yet; return how many were new."""
         from scrapy import Request
 
+        from crawler.urls import canonicalize
+
         entries = []
-        for url in urls:
+        for url in dict.fromkeys(canonicalize(u) for u in urls):
+            # One spelling per URL, the one every link of the crawl uses.
             request = Request(url, meta={"depth": 0})
             entries.append((url_member(url), 0, request_to_bytes(request), True))
         return self.push(entries)

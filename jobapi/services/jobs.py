@@ -216,8 +216,11 @@ def _render_mode(value: bool | str) -> str:
     return value
 
 
-def spider_args(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
+def spider_args(job_id: str, params: Mapping[str, Any], workers: int = 1) -> dict[str, str]:
     """The scrapyd spider arguments of a job: strings as they are, the rest as JSON.
+
+    `max_pages` is the job's budget: each of its `workers` gets an equal share
+    (rounded up), so that together they store about `max_pages` pages.
 
     Start URLs too long for one command-line argument reach the crawlers through
     the frontier only; the spider then scopes the crawl by `allowed_domains`,
@@ -227,6 +230,8 @@ def spider_args(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
     for name, value in params.items():
         if value is None:
             continue
+        if name == "max_pages" and workers > 1:
+            value = -(-int(value) // workers)
         args[name] = value if isinstance(value, str) else json.dumps(value)
     if len(args.get("start_urls", "")) > MAX_START_URLS_ARG:
         args["start_urls"] = "[]"
@@ -284,7 +289,7 @@ async def create_job(
             return _replay(row, body, params, overrides)
 
     job_id = uuid.uuid4()
-    args = spider_args(str(job_id), params)  # may refuse the job: before it is stored
+    args = spider_args(str(job_id), params, body.workers)  # may refuse the job: before it is stored
     async with pool.connection() as conn:
         row = await (await conn.execute(_INSERT_JOB, {
             "id": job_id, "owner_id": user.id, "spider": body.spider,
