@@ -16,7 +16,8 @@ such jobs and puts them in a true state:
   recorded processes pending or running on its node, no stats written for
   `grace_seconds`): its crawler processes ended without recording the end of
   the job (killed with scrapyd or the machine). The job is `failed` with that
-  reason; its frontier stays, so nothing it had queued is lost.
+  reason; its frontier stays, and the requests its processes held leased go
+  back to the queue, so nothing it had queued is lost.
 
 `run_recovery()` runs `recover()` when the API starts and then every
 `interval_seconds`; `create_app(..., recovery_grace_seconds=None)` turns it off.
@@ -34,6 +35,7 @@ import uuid
 from typing import Any, Final
 
 import anyio
+import anyio.to_thread
 import msgspec
 import redis
 from psycopg_pool import AsyncConnectionPool
@@ -136,6 +138,7 @@ async def recover(pool: AsyncConnectionPool, redis_client: redis.Redis,
             if cur.rowcount:
                 log.warning("job %s failed: %s", job_id, VANISHED_REASON)
                 counts["failed_vanished"] += 1
+                await _return_leases(redis_client, str(job_id))
     return counts
 
 
@@ -190,6 +193,25 @@ async def _vanished(listings: _Listings, scrapyd: ScrapydClient,
         if jobs.get(str(entry.get("jobid", ""))) in ("pending", "running"):
             return False
     return True
+
+
+async def _return_leases(redis_client: redis.Redis, job_id: str) -> None:
+    """Put every request still leased by the job's dead processes back in its queue."""
+    from crawler.frontier import JobFrontier
+
+    def release() -> int:
+        job_frontier = JobFrontier(redis_client, job_id)
+        members = redis_client.zrange(job_frontier.keys.leases, 0, -1)
+        return job_frontier.release(members) if members else 0
+
+    try:
+        returned = await anyio.to_thread.run_sync(release)
+    except redis.RedisError as exc:
+        # Not lost: they expire and the next worker of the job requeues them.
+        log.warning("job %s: could not return its leases: %s", job_id, exc)
+        return
+    if returned:
+        log.info("job %s: %d leased requests back in the queue", job_id, returned)
 
 
 def _node_of(scrapyd: ScrapydClient, entry: dict[str, Any]) -> Node:
