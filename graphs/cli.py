@@ -193,19 +193,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run only the graph commands (`python -m graphs.cli ...`), as `crawlgraph` would."""
-    from jobapi.errors import CrawlgraphError
+    """`python -m graphs.cli ...`: the same as `crawlgraph ...`."""
+    from jobapi.cli import main as crawlgraph_main
 
-    parser = argparse.ArgumentParser(prog="crawlgraph")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except CrawlgraphError as exc:
-        print(f"crawlgraph: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"crawlgraph: {exc.hint}", file=sys.stderr)
-        return 2
+    return crawlgraph_main(argv)
 
 
 if __name__ == "__main__":
