@@ -619,7 +619,8 @@ class Stack:
     def _load(self) -> None:
         self.settings = Settings.from_env(self.environ)
         self.services = [
-            s for s in make_services(self.settings, self.environ) if self.only is None or s.name in self.only
+            s for s in make_services(self.settings, self.environ)
+            if self.only is None or s.name in self.only
         ]
 
     def up(self) -> list[str]:
