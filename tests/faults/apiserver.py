@@ -4,14 +4,17 @@ the crawler processes it schedules told this test's database and Redis.
     uvicorn --factory tests.faults.apiserver:app
 
 The session's scrapyd runs crawler processes with the session's database in
-their environment; a test's own database reaches them as Scrapy settings.
-`CRAWLGRAPH_TEST_RECOVERY_GRACE` shortens the recovery's grace period (seconds).
+their environment; a test's own database reaches them as Scrapy settings. The
+job recovery runs as in `jobapi.app:app_from_env`;
+`CRAWLGRAPH_TEST_RECOVERY_GRACE` shortens its grace period (seconds) and makes
+it look every second.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+from typing import Any
 
 from litestar import Litestar
 
@@ -20,10 +23,14 @@ from jobapi.settings import Settings
 
 
 def app() -> Litestar:
-    kwargs = {}
-    grace = os.environ.get("CRAWLGRAPH_TEST_RECOVERY_GRACE")
-    if grace and "recovery_grace_seconds" in inspect.signature(create_app).parameters:
-        kwargs = {"recovery_grace_seconds": float(grace), "recovery_interval_seconds": 1.0}
+    kwargs: dict[str, Any] = {}
+    if "recovery_grace_seconds" in inspect.signature(create_app).parameters:
+        from jobapi.services import recovery
+
+        grace = os.environ.get("CRAWLGRAPH_TEST_RECOVERY_GRACE")
+        kwargs = {"recovery_grace_seconds": float(grace or recovery.GRACE_SECONDS)}
+        if grace:
+            kwargs["recovery_interval_seconds"] = 1.0
     return create_app(Settings.from_env(), crawler_overrides={
         "CRAWLGRAPH_DATABASE_URL": os.environ["DATABASE_URL"],
         "CRAWLGRAPH_REDIS_URL": os.environ["REDIS_URL"],
