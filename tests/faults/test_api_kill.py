@@ -45,6 +45,7 @@ def cancel_on_scrapyd(scrapyd_url: str, jobids: set[str]) -> None:
             client.post(f"{base}/cancel.json", data={"project": "crawlgraph", "job": jobid})
 
 
+@pytest.mark.slow
 @pytest.mark.scenario(6, done="kill -9 the API while 50 submissions (2 workers each) are in "
                               "flight; start it again",
                       checked="every job row is scheduled (its scrapyd jobs recorded and known "
