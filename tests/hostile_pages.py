@@ -149,8 +149,9 @@ def hostile_site(origin: str) -> dict[str, Reply]:
         "bad-hrefs": (HTML, b"hrefs",
                       b'<a href="http://[::1">v6</a><a href="http://[">open</a>'
                       b'<a href="http://a:99999999/">port</a><a href="http://%zz/">pct</a>'
-                      b'<a href="javascript:alert(1)">js</a><a href="\xff\xfe">bytes</a>'
-                      b'<base href="http://[bad">'),
+                      b'<a href="javascript:alert(1)">js</a><a href="\xff\xfe">bytes</a>'),
+        # A <base href> that does not parse, which every link is resolved against.
+        "bad-base": (HTML, b"base", b'<base href="http://[bad"><a href="relative">r</a>'),
         # Binary garbage served as HTML.
         "binary": (HTML, b"", bytes(range(256)) * 64),
         # A lone UTF-16 surrogate, written as UTF-8 bytes (CESU style), in the title.
@@ -172,4 +173,4 @@ def hostile_site(origin: str) -> dict[str, Reply]:
 
 
 HOSTILE_NAMES = ["bad-utf8", "unknown-charset", "lying-utf16", "nul", "huge-attribute", "deep",
-                 "bad-hrefs", "binary", "surrogate"]
+                 "bad-hrefs", "bad-base", "binary", "surrogate"]
