@@ -17,7 +17,10 @@ rows stored, dead letters) are merged into ``jobs.stats``: under
 - ``max_pages`` (or a Scrapy ``closespider_*`` limit): the budget is spent; the
   last worker to stop marks the job ``finished`` and clears its frontier;
 - ``paused``: the job is ``paused`` (its frontier stays);
-- ``shutdown`` or ``cancelled``: the job is ``cancelled``;
+- ``cancelled``: the job is ``cancelled``;
+- ``shutdown`` (a signal): a job the API cancelled stays ``cancelled``; any
+  other (scrapyd or the machine stopped the process) is ``failed``: the crawl
+  did not finish, and its unfinished requests are back in the frontier;
 - anything else: the job is ``failed`` with the reason as its error.
 
 A job the API has already cancelled stays cancelled. Database writes run in a
@@ -58,7 +61,10 @@ WHERE id = %(job_id)s AND status NOT IN ('cancelled', 'finished', 'failed')
 # Stats summed over workers; the others are the latest worker's view.
 COUNTERS: Final = ("pages", "items", "errors", "bytes", "pages_per_s", "rows_stored",
                    "dead_letters", "leases_in_flight")
-TERMINAL_REASONS: Final = {"shutdown": "cancelled", "cancelled": "cancelled", "paused": "paused"}
+# "shutdown" is a signal (SIGTERM/SIGINT): the API's cancel, which has marked the job
+# cancelled already (FINISH leaves it so), or scrapyd or the machine stopping:
+# then the crawl did not finish and the job fails; its requests stay queued.
+TERMINAL_REASONS: Final = {"cancelled": "cancelled", "paused": "paused"}
 # The crawl stopped because its budget was spent: the job is finished once its
 # last worker stops, whatever is left in the frontier.
 BUDGET_REASONS: Final = frozenset({"max_pages", "closespider_pagecount", "closespider_itemcount",

@@ -70,7 +70,7 @@ def test_finished_worker_leaves_the_job_running_while_work_remains(database_url,
 
 @pytest.mark.parametrize(
     ("reason", "status", "error"),
-    [("shutdown", "cancelled", None), ("paused", "paused", None),
+    [("shutdown", "failed", "crawler closed: shutdown"), ("paused", "paused", None),
      ("closespider_errorcount", "failed", "crawler closed: closespider_errorcount")],
 )
 def test_close_reasons(database_url, redis_url, reason, status, error) -> None:
