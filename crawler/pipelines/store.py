@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import psycopg
+import psycopg.errors
 
 from crawler.pipelines.errors import StorageError, StorageUnavailable
 from crawler.pipelines.rows import Kind, Row, payload_of
@@ -130,10 +131,8 @@ class PostgresStore:
             try:
                 self._write_rows(conn, rows)
                 result.stored = len(rows)
-            except psycopg.OperationalError:
-                raise
             except (psycopg.Error, ValueError, UnicodeError) as exc:
-                if conn.broken:
+                if conn.broken or _unavailable(exc):
                     raise
                 conn.rollback()
                 self._isolate(conn, list(rows), exc, result)
@@ -190,10 +189,8 @@ class PostgresStore:
             try:
                 self._write_rows(conn, half)
                 result.stored += len(half)
-            except psycopg.OperationalError:
-                raise
             except (psycopg.Error, ValueError, UnicodeError) as exc:
-                if conn.broken:
+                if conn.broken or _unavailable(exc):
                     raise
                 conn.rollback()
                 self._isolate(conn, half, exc, result)
@@ -211,6 +208,17 @@ class PostgresStore:
                 f"Cannot write {len(dead)} dead letters for job {self.job_id}: {exc}",
                 hint="Check that the job row exists.",
             ) from exc
+
+
+def _unavailable(error: Exception) -> bool:
+    """True for a failure of the server or the connection (keep the batch and retry).
+
+    psycopg files "program limit exceeded" (a value too big for an index, such as
+    a megabyte-long URL) under OperationalError too, but it belongs to the row:
+    retrying would stall the crawl on that batch forever.
+    """
+    return isinstance(error, psycopg.OperationalError) and not isinstance(
+        error, psycopg.errors.ProgramLimitExceeded)
 
 
 def _message(error: Exception) -> str:
