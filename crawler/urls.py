@@ -48,14 +48,23 @@ def resolve(base_url: str, href: str) -> str | None:
     if not href:
         # An empty href is a link to the base URL itself (HTML's URL parsing).
         return canonicalize(base_url)
-    absolute = urljoin(base_url, href)
+    try:
+        absolute = urljoin(base_url, href)
+    except ValueError:  # an href that does not parse, such as "http://[::1"
+        return None
     scheme = absolute.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
         return None
     try:
-        return canonicalize(absolute)
+        # "http://:80/", "https://@" or "http:////x" name no host: no link anywhere.
+        if not urlsplit(absolute).hostname:
+            return None
+        url = canonicalize(absolute)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is no number
     except ValueError:
         return None
+    return url if parts.hostname else None
 
 
 def host_key(url: str) -> str:
