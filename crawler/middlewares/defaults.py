@@ -20,6 +20,9 @@ CRAWLING_DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
     "crawler.middlewares.robots.RobotsMiddleware": 100,
     "crawler.middlewares.useragents.UserAgentRotationMiddleware": 500,
     "crawler.middlewares.retries.RetryBackoffMiddleware": 550,
+    # Between decompression (590) and meta refresh (580): a page whose <base href>
+    # does not parse is read with its own URL as its base.
+    "crawler.middlewares.basehref.BaseHrefMiddleware": 585,
     # Sees a 403/CAPTCHA before the retry middleware turns it into a retry.
     "crawler.middlewares.blocks.BlockDetectionMiddleware": 560,
     # Last before the download: the slot is reserved as late as possible, and
