@@ -26,6 +26,8 @@ Adding routes (for other parts of crawlgraph):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import gc
 import importlib
@@ -65,6 +67,7 @@ from jobapi.errors import ApiError, CrawlgraphError, field_from_message
 from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.schemas import ErrorDetail, ErrorResponse
 from jobapi.scrapyd import ScrapydClient
+from jobapi.services import recovery
 from jobapi.services.health import RequestMetrics
 from jobapi.services.spiders import SpiderCatalog
 from jobapi.settings import Settings
@@ -249,9 +252,18 @@ def _lifespan(settings: Settings):
         # GC: moving them out of its reach shortens the collector's pauses.
         gc.collect()
         gc.freeze()
+        # Jobs a stopped API left half-done: now, then every interval (jobapi.services.recovery).
+        grace = app.state.get("recovery_grace_seconds")
+        recovering = None if grace is None else asyncio.get_running_loop().create_task(
+            recovery.run_recovery(pool, redis_sync, scrapyd, grace,
+                                  app.state["recovery_interval_seconds"]))
         try:
             yield
         finally:
+            if recovering is not None:
+                recovering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovering
             await scrapyd.aclose()
             await redis_async.aclose()
             redis_sync.close()
@@ -273,6 +285,8 @@ def create_app(
     rate_limits: RateLimits | None = None,
     crawler_overrides: Mapping[str, str] | None = None,
     extra_route_handlers: Sequence[Any] = (),
+    recovery_grace_seconds: float | None = None,
+    recovery_interval_seconds: float = recovery.INTERVAL_SECONDS,
 ) -> Litestar:
     """Build the API for these settings.
 
@@ -283,6 +297,10 @@ def create_app(
             (e.g. CRAWLGRAPH_DATABASE_URL when scrapyd nodes do not share the API's
             environment); never shown in API answers.
         extra_route_handlers: more controllers or handlers to serve.
+        recovery_grace_seconds: recover jobs left half-done by a stopped API once they
+            are this old (`jobapi.services.recovery`), at start and every
+            `recovery_interval_seconds`; None (the default here) turns it off.
+            `app_from_env`, which serves the API, turns it on.
     """
     configure_logging(settings.log_level)
     metrics = RequestMetrics()
@@ -296,6 +314,8 @@ def create_app(
         "spider_catalog": SpiderCatalog(),
         "crawler_overrides": dict(crawler_overrides or {}),
         "request_metrics": metrics,
+        "recovery_grace_seconds": recovery_grace_seconds,
+        "recovery_interval_seconds": recovery_interval_seconds,
     })
     names = ["pool", "settings", "scrapyd", "redis_sync", "redis_async", "limiter",
              "rate_limits", "spider_catalog"]
@@ -334,5 +354,5 @@ def create_app(
 
 def app_from_env() -> Litestar:
     """Factory for uvicorn (`--factory jobapi.app:app_from_env`): settings from the environment."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), recovery_grace_seconds=recovery.GRACE_SECONDS)
 
