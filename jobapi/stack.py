@@ -558,7 +558,11 @@ class Api(Service):
         self._spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "jobapi.app:app_from_env",
              "--host", self.settings.api_host, "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning"],
+             "--no-access-log", "--log-level", "warning",
+             # The app decides whose X-Forwarded-For to believe
+             # (CRAWLGRAPH_TRUSTED_PROXIES); uvicorn's own handling would believe
+             # any client on 127.0.0.1 and let it reset the login rate limit.
+             "--no-proxy-headers"],
             env,
             REPO_ROOT,
         )
