@@ -40,11 +40,16 @@ User = Request[CurrentUser, Any, Any]
 Sort = Annotated[str, QueryParameter(max_length=64, description=(
     "A node column: pagerank, in_degree, out_degree, in_weight, out_weight, hub, authority, "
     "betweenness, closeness, kcore, component, strong_component, community, pages, label."))]
-Order = Annotated[str, QueryParameter(max_length=4, description="desc (default) or asc.")]
+Order = Annotated[str, QueryParameter(max_length=4, pattern=r"^[a-z]+$",
+                                      description="desc (default) or asc.")]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Nodes per page.")]
 Offset = Annotated[int, QueryParameter(ge=0, le=100_000_000, description="Nodes to skip.")]
-Format = Annotated[str, QueryParameter(max_length=16, description="graphml, gexf, json or csv.")]
-Table = Annotated[str, QueryParameter(max_length=8, description="For csv: nodes or edges.")]
+# Letters only: a value that cannot be one of the names is refused even where it is
+# ignored (`table` outside csv), never passed on with a NUL in it.
+Format = Annotated[str, QueryParameter(max_length=16, pattern=r"^[a-z]+$",
+                                       description="graphml, gexf, json or csv.")]
+Table = Annotated[str, QueryParameter(max_length=8, pattern=r"^[a-z]+$",
+                                      description="For csv: nodes or edges.")]
 
 
 class GraphController(Controller):
