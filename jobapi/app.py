@@ -78,6 +78,7 @@ ROUTE_HANDLERS: list[Any] = [
 OPTIONAL_ROUTE_MODULES = ["graphs.api"]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 POOL_MAX_SIZE = 16
+REDIS_MAX_CONNECTIONS = 32
 
 log = logging.getLogger("jobapi.app")
 access_log = logging.getLogger("jobapi.access")
@@ -243,8 +244,11 @@ def _lifespan(settings: Settings):
         await pool.open(wait=True, timeout=15.0)
         redis_sync = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
                                           socket_connect_timeout=2)
-        redis_async = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5,
-                                              socket_connect_timeout=2)
+        # A bounded pool: a burst of requests waits its turn for a connection (the
+        # commands are short) instead of opening hundreds that time out connecting.
+        redis_async = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=10,
+            socket_timeout=5, socket_connect_timeout=2))
         scrapyd = ScrapydClient(settings.scrapyd_urls)
         app.state.update(pool=pool, redis_sync=redis_sync, redis_async=redis_async,
                          scrapyd=scrapyd, limiter=RateLimiter(redis_async))
