@@ -121,6 +121,12 @@ def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
         message = "A value in the request cannot be stored or compared by the database."
         hint = "Remove control characters (such as NUL) and out-of-range numbers."
         log.warning("database refused a value: %s", type(exc).__name__)
+    elif isinstance(exc, UnicodeDecodeError | RecursionError) and _decoding_body(exc):
+        # Litestar's JSON decoding lets these through: the body's fault, not ours.
+        status, code = 400, "bad_request"
+        message = ("The request body is not valid UTF-8." if isinstance(exc, UnicodeDecodeError)
+                   else "The request body is nested too deeply.")
+        hint = "Send a UTF-8 JSON document of the documented shape."
     elif isinstance(exc, psycopg.OperationalError | PoolTimeout | RedisError):
         status, code = 503, "service_unavailable"
         message = "A database the API needs cannot be reached."
@@ -136,6 +142,17 @@ def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
     body = ErrorResponse(error=ErrorDetail(code=code, message=message, hint=hint, field=field,
                                            request_id=rid))
     return Response(body, status_code=status, headers=headers)
+
+
+def _decoding_body(exc: BaseException) -> bool:
+    """True if `exc` was raised while Litestar decoded the request body."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "decode_json" and \
+                "litestar" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _validation(exc: ValidationException) -> tuple[int, str, str, str | None, str | None]:
