@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 import psycopg
@@ -200,6 +201,10 @@ class RequestContext:
             await send(message)
 
         try:
+            problem = _query_problem(scope.get("query_string", b""))
+            if problem is not None:
+                await _send_bad_request(send_with_id, problem, rid)
+                return
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
@@ -209,6 +214,31 @@ class RequestContext:
                 access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
                                 elapsed * 1000)
             request_id_var.reset(token)
+
+
+def _query_problem(query: bytes) -> str | None:
+    """What is wrong with a query string that no parameter may hold, or None.
+
+    Litestar would decode invalid UTF-8 into replacement characters: a filter
+    would then silently match nothing. (Each parameter refuses NUL itself.)
+    """
+    if not query:
+        return None
+    raw = unquote_to_bytes(query.replace(b"+", b" "))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "The query string is not valid UTF-8."
+    return None
+
+
+async def _send_bad_request(send: Any, message: str, rid: str) -> None:
+    body = msgspec.json.encode(ErrorResponse(error=ErrorDetail(
+        code="bad_request", message=message, request_id=rid,
+        hint="Percent-encode parameters as UTF-8, without control characters.")))
+    await send({"type": "http.response.start", "status": 400, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _RequestIdFilter(logging.Filter):
