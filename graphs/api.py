@@ -94,14 +94,15 @@ class GraphController(Controller):
     @get("/graphs/{build_id:uuid}/export", operation_id="exportGraph",
          responses=errors(404, 409))
     async def export(
-        self, request: User, pool: Pool, settings: AppSettings, build_id: FromPath[uuid.UUID],
+        self, request: User, pool: Pool, app_settings: AppSettings,
+        build_id: FromPath[uuid.UUID],
         format: Format = "gexf", table: Table = "nodes",
     ) -> Stream:
         """The graph as a file, streamed: GraphML, GEXF 1.3 (Gephi), JSON node-link or CSV."""
         write = exporter(format, table)
         build = await service.get_build_row(pool, build_id, request.user)
         store.require_done(build)
-        graph = await anyio.to_thread.run_sync(store.load_graph, settings.home, build)
+        graph = await anyio.to_thread.run_sync(store.load_graph, app_settings.home, build)
 
         def chunks() -> Iterator[bytes]:
             for chunk in write(graph):

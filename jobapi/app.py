@@ -16,7 +16,8 @@ Adding routes (for other parts of crawlgraph):
   every verb. `await jobapi.services.jobs.get_job_for_user(pool, job_id, user)`
   returns the job or raises that NotFound; do the same for your own resources.
 - Dependencies every handler can ask for by name: `pool` (psycopg
-  `AsyncConnectionPool`, also `app.state.pool`), `settings`, `scrapyd`,
+  `AsyncConnectionPool`, also `app.state.pool`), `app_settings` (not `settings`,
+  which a body field of that name would shadow), `scrapyd`,
   `redis_sync`, `redis_async`, `limiter`, `rate_limits`, `spider_catalog`.
 - Raise `jobapi.errors` classes (NotFound, Conflict, Unprocessable(field=...),
   ...): the one exception handler here turns every error into the one JSON shape
@@ -357,6 +358,7 @@ def create_app(
     metrics = RequestMetrics()
     state = State({
         "settings": settings,
+        "app_settings": settings,
         "tokens": TokenCodec(load_secret(settings), issuer=settings.jwt_issuer,
                              audience=settings.jwt_audience,
                              ttl_seconds=settings.token_ttl_seconds),
@@ -368,7 +370,7 @@ def create_app(
         "recovery_grace_seconds": recovery_grace_seconds,
         "recovery_interval_seconds": recovery_interval_seconds,
     })
-    names = ["pool", "settings", "scrapyd", "redis_sync", "redis_async", "limiter",
+    names = ["pool", "app_settings", "scrapyd", "redis_sync", "redis_async", "limiter",
              "rate_limits", "spider_catalog"]
     app = Litestar(
         route_handlers=[*_route_handlers(), *extra_route_handlers],

@@ -2,7 +2,7 @@
 
 Handlers stay thin: they read the request, check the role, and delegate to
 `jobapi.services`. Dependencies provided by the app to every handler:
-`pool` (psycopg AsyncConnectionPool), `settings`, `scrapyd` (ScrapydClient),
+`pool` (psycopg AsyncConnectionPool), `app_settings`, `scrapyd` (ScrapydClient),
 `redis_sync` (redis.Redis, for the frontier in a thread), `redis_async`
 (redis.asyncio.Redis), `limiter` (RateLimiter), `spider_catalog`.
 """

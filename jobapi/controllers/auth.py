@@ -95,7 +95,7 @@ class AuthController(Controller):
           opt={"exclude_from_auth": True}, operation_class=_TokenOperation,
           responses=errors(429, 503))
     async def create_token(
-        self, request: Request, settings: AppSettings, limiter: Limiter,
+        self, request: Request, app_settings: AppSettings, limiter: Limiter,
         rate_limits: Limits,
     ) -> TokenResponse:
         """Exchange a username and password for an access token.
@@ -105,7 +105,7 @@ class AuthController(Controller):
         `Retry-After`). The token goes in `Authorization: Bearer <token>`.
         """
         creds = await _read_credentials(request)
-        address = client_address(request, settings.trusted_proxies)
+        address = client_address(request, app_settings.trusted_proxies)
         try:
             await limiter.hit("login-address", address, rate_limits.login_per_address,
                               what="login attempts from this address")
@@ -119,7 +119,7 @@ class AuthController(Controller):
             raise
         token = request.app.state.tokens.issue(user_id, username)
         log.info("token issued to %s", username)
-        return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
+        return TokenResponse(access_token=token, expires_in=app_settings.token_ttl_seconds)
 
     @get("/me", operation_id="getCurrentUser", responses=errors())
     async def me(self, request: Request[CurrentUser, Any, Any]) -> User:

@@ -86,7 +86,7 @@ class JobController(Controller):
         pool: Pool,
         redis_sync: RedisSync,
         scrapyd: Scrapyd,
-        settings: AppSettings,
+        app_settings: AppSettings,
         limiter: Limiter,
         rate_limits: Limits,
         spider_catalog: Catalog,
@@ -113,7 +113,7 @@ class JobController(Controller):
         submission = await service.create_job(
             pool=pool, redis_client=redis_sync, scrapyd=scrapyd, user=user, body=data,
             idempotency_key=idempotency_key,
-            allow_private_networks=settings.allow_private_networks,
+            allow_private_networks=app_settings.allow_private_networks,
             known_spiders=await spider_catalog.names(),
             crawler_overrides=request.app.state.crawler_overrides,
         )
