@@ -114,7 +114,8 @@ def test_api_killed_mid_submissions_leaves_no_half_done_job(
                 scheduled.add(str(job_id))
         created = {job for status, job in answers if status == 201}
         assert created <= scheduled, created - scheduled
-        assert failed, "no submission was caught half-done"
+        # Those caught half-done end either way: recorded (scrapyd had all their
+        # processes) or failed (it had not); which one depends on the kill's timing.
         print(f"{len(rows)} job rows: {len(scheduled)} scheduled, {len(failed)} failed; "
               f"{len(created)} answered 201")
         assert all(uuid.UUID(j) for j in scheduled | failed)
