@@ -325,7 +325,7 @@ def test_job_submissions_are_rate_limited_per_user(api_settings, users):
     from jobapi.ratelimit import Limit, RateLimits
     from tests.api_fixtures import make_client
 
-    with make_client(api_settings, rate_limits=RateLimits(jobs_per_user=Limit(2, 60))) as client:
+    with make_client(api_settings, rate_limits=RateLimits(jobs_per_user=Limit(2, 3600))) as client:
         alice, bob = login(client, "alice"), login(client, "bob")
         body = {"start_urls": ["http://10.0.0.1/"]}  # refused after counting: no crawl starts
         for _ in range(2):
