@@ -33,7 +33,10 @@ def test_sigterm_flushes_the_buffered_batch_before_exit(mock_server, scrapyd_url
                   CRAWLGRAPH_BUFFER_MAX_ROWS=1_000_000)
     pid = wait_running(scrapyd_url, sj)
     wait_for(lambda: len(server.requests("/p/")) >= 40, 120, "40 pages to be fetched")
-    assert stored_pages(database_url, job) == [], "the batch was written before the SIGTERM"
+    # A worker that runs dry for a moment may flush early (a loaded machine): what
+    # matters is that pages answered but not yet written are in the buffer now.
+    written_before = len(stored_pages(database_url, job))
+    assert len(server.requests("/p/")) - written_before >= 20, written_before
     os.kill(pid, signal.SIGTERM)
     wait_finished(scrapyd_url, [sj], timeout=90)
     log = crawl_log(scrapyd_url, sj, tail=25)
