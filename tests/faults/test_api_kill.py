@@ -94,7 +94,7 @@ def test_api_killed_mid_submissions_leaves_no_half_done_job(
         # A new API process: it recovers what the killed one left half-done.
         api = ApiProcess(env, tmp_path / "api-2.log").start()
         with psycopg.connect(database_url, autocommit=True) as conn:
-            wait_for(lambda: conn.execute(HALF_DONE).fetchone()[0] == 0, 90,
+            wait_for(lambda: conn.execute(HALF_DONE).fetchone()[0] == 0, 180,
                      "no half-done job left")
             rows = conn.execute("SELECT id, status, workers, scrapyd_jobs, error FROM jobs"
                                 ).fetchall()

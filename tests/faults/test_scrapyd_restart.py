@@ -47,7 +47,7 @@ def test_scrapyd_restart_fails_the_job_and_returns_its_leases(
     assert sj not in {j["id"] for j in listing["running"] + listing["pending"]}
 
     row = wait_for(lambda: (r := job_row(database_url, job))["status"] not in
-                   ("pending", "running") and r, 60, "the job to leave `running`")
+                   ("pending", "running") and r, 180, "the job to leave `running`")
     stored = stored_pages(database_url, job)
     assert len(stored) < PAGES, "the crawl was over before the restart"
     assert row["status"] == "failed", row
@@ -95,7 +95,7 @@ def test_scrapyd_crash_is_recovered_by_the_api(mock_server, scrapyd_url, databas
                          tmp_path / "api.log").start()
         try:
             row = wait_for(lambda: (r := job_row(database_url, job))["status"] != "running"
-                           and r, 60, "the API to recover the job")
+                           and r, 180, "the API to recover the job")
         finally:
             api.stop()
         stats = frontier.stats()
