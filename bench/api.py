@@ -59,9 +59,9 @@ def bench_app():
     """uvicorn factory: the API from the environment, no rate limits, plus a hello-world route."""
     from litestar import get
 
+    from core.settings import Settings
     from jobapi.app import create_app
     from jobapi.ratelimit import RateLimits
-    from jobapi.settings import Settings
 
     @get("/bench/hello", opt={"exclude_from_auth": True}, sync_to_thread=False,
          operation_id="benchHello", include_in_schema=False)

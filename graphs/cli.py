@@ -23,13 +23,13 @@ import uuid
 import msgspec
 import psycopg
 
+from core.settings import Settings
 from graphs import store
 from graphs.errors import GraphBuildFailed, GraphError, GraphNotFound
 from graphs.exports import exporter, write_chunks
 from graphs.models import DEFAULT_METRICS, EXPORT_FORMATS, LEVELS, METRICS, GraphBuildRequest
 from graphs.pipeline import build_now
 from graphs.worker import Worker, WorkerConfig
-from jobapi.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

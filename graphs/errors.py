@@ -6,7 +6,7 @@ message and the hint.
 
 from __future__ import annotations
 
-from jobapi.errors import CrawlgraphError
+from core.errors import CrawlgraphError
 
 
 class GraphError(CrawlgraphError):

@@ -60,19 +60,20 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.exceptions import RedisError
 
+from core.errors import CrawlgraphError
+from core.settings import Settings
 from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
 from jobapi.controllers.auth import AuthController
 from jobapi.controllers.jobs import JobController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
-from jobapi.errors import ApiError, CrawlgraphError, field_from_message
+from jobapi.errors import ApiError, field_from_message
 from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.schemas import ErrorDetail, ErrorResponse
 from jobapi.scrapyd import ScrapydClient
 from jobapi.services import recovery
 from jobapi.services.health import RequestMetrics
 from jobapi.services.spiders import SpiderCatalog
-from jobapi.settings import Settings
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,

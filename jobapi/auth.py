@@ -28,8 +28,9 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from psycopg_pool import AsyncConnectionPool
 
-from jobapi.errors import ConfigError, Forbidden, Unauthorized
-from jobapi.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
+from jobapi.errors import Forbidden, Unauthorized
 from jobapi.sql import QUERIES
 
 ALGORITHM = "HS256"

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from core.errors import CrawlgraphError
 from graphs import cli as cli_graphs
 from jobapi import cli_crawl, cli_jobs, cli_stack
-from jobapi.errors import CrawlgraphError
 
 COMMAND_MODULES = [cli_stack, cli_jobs, cli_graphs, cli_crawl]
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.errors import CrawlgraphError
+from core.settings import Settings
 from jobapi.cli_jobs import ApiCallError, ApiClient, watch
-from jobapi.errors import CrawlgraphError
-from jobapi.settings import Settings
 
 PAGE_METRICS = ["degree", "pagerank", "components", "kcore", "reciprocity", "density"]
 HOST_METRICS = ["degree", "pagerank", "components", "reciprocity", "density"]

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from jobapi.errors import CrawlgraphError
-from jobapi.settings import Settings, read_credentials
+from core.errors import CrawlgraphError
+from core.settings import Settings, read_credentials
 
 TOKEN_FILE = "token.json"
 TERMINAL = {"finished", "failed", "cancelled"}

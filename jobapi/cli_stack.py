@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobapi.migrate import upgrade
-from jobapi.settings import CREDENTIALS_FILE, Settings
+from core.migrate import upgrade
+from core.settings import CREDENTIALS_FILE, Settings
 from jobapi.stack import Stack
 
 

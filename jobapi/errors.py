@@ -1,4 +1,4 @@
-"""The exception tree of the job API, the CLI and the local stack.
+"""The job API's errors: each carries the HTTP status and the stable `code` it maps to.
 
 Every error says what was wrong and what to do about it. The API maps these
 classes to HTTP status codes in one place (`jobapi.app`).
@@ -6,32 +6,7 @@ classes to HTTP status codes in one place (`jobapi.app`).
 
 from __future__ import annotations
 
-
-class CrawlgraphError(Exception):
-    """Base of every error raised by `jobapi`."""
-
-    status_code = 500
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
-
-
-class ConfigError(CrawlgraphError):
-    """A setting is missing or has a value that cannot work."""
-
-
-class StackError(CrawlgraphError):
-    """A local service could not be started, reached or stopped."""
-
-
-class MigrationError(CrawlgraphError):
-    """The database schema could not be brought up to date."""
-
+from core.errors import CrawlgraphError
 
 # --- The job API's errors: each carries the HTTP status it maps to. ---------
 

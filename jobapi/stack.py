@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from jobapi.errors import StackError
-from jobapi.settings import CREDENTIALS_FILE, Settings
+from core.errors import StackError
+from core.settings import CREDENTIALS_FILE, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYOUT_VERSION = "1"
@@ -661,7 +661,7 @@ class Stack:
         return started
 
     def _prepare_database(self, creds: dict[str, str]) -> None:
-        from jobapi.migrate import upgrade
+        from core.migrate import upgrade
         from jobapi.users import ensure_admin
 
         applied = upgrade(self.settings.database_url)

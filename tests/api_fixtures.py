@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from core.settings import Settings
 from jobapi.app import create_app
-from jobapi.settings import Settings
 from jobapi.users import hash_password
 
 JWT_SECRET = secrets.token_hex(32)

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from jobapi.settings import Settings
+from core.settings import Settings
 from jobapi.stack import Stack
 
 pytest_plugins = ["tests.verify_plugin"]

@@ -32,7 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from jobapi.settings import CREDENTIALS_FILE, Settings, read_credentials
+from core.settings import CREDENTIALS_FILE, Settings, read_credentials
 from jobapi.users import hash_password
 from tests.conftest import TEMPLATE_DB, free_port
 

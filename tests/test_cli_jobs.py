@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobapi.settings import CREDENTIALS_FILE, Settings, read_credentials
+from core.settings import CREDENTIALS_FILE, Settings, read_credentials
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent

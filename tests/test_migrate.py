@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jobapi.errors import MigrationError
-from jobapi.migrate import load_migrations, upgrade
+from core.errors import MigrationError
+from core.migrate import load_migrations, upgrade
 
 
 def _tables(url: str) -> set[str]:

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from jobapi.errors import StackError
+from core.errors import StackError
 from jobapi.stack import Stack
 from tests.conftest import make_home, stack_environ
 

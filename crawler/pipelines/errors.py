@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobapi.errors import CrawlgraphError
+from core.errors import CrawlgraphError
 
 
 class StorageError(CrawlgraphError):

@@ -18,11 +18,11 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from psycopg_pool import AsyncConnectionPool
 
+from core.settings import Settings
 from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.schemas import ErrorResponse
 from jobapi.scrapyd import ScrapydClient
 from jobapi.services.spiders import SpiderCatalog
-from jobapi.settings import Settings
 
 _DESCRIPTIONS = {
     400: "The request cannot be read (malformed body, bad cursor, a password over 72 bytes).",

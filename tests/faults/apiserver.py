@@ -18,8 +18,8 @@ from typing import Any
 
 from litestar import Litestar
 
+from core.settings import Settings
 from jobapi.app import create_app
-from jobapi.settings import Settings
 
 
 def app() -> Litestar:

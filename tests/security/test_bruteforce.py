@@ -20,9 +20,9 @@ import pytest
 import redis
 import uvicorn
 
+from core.settings import Settings
 from jobapi.app import create_app
 from jobapi.ratelimit import Limit, RateLimits
-from jobapi.settings import Settings
 from jobapi.stack import Stack
 from tests.api_fixtures import JWT_SECRET, PASSWORDS, assert_error
 from tests.conftest import free_port, make_home, stack_environ

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from jobapi.errors import ConfigError
+from core.errors import ConfigError
 
 CREDENTIALS_FILE = "credentials.json"
 

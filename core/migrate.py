@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from jobapi.errors import MigrationError
+from core.errors import MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
