@@ -1,6 +1,6 @@
 """Benchmark: the job API under load, against a hello-world route of the same server.
 
-Starts its own PostgreSQL and Redis (`jobapi.stack.Stack`, temporary directory,
+Starts its own PostgreSQL and Redis (`stack.Stack`, temporary directory,
 free ports), a user with 200 running jobs, and the API in a uvicorn process
 (one worker, rate limits off, logging as deployed). This process is the load
 generator: closed-loop keep-alive HTTP/1.1 connections on raw asyncio streams
@@ -46,8 +46,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobapi.stack import Stack  # noqa: E402
 from jobapi.users import hash_password  # noqa: E402
+from stack import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PASSWORD = "bench-password-1"

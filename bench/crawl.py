@@ -17,7 +17,7 @@ printed too (on a shared machine single rounds vary a lot). Writes bench/results
 
     .venv/bin/python bench/crawl.py [--pages N] [--rounds N]
 
-It starts its own PostgreSQL and Redis (`jobapi.stack.Stack`) in a temporary
+It starts its own PostgreSQL and Redis (`stack.Stack`) in a temporary
 directory on free ports. Target: at least 0.8x bare Scrapy.
 """
 

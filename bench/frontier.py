@@ -9,7 +9,7 @@ lease+ack rates. Writes bench/results/frontier.json.
 
     .venv/bin/python bench/frontier.py [--urls N]
 
-It starts its own Redis (`jobapi.stack.Stack`) in a temporary directory on a
+It starts its own Redis (`stack.Stack`) in a temporary directory on a
 free port. Target: under 100 bytes per seen URL.
 """
 

@@ -13,7 +13,7 @@ process; writes bench/results/graph.json.
 
     .venv/bin/python bench/graph.py [--sizes 1000,100000,1000000] [--networkx-max 100000]
 
-It starts its own PostgreSQL (`jobapi.stack.Stack`) in a temporary directory
+It starts its own PostgreSQL (`stack.Stack`) in a temporary directory
 on free ports and removes it afterwards. Targets: 1,000 pages end to end under
 1 s; 1,000,000 pages from Postgres to PageRank, components and k-core under
 60 s; at least 20x faster than networkx at 100,000 pages.
@@ -42,7 +42,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobapi.stack import Stack  # noqa: E402
+from stack import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 STEPS = ("read", "build", "pagerank", "components", "kcore", "gexf_export")

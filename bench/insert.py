@@ -8,7 +8,7 @@ and indexes. Prints rows/s and the ratio; writes bench/results/insert.json.
 
     .venv/bin/python bench/insert.py [--links N] [--pages N] [--batch-size N]
 
-It starts its own PostgreSQL (`jobapi.stack.Stack`) in a temporary directory on
+It starts its own PostgreSQL (`stack.Stack`) in a temporary directory on
 a free port, and removes it afterwards. Targets: at least 100,000 link rows/s
 through the pipeline, and at least 0.5x the raw COPY.
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from crawler.items import Link, Page  # noqa: E402
 from crawler.pipelines import StoragePipeline  # noqa: E402
-from jobapi.stack import Stack  # noqa: E402
+from stack import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -26,9 +26,5 @@ class ConfigError(CrawlgraphError):
     """A setting is missing or has a value that cannot work."""
 
 
-class StackError(CrawlgraphError):
-    """A local service could not be started, reached or stopped."""
-
-
 class MigrationError(CrawlgraphError):
     """The database schema could not be brought up to date."""

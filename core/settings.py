@@ -82,6 +82,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trusted_proxies: tuple[str, ...] = ()
     graph_workers: int = 1
     log_level: str = "INFO"
+    # The command line's login to the API (else the local stack's admin).
+    username: str | None = None
+    password: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -160,6 +163,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 env.get("CRAWLGRAPH_GRAPH_WORKERS", "1"), "CRAWLGRAPH_GRAPH_WORKERS", 0, 32
             ),
             log_level=env.get("CRAWLGRAPH_LOG_LEVEL", "INFO").upper(),
+            username=env.get("CRAWLGRAPH_USERNAME") or None,
+            password=env.get("CRAWLGRAPH_PASSWORD") or None,
         )
 
     def service_env(self) -> dict[str, str]:

@@ -55,6 +55,49 @@ class CrawlReport:
     text: str = ""
 
 
+@dataclass
+class CrawlSummary:
+    """The figures of a crawl's summary, however they were gathered (database or API)."""
+
+    job: str
+    pages: int
+    links: int
+    errors: int
+    page_build: dict
+    top: list[dict]
+    status: str | None = None
+    anchors: int | None = None
+    host_build: dict | None = None
+    error_kinds: list[tuple[str, int]] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The summary as `make crawl` prints it."""
+        page, host = self.page_build, self.host_build
+        lines = [f"crawl {self.job}" + (f": {self.status}" if self.status else ""),
+                 f"  pages    {self.pages:,}"]
+        if self.anchors is not None:
+            lines.append(f"  links    {self.links:,} distinct ({self.anchors:,} <a> elements)")
+        else:
+            lines.append(f"  links    {self.links:,} page-to-page edges")
+        if host is not None:
+            lines.append(f"  hosts    {host['node_count']:,} ({host['edge_count']:,} "
+                         f"host-to-host edges)")
+        lines.append(f"  errors   {self.errors:,}" + (
+            "  (" + ", ".join(f"{kind}: {n}" for kind, n in self.error_kinds) + ")"
+            if self.error_kinds else ""))
+        lines.append(f"  page graph: {page['node_count']:,} nodes, {page['edge_count']:,} edges")
+        comp = (page.get("summary") or {}).get("components")
+        if comp:
+            lines.append(f"  components: {comp['weak']:,} weak (largest {comp['largest_weak']:,} "
+                         f"nodes), {comp['strong']:,} strong (largest "
+                         f"{comp['largest_strong']:,})")
+        if self.top:
+            lines.append(f"  top {len(self.top)} pages by PageRank:")
+            for rank, node in enumerate(self.top, 1):
+                lines.append(f"    {rank:>2}. {node.get('pagerank') or 0:.5f}  {node['label']}")
+        return "\n".join(lines)
+
+
 def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID | str,
               host_build: uuid.UUID | str | None = None, top: int = 10) -> str:
     """The summary of a crawl from its finished page (and host) builds."""
@@ -67,23 +110,9 @@ def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID 
         host = store.get_build(conn, host_build) if host_build else None
         if host is not None:
             store.require_done(host)
-    lines = [f"crawl {job}", f"  pages    {pages:,}", f"  links    {links:,} distinct "
-             f"({anchors:,} <a> elements)"]
-    if host is not None:
-        lines.append(f"  hosts    {host['node_count']:,} ({host['edge_count']:,} host-to-host "
-                     f"edges)")
-    lines.append(f"  errors   {errors:,}" + (
-        "  (" + ", ".join(f"{kind}: {n}" for kind, n in kinds) + ")" if kinds else ""))
-    lines.append(f"  page graph: {page['node_count']:,} nodes, {page['edge_count']:,} edges")
-    comp = page["summary"].get("components")
-    if comp:
-        lines.append(f"  components: {comp['weak']:,} weak (largest {comp['largest_weak']:,} "
-                     f"nodes), {comp['strong']:,} strong (largest {comp['largest_strong']:,})")
-    if best:
-        lines.append(f"  top {len(best)} pages by PageRank:")
-        for rank, node in enumerate(best, 1):
-            lines.append(f"    {rank:>2}. {node['pagerank']:.5f}  {node['label']}")
-    return "\n".join(lines)
+    return CrawlSummary(job=str(job), pages=pages, links=links, anchors=anchors,
+                        errors=errors, error_kinds=[tuple(k) for k in kinds], page_build=page,
+                        host_build=host, top=best).text()
 
 
 def crawl_report(database_url: str, home: Path, job_id: uuid.UUID | str, out_dir: Path,

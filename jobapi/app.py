@@ -4,9 +4,7 @@ Serve it with `uvicorn --factory jobapi.app:app_from_env`. OpenAPI is at
 `/schema` (interactive page) and `/schema/openapi.json`.
 
 Adding routes (for other parts of crawlgraph):
-- A controller goes in `ROUTE_HANDLERS`, or in a module named in
-  `OPTIONAL_ROUTE_MODULES` that exposes `route_handlers` (a list of controllers);
-  such a module is included when it is installed (`graphs.api`).
+- A controller goes in `jobapi/controllers/` and in `ROUTE_HANDLERS`.
 - Every route is authenticated by `jobapi.auth.JWTAuthMiddleware` unless its
   handler (or controller) has `opt={"exclude_from_auth": True}`. The user is
   `request.user`, a `jobapi.auth.CurrentUser(id, username, role)`; an admin has
@@ -31,8 +29,6 @@ import asyncio
 import contextlib
 import contextvars
 import gc
-import importlib
-import importlib.util
 import logging
 import re
 import time
@@ -64,6 +60,7 @@ from core.errors import CrawlgraphError
 from core.settings import Settings
 from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
 from jobapi.controllers.auth import AuthController
+from jobapi.controllers.graphs import GraphController
 from jobapi.controllers.jobs import JobController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
@@ -77,8 +74,8 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
+    GraphController,
 ]
-OPTIONAL_ROUTE_MODULES = ["graphs.api"]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32
@@ -266,16 +263,6 @@ def configure_logging(level: str) -> None:
 # --- the app ------------------------------------------------------------------------------
 
 
-def _route_handlers() -> list[Any]:
-    handlers = list(ROUTE_HANDLERS)
-    for name in OPTIONAL_ROUTE_MODULES:
-        if importlib.util.find_spec(name.split(".")[0]) is None or \
-                importlib.util.find_spec(name) is None:
-            continue
-        handlers += list(getattr(importlib.import_module(name), "route_handlers", []))
-    return handlers
-
-
 async def _configure_connection(conn: psycopg.AsyncConnection) -> None:
     # jsonb columns (params, stats ...) decoded by msgspec: several times faster.
     set_json_loads(msgspec.json.decode, conn)
@@ -374,7 +361,7 @@ def create_app(
     names = ["pool", "app_settings", "scrapyd", "redis_sync", "redis_async", "limiter",
              "rate_limits", "spider_catalog"]
     app = Litestar(
-        route_handlers=[*_route_handlers(), *extra_route_handlers],
+        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
         state=state,
         lifespan=[_lifespan(settings)],
         dependencies={name: _from_state(name) for name in names},

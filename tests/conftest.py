@@ -1,6 +1,6 @@
 """Session fixtures: a private PostgreSQL, Redis and scrapyd for the whole test run.
 
-They are started by the same code as `crawlgraph up` (`jobapi.stack`), on free
+They are started by the same code as `crawlgraph up` (`stack`), on free
 loopback ports, in a temporary data directory. Every test that asks for
 `database_url` gets a fresh database cloned from a migrated template; every
 test that asks for `redis_url` gets an empty Redis database.
@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from core.settings import Settings
-from jobapi.stack import Stack
+from stack import Stack
 
 pytest_plugins = ["tests.verify_plugin"]
 

@@ -11,7 +11,7 @@ import sys
 import networkx as nx
 import pytest
 
-from jobapi.stack import Stack
+from stack import Stack
 from tests.conftest import make_home, stack_environ
 
 
@@ -29,7 +29,7 @@ def full_stack():
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "jobapi.cli", "crawl-to-graph", *args],
+        [sys.executable, "-m", "cli", "crawl-to-graph", *args],
         env=env, capture_output=True, text=True, timeout=300,
     )
 

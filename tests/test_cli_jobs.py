@@ -82,7 +82,7 @@ def api_env(stack_settings, database_url, redis_url, scrapyd_url, tmp_path) -> I
         shutil.rmtree(home, ignore_errors=True)
 
 
-CLI = [sys.executable, "-m", "jobapi.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def cli(env: dict, *args: str, timeout: float = 60, stdin: str | None = None):

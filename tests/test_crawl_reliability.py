@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from crawler.frontier import JobFrontier
-from jobapi.stack import ensure_credentials
+from stack.credentials import ensure_credentials
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from crawler.middlewares.throttle import RedisThrottleState
-from jobapi.stack import Stack
+from stack import Stack
 from tests.conftest import make_home, stack_environ
 
 

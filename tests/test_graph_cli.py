@@ -9,7 +9,7 @@ import networkx as nx
 import psycopg
 import pytest
 
-from graphs.cli import main
+from cli.main import main
 from graphs.report import crawl_report
 from graphs.worker import Worker, WorkerConfig
 from tests.graphdata import add_links, add_pages, make_job, make_user

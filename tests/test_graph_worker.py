@@ -54,7 +54,7 @@ def _wait_for(predicate, seconds: float, what: str):
 def _spawn_worker(database_url: str, home: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "CRAWLGRAPH_HOME": str(home)}
     return subprocess.Popen(
-        [sys.executable, "-m", "graphs.cli", "graph-worker", "--poll", "0.2",
+        [sys.executable, "-m", "cli", "graph-worker", "--poll", "0.2",
          "--heartbeat", "0.3", "--stale-after", "2", *extra],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

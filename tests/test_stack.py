@@ -13,8 +13,8 @@ import time
 import psutil
 import pytest
 
-from core.errors import StackError
-from jobapi.stack import Stack
+from stack import Stack
+from stack.errors import StackError
 from tests.conftest import make_home, stack_environ
 
 
@@ -150,7 +150,7 @@ def test_cli_reports_errors_in_one_line_with_a_hint(home):
     env = stack_environ(home)
     (home / "VERSION").write_text("0\n")
     result = subprocess.run(
-        [sys.executable, "-m", "jobapi.cli", "up"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", "up"], env=env, capture_output=True, text=True,
         timeout=60,
     )
     assert result.returncode == 2
@@ -161,7 +161,7 @@ def test_cli_reports_errors_in_one_line_with_a_hint(home):
 def test_cli_status_exit_code_says_whether_all_are_healthy(home):
     env = stack_environ(home)
     result = subprocess.run(
-        [sys.executable, "-m", "jobapi.cli", "status"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", "status"], env=env, capture_output=True, text=True,
         timeout=60,
     )
     assert result.returncode == 1

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from jobapi.stack import _pg_bindir, ensure_credentials
+from stack.credentials import ensure_credentials
+from stack.postgres import pg_bindir
 from tests.test_crawl_reliability import (
     _service,
     assert_complete,
@@ -27,8 +28,8 @@ PAGES = 1500
 def _crash(postgres) -> None:
     """Stop the cluster the way a crash does: no checkpoint, clients cut off."""
     result = subprocess.run(
-        postgres._as_owner([str(_pg_bindir() / "pg_ctl"), "-D", str(postgres.datadir),
-                            "-m", "immediate", "-w", "-t", "30", "stop"]),
+        postgres._as_owner([str(pg_bindir(postgres.stack_settings) / "pg_ctl"), "-D",
+                            str(postgres.datadir), "-m", "immediate", "-w", "-t", "30", "stop"]),
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 

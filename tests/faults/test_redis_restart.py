@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jobapi.stack import ensure_credentials
+from stack.credentials import ensure_credentials
 from tests.test_crawl_reliability import (
     _service,
     assert_complete,

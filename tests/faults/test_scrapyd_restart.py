@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from jobapi.services.recovery import VANISHED_REASON
-from jobapi.stack import _CHILDREN, ensure_credentials
+from stack.credentials import ensure_credentials
+from stack.supervise import CHILDREN
 from tests.faults.helpers import ApiProcess, wait_for
 from tests.faults.test_api_kill import api_env
 from tests.test_crawl_reliability import (
@@ -81,7 +82,7 @@ def test_scrapyd_crash_is_recovered_by_the_api(mock_server, scrapyd_url, databas
     group = os.getpgid(scrapyd_pid)
     assert group != os.getpgid(0) and os.getpgid(crawler_pid) == group
     os.killpg(group, signal.SIGKILL)
-    dead = _CHILDREN.pop(scrapyd_pid, None)  # the stack's handle on scrapyd: reap it
+    dead = CHILDREN.pop(scrapyd_pid, None)  # the stack's handle on scrapyd: reap it
     if dead is not None:
         dead.wait(timeout=30)
     wait_for(lambda: not psutil.pid_exists(crawler_pid) or

@@ -23,7 +23,7 @@ import uvicorn
 from core.settings import Settings
 from jobapi.app import create_app
 from jobapi.ratelimit import Limit, RateLimits
-from jobapi.stack import Stack
+from stack import Stack
 from tests.api_fixtures import JWT_SECRET, PASSWORDS, assert_error
 from tests.conftest import free_port, make_home, stack_environ
 

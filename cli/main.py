@@ -1,7 +1,8 @@
 """The `crawlgraph` command.
 
-Each group of commands lives in its own module with a `register(subparsers)`
-function; this module only assembles them and maps errors to exit codes.
+Each group of commands lives in its own module of `cli` with a
+`register(subparsers)` function; this module only assembles them and maps
+errors to exit codes (2 for a crawlgraph error, with its message and hint).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cli import crawl, graphs, jobs, stack, users
 from core.errors import CrawlgraphError
-from graphs import cli as cli_graphs
-from jobapi import cli_crawl, cli_jobs, cli_stack
 
-COMMAND_MODULES = [cli_stack, cli_jobs, cli_graphs, cli_crawl]
+COMMAND_MODULES = [stack, jobs, users, graphs, crawl]
 
 
 def build_parser() -> argparse.ArgumentParser:

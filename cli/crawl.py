@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import CrawlgraphError
-from core.settings import Settings
-from jobapi.cli_jobs import ApiCallError, ApiClient, watch
+from cli.client import ApiCallError, ApiClient, client_for
+from cli.watch import watch
+from graphs.errors import GraphBuildFailed
+from graphs.report import HOST_METRICS, PAGE_METRICS, CrawlSummary
 
-PAGE_METRICS = ["degree", "pagerank", "components", "kcore", "reciprocity", "density"]
-HOST_METRICS = ["degree", "pagerank", "components", "reciprocity", "density"]
 BUILD_TIMEOUT = 3600.0
 # (level, format, table, file name)
 EXPORTS = [
@@ -29,10 +28,6 @@ EXPORTS = [
     ("page", "csv", "nodes", "nodes.csv"),
     ("page", "csv", "edges", "edges.csv"),
 ]
-
-
-class GraphBuildFailed(CrawlgraphError):
-    """A graph build ended failed or did not end in time."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_crawl_to_graph(args: argparse.Namespace) -> int:
-    client = ApiClient(Settings.from_env(), api_url=args.api_url)
+    client = client_for(args)
     try:
         body: dict[str, Any] = {"start_urls": args.urls, "workers": args.workers,
                                 "max_pages": args.max_pages}
@@ -128,27 +123,10 @@ def _download(client: ApiClient, builds: dict[str, dict], out_dir: Path) -> list
 def _summary(client: ApiClient, job_id: str, builds: dict[str, dict], files: list[Path]) -> str:
     job = client.call("GET", f"/api/v1/jobs/{job_id}")
     stats = job.get("stats") or {}
-    page, host = builds["page"], builds["host"]
+    page = builds["page"]
     top = client.call("GET", f"/api/v1/graphs/{page['id']}/nodes",
                       params={"sort": "pagerank", "limit": 10})
-    nodes = top["nodes"]
-    lines = [
-        f"crawl {job_id}: {job['status']}",
-        f"  pages    {int(stats.get('pages', 0)):,}",
-        f"  links    {page['edge_count']:,} page-to-page edges",
-        f"  hosts    {host['node_count']:,} ({host['edge_count']:,} host-to-host edges)",
-        f"  errors   {int(stats.get('errors', 0)):,}",
-        f"  page graph: {page['node_count']:,} nodes, {page['edge_count']:,} edges",
-    ]
-    comp = (page.get("summary") or {}).get("components")
-    if comp:
-        lines.append(
-            f"  components: {comp['weak']:,} weak (largest {comp['largest_weak']:,} nodes), "
-            f"{comp['strong']:,} strong (largest {comp['largest_strong']:,})"
-        )
-    if nodes:
-        lines.append(f"  top {len(nodes)} pages by PageRank:")
-        for rank, node in enumerate(nodes, 1):
-            lines.append(f"    {rank:>2}. {node.get('pagerank', 0):.5f}  {node['label']}")
-    lines.append("  files: " + ", ".join(str(p) for p in files))
-    return "\n".join(lines)
+    summary = CrawlSummary(job=job_id, status=job["status"], pages=int(stats.get("pages", 0)),
+                           links=page["edge_count"], errors=int(stats.get("errors", 0)),
+                           page_build=page, host_build=builds["host"], top=top["nodes"])
+    return summary.text() + "\n  files: " + ", ".join(str(p) for p in files)

@@ -1,4 +1,4 @@
-"""Graph builds for the API: the async counterparts of `graphs.store`, same SQL.
+"""Graph builds for the API, on the async pool: `graphs.store`'s SQL and row shapes.
 
 A user sees only builds they own; an admin sees all. Another user's build is
 a 404, exactly like an unknown one.

@@ -190,14 +190,3 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker.install_signal_handlers()
     worker.run(once=args.once)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m graphs.cli ...`: the same as `crawlgraph ...`."""
-    from jobapi.cli import main as crawlgraph_main
-
-    return crawlgraph_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,5 @@
 """`/api/v1/.../graphs`: request a graph build of a job, read it, its top nodes, its exports.
 
-The job API serves `route_handlers` (it imports this module when installed).
 Ownership follows jobs: a build of another user's job, or another user's
 build, is a 404. A bad level, metric, option, sort key or export format is a
 422 that lists what is allowed.
@@ -18,11 +17,12 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from graphs import service, store
+from graphs import store
 from graphs.exports import MEDIA_TYPES, SUFFIXES, exporter
 from graphs.models import GraphBuild, GraphBuildRequest, GraphNode
 from jobapi.auth import CurrentUser
 from jobapi.controllers import AppSettings, Pool, errors
+from jobapi.services import graphs as service
 from jobapi.services.jobs import get_job_for_user
 
 
@@ -112,5 +112,3 @@ class GraphController(Controller):
         return Stream(chunks(), media_type=MEDIA_TYPES[format], headers={
             "Content-Disposition": f'attachment; filename="{name}{SUFFIXES[format]}"'})
 
-
-route_handlers = [GraphController]

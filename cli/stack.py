@@ -6,7 +6,7 @@ import argparse
 
 from core.migrate import upgrade
 from core.settings import CREDENTIALS_FILE, Settings
-from jobapi.stack import Stack
+from stack import Stack
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,79 @@
+"""Watching a job: a progress line until it ends, then its summary.
+
+The exit status is 0 when the job finished and 1 with the reason otherwise.
+Ctrl-C stops watching (the job goes on) and says how to cancel it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from cli.client import ApiClient
+from cli.format import duration, queue_length, stat
+
+TERMINAL = {"finished", "failed", "cancelled"}
+POLL_SECONDS = 1.0
+
+
+def watch(client: ApiClient, job_id: str, *, max_pages: int | None = None,
+          out: Any = None) -> int:
+    """Show the job's progress until it ends; 0 when it finished, 1 otherwise."""
+    out = out or sys.stdout
+    tty = out.isatty()
+    started = time.monotonic()
+    last_line = ""
+    last_print = 0.0
+    try:
+        while True:
+            job = client.call("GET", f"/api/v1/jobs/{job_id}")
+            line = _progress(job, time.monotonic() - started, max_pages)
+            now = time.monotonic()
+            if tty:
+                out.write("\r" + line.ljust(len(last_line)))
+                out.flush()
+            elif line != last_line and now - last_print >= 1.0 or job["status"] in TERMINAL:
+                print(line, file=out)
+                last_print = now
+            last_line = line
+            if job["status"] in TERMINAL:
+                break
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        if tty:
+            out.write("\n")
+        print(f"stopped watching; the job goes on. Cancel it with: crawlgraph cancel {job_id}",
+              file=out)
+        return 130
+    if tty:
+        out.write("\n")
+    print(_summary(job, time.monotonic() - started), file=out)
+    return 0 if job["status"] == "finished" else 1
+
+
+def _progress(job: dict[str, Any], elapsed: float, max_pages: int | None) -> str:
+    pages = int(stat(job, "pages"))
+    rate = stat(job, "pages_per_s") or (pages / elapsed if elapsed > 0 else 0.0)
+    if max_pages:
+        done = min(1.0, pages / max_pages)
+        bar = "[" + "#" * int(done * 20) + "." * (20 - int(done * 20)) + f"] {done:4.0%} "
+    else:
+        bar = ""
+    return (f"{bar}{job['status']:<9} pages {pages}  {rate:.1f} pages/s  errors "
+            f"{int(stat(job, 'errors'))}  queue {queue_length(job)}  elapsed {duration(elapsed)}")
+
+
+def _summary(job: dict[str, Any], elapsed: float) -> str:
+    lines = [
+        f"job {job['id']} {job['status']}"
+        + (f" ({job['close_reason']})" if job.get("close_reason") else ""),
+        f"  pages {int(stat(job, 'pages'))}, items {int(stat(job, 'items'))}, "
+        f"errors {int(stat(job, 'errors'))}, rows stored {int(stat(job, 'rows_stored'))}, "
+        f"elapsed {duration(elapsed)}",
+    ]
+    if job.get("error"):
+        lines.append(f"  reason: {job['error']}")
+    if job["status"] == "finished":
+        lines.append(f"  pages: crawlgraph pages {job['id']}")
+    return "\n".join(lines)
