@@ -18,7 +18,7 @@ down: setup
 status: setup
 	@$(CG) status
 
-test: setup
+test: setup lint
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 verify: setup
@@ -27,8 +27,11 @@ verify: setup
 bench: setup
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
+# Style (ruff) and the layering contract (import-linter, see pyproject.toml).
 lint: setup
-	@$(VENV)/bin/ruff check crawler jobapi graphs tests bench
+	@$(VENV)/bin/ruff check core crawler graphs jobapi stack cli tests bench
+	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "import-linter: $$(echo "$$out" | tail -n 1)"
 
 crawl: setup
 	@if [ -z "$(URL)" ]; then echo "usage: make crawl URL=https://example.org/" >&2; exit 2; fi
