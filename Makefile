@@ -4,10 +4,15 @@ PY      := $(VENV)/bin/python
 CG      := $(VENV)/bin/crawlgraph
 URL     ?=
 
-.PHONY: setup up down status test verify bench lint crawl
+.PHONY: setup upgrade up down status test verify bench lint crawl
 
 setup:
 	@sh scripts/setup.sh
+
+# Re-resolve requirements/lock.txt (every pin to its newest release, hashes, numpy
+# and scipy held at Debian's versions) with pip-tools, then install it.
+upgrade:
+	@sh scripts/setup.sh --upgrade
 
 up: setup
 	@$(CG) up
