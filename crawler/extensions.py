@@ -102,9 +102,7 @@ class JobStateExtension:
         return ext
 
     async def spider_opened(self) -> None:
-        scheduler = getattr(self.crawler.engine, "_slot", None)
-        scheduler = getattr(scheduler, "scheduler", None)
-        self.worker = getattr(scheduler, "worker", self.worker)
+        self.worker = getattr(self.crawler.engine.scheduler, "worker", self.worker)
         self._started = time.monotonic()
         await asyncio.to_thread(self._execute, MARK_RUNNING, (self.job_id,))
         self._task = asyncio.get_running_loop().create_task(self._loop())

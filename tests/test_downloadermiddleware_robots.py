@@ -7,7 +7,12 @@ import re
 import uuid
 
 import psycopg
+import pytest
+from scrapy import Spider
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.test import get_crawler
 
+from crawler.middlewares.robots import RobotsMiddleware
 from crawler.spiders.site import SiteSpider
 from tests.crawlrun import run_crawl
 
@@ -118,3 +123,13 @@ def test_sitemap_lines_are_available_to_spiders(mock_server):
     result = run_crawl("tests.test_downloadermiddleware_robots.SitemapProbe",
                        {"start_urls": server.start_url}, LOOPBACK)
     assert result.other == [{"sitemaps": [server.url("/sitemap.xml"), server.url("/news.xml")]}]
+
+
+def test_the_middleware_is_reachable_through_the_crawler():
+    crawler = get_crawler(Spider, {"ROBOTSTXT_OBEY": True})
+    middleware = RobotsMiddleware.from_crawler(crawler)
+    assert RobotsMiddleware.for_crawler(crawler) is middleware
+    off = get_crawler(Spider, {"ROBOTSTXT_OBEY": False})
+    with pytest.raises(NotConfigured):
+        RobotsMiddleware.from_crawler(off)
+    assert RobotsMiddleware.for_crawler(off) is None

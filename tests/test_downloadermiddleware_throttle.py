@@ -6,11 +6,9 @@ import asyncio
 import time
 import uuid
 
-from crawler.middlewares.throttle import (
-    LocalThrottleState,
-    RedisThrottleState,
-    parse_retry_after,
-)
+from crawler.middlewares.retryafter import parse_retry_after
+from crawler.middlewares.throttleredis import RedisThrottleState
+from crawler.middlewares.throttlestate import LocalThrottleState
 from tests.crawlrun import run_crawl
 
 SITE = "crawler.spiders.site.SiteSpider"

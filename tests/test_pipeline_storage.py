@@ -7,6 +7,7 @@ import logging
 import socket
 
 import psycopg
+import pytest
 
 from crawler.items import Link
 from crawler.pipelines import StoragePipeline
@@ -191,3 +192,19 @@ def test_flush_now_writes_the_open_batch_at_once(database_url: str) -> None:
         await pipeline.close_spider()
 
     asyncio.run(scenario())
+
+
+def test_the_pipeline_is_reachable_through_the_crawler() -> None:
+    from scrapy import Spider
+    from scrapy.exceptions import NotConfigured
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(Spider, {"CRAWLGRAPH_DATABASE_URL": "postgresql://x@127.0.0.1/x"})
+    crawler.spider = Spider.from_crawler(crawler, name="s", job_id="j")
+    pipeline = StoragePipeline.from_crawler(crawler)
+    assert StoragePipeline.for_crawler(crawler) is pipeline
+    without_job = get_crawler(Spider, {"CRAWLGRAPH_DATABASE_URL": "postgresql://x@127.0.0.1/x"})
+    without_job.spider = Spider.from_crawler(without_job, name="s")
+    with pytest.raises(NotConfigured):
+        StoragePipeline.from_crawler(without_job)
+    assert StoragePipeline.for_crawler(without_job) is None

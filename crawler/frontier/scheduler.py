@@ -56,6 +56,8 @@ from scrapy.utils.defer import deferred_from_coro
 from crawler.frontier.errors import FrontierError
 from crawler.frontier.queue import AsyncJobFrontier, Entry
 from crawler.frontier.serialize import member_of, request_from_bytes, request_to_bytes
+from crawler.pipelines.storage import StoragePipeline
+from crawler.scrapyinternals import requests_in_progress, wake_engine
 
 logger = logging.getLogger(__name__)
 # Members this worker has pushed; skipping them saves Redis round trips for the
@@ -146,18 +148,10 @@ class RedisScheduler(BaseScheduler):
         self._frontier = AsyncJobFrontier(self._client, self.job_id)
         self._wake = asyncio.Event()
         self._task = self._loop.create_task(self._run())
-        self._storage = self._find_storage()
+        self._storage = StoragePipeline.for_crawler(self.crawler)
         if self._storage is not None:
             self._storage.add_commit_listener(self._release_committed)
         logger.info("frontier: worker %s on job %s", self.worker, self.job_id)
-
-    def _find_storage(self) -> Any:
-        """The item pipeline whose commits acknowledgements wait for, if any."""
-        itemproc = getattr(self.crawler.engine.scraper, "itemproc", None)
-        for pipeline in getattr(itemproc, "middlewares", ()):
-            if callable(getattr(pipeline, "commit_barrier", None)):
-                return pipeline
-        return None
 
     def close(self, reason: str) -> Any:
         return deferred_from_coro(self._close(reason))
@@ -213,13 +207,11 @@ class RedisScheduler(BaseScheduler):
         """Move handed-out requests the engine has finished with to the ack list."""
         if not self._inflight:
             return
-        # The engine's per-spider slot keeps every request it is downloading or
-        # scraping in `inprogress` until its items are through the pipelines
-        # (Scrapy 2.19 private API; `test_crawl_reliability` would catch a change).
-        slot = getattr(self.crawler.engine, "_slot", None)
-        if slot is None:
+        # The engine holds a request until the items of its response are through
+        # the pipelines.
+        inprogress = requests_in_progress(self.crawler)
+        if inprogress is None:
             return
-        inprogress = slot.inprogress
         done = [key for key, (_, request) in self._inflight.items() if request not in inprogress]
         if not done:
             return
@@ -242,12 +234,6 @@ class RedisScheduler(BaseScheduler):
             released = True
         if released and self._wake is not None:
             self._wake.set()
-
-    def _poke_engine(self) -> None:
-        """Make the engine ask for requests (or notice it is idle) now, not at its next tick."""
-        slot = getattr(self.crawler.engine, "_slot", None)
-        if slot is not None and slot.closing is None:
-            slot.nextcall.schedule()
 
     # --- the background task ----------------------------------------------------
 
@@ -329,7 +315,7 @@ class RedisScheduler(BaseScheduler):
         if self._paused and not self._close_requested:
             await self._on_paused()
         if got or idle:
-            self._poke_engine()
+            wake_engine(self.crawler)
 
     async def _lease(self, count: int) -> int:
         taken, paused = await self._frontier.lease(count, self.lease_ms)

@@ -3,9 +3,10 @@
 Signals: a CAPTCHA or bot-challenge page (markers in the first bytes of an
 HTML body, configurable with `CRAWLGRAPH_BLOCK_MARKERS`), and a burst of 403
 answers from one host (`CRAWLGRAPH_BLOCK_403_BURST` within
-`CRAWLGRAPH_BLOCK_403_WINDOW` seconds). Each signal doubles the host's delay
-in the shared throttle state (at least 1 s) and is recorded on the job
-(`crawl_events`, kinds `captcha` and `forbidden_burst`; stats `blocks/*`).
+`CRAWLGRAPH_BLOCK_403_WINDOW` seconds). Each is recorded on the job
+(`crawl_events`, kinds `captcha` and `forbidden_burst`; stats `blocks/*`) and
+announced with the `host_blocked` signal (`crawler.middlewares.signals`), on
+which the throttle doubles the host's delay in its shared state (at least 1 s).
 The response itself goes on to the spider unchanged (its page is stored).
 
 On by default; `CRAWLGRAPH_BLOCK_DETECTION = False` turns it off.
@@ -24,7 +25,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response, TextResponse
 
 from crawler.middlewares.ledger import CrawlLedger
-from crawler.middlewares.throttle import ThrottleMiddleware
+from crawler.middlewares.signals import host_blocked
 from crawler.urls import host_key
 
 DEFAULT_MARKERS = [
@@ -79,15 +80,5 @@ class BlockDetectionMiddleware:
     async def _blocked(self, kind: str, host: str, response: Response, detail: str) -> None:
         self.crawler.stats.inc_value(f"blocks/{kind}")
         self.ledger.event(kind, host, response.url, response.status, detail)
-        throttle = self._throttle()
-        if throttle is not None:
-            await throttle.slow_down(response.url)
-
-    def _throttle(self) -> ThrottleMiddleware | None:
-        engine = self.crawler.engine
-        if engine is None:
-            return None
-        for mw in engine.downloader.middleware.middlewares:
-            if isinstance(mw, ThrottleMiddleware):
-                return mw
-        return None
+        await self.crawler.signals.send_catch_log_async(signal=host_blocked, url=response.url,
+                                                        kind=kind)

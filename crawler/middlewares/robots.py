@@ -6,8 +6,9 @@ For each `scheme://host:port` the middleware fetches `/robots.txt` once
 
 - 2xx: the rules are parsed with Protego and matched for our product token
   `CRAWLGRAPH_ROBOTS_TOKEN` (not the rotating User-Agent); `Crawl-delay`
-  becomes the host's minimum delay (through the throttle) and `Sitemap:`
-  lines are kept for spiders (`sitemaps(url)`, and the `robots_parsed` signal);
+  becomes the host's minimum delay (the throttle hears it through the
+  `robots_parsed` signal, `crawler.middlewares.signals`) and `Sitemap:` lines
+  are kept for spiders (`RobotsMiddleware.for_crawler(crawler).sitemaps(url)`);
 - 4xx: robots.txt is unavailable, everything is allowed;
 - 5xx or unreachable: everything is disallowed for now, and robots.txt is
   fetched again after `CRAWLGRAPH_ROBOTS_ERROR_TTL` seconds.
@@ -38,12 +39,12 @@ from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 
 from crawler.middlewares.ledger import CrawlLedger
+from crawler.middlewares.signals import robots_parsed
 
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
-# Sent when robots.txt rules were parsed for a host: kwargs url, rules (RobotsRules).
-robots_parsed = object()
+_ATTR = "_crawlgraph_robots"
 
 
 class RobotsForbidden(IgnoreRequest):
@@ -92,7 +93,14 @@ class RobotsMiddleware:
         if not settings.getbool("CRAWLGRAPH_ROBOTS_OBEY",
                                 settings.getbool("ROBOTSTXT_OBEY", True)):
             raise NotConfigured("robots.txt is not obeyed")
-        return cls(crawler)
+        middleware = cls(crawler)
+        setattr(crawler, _ATTR, middleware)
+        return middleware
+
+    @classmethod
+    def for_crawler(cls, crawler: Crawler) -> RobotsMiddleware | None:
+        """The crawler's robots.txt middleware, or None if robots.txt is not obeyed."""
+        return getattr(crawler, _ATTR, None)
 
     def _spider_opened(self, spider: Any) -> None:
         self._obey = bool(getattr(spider, "obey_robots", True))
@@ -172,12 +180,9 @@ class RobotsMiddleware:
         rules = RobotsRules(status=status, parser=parser, expires=now + self.ttl,
                             sitemaps=list(parser.sitemaps))
         delay = rules.crawl_delay(self.token)
-        if delay:
-            throttle = _find_throttle(self.crawler)
-            if throttle is not None:
-                await throttle.set_crawl_delay(origin + "/", float(delay))
-        await self.crawler.signals.send_catch_log_async(signal=robots_parsed, url=origin,
-                                                        rules=rules)
+        await self.crawler.signals.send_catch_log_async(
+            signal=robots_parsed, url=origin, rules=rules,
+            crawl_delay=float(delay) if delay else None)
         return rules
 
 
@@ -185,14 +190,3 @@ def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
-
-def _find_throttle(crawler: Crawler) -> Any:
-    from crawler.middlewares.throttle import ThrottleMiddleware
-
-    engine = crawler.engine
-    if engine is None:
-        return None
-    for mw in engine.downloader.middleware.middlewares:
-        if isinstance(mw, ThrottleMiddleware):
-            return mw
-    return None

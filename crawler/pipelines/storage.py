@@ -21,7 +21,8 @@ when it moves. Scrapy's scraper runs every item of a response through the
 pipelines before the engine drops the request from its in-progress set; the
 frontier's scheduler then notes `commit_barrier()` (the rows appended so far,
 which include that response's) and acknowledges the lease once `committed`
-has reached it (`crawler.frontier.scheduler`). So a lease is acknowledged only
+has reached it (`crawler.frontier.scheduler`, which finds the pipeline with
+`StoragePipeline.for_crawler(crawler)`). So a lease is acknowledged only
 after everything its response produced is committed, whatever spider yielded
 the items; a worker that dies before leaves the lease to expire and the
 request to be fetched again (the writes are idempotent). `process_item` itself
@@ -50,8 +51,10 @@ from scrapy.exceptions import NotConfigured
 from crawler.pipelines.errors import StorageUnavailable
 from crawler.pipelines.rows import Kind, Row, RowError, to_row
 from crawler.pipelines.store import PostgresStore, WriteResult
+from crawler.scrapyinternals import wake_engine
 
 logger = logging.getLogger(__name__)
+_ATTR = "_crawlgraph_storage"
 
 
 class _Batch:
@@ -121,7 +124,7 @@ class StoragePipeline:
         url = settings.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
         if not url:
             raise NotConfigured("StoragePipeline needs CRAWLGRAPH_DATABASE_URL or DATABASE_URL")
-        return cls(
+        pipeline = cls(
             url,
             str(job_id),
             batch_size=settings.getint("CRAWLGRAPH_BATCH_SIZE", 5000),
@@ -131,6 +134,13 @@ class StoragePipeline:
             writers=settings.getint("CRAWLGRAPH_STORAGE_WRITERS", 2),
             crawler=crawler,
         )
+        setattr(crawler, _ATTR, pipeline)
+        return pipeline
+
+    @classmethod
+    def for_crawler(cls, crawler: Any) -> StoragePipeline | None:
+        """The crawler's storage pipeline, or None if it is off (no job id, no database)."""
+        return getattr(crawler, _ATTR, None)
 
     @property
     def buffered(self) -> int:
@@ -311,14 +321,10 @@ class StoragePipeline:
 
     def _unpause_engine(self) -> None:
         logger.info("storage: backlog written, resuming the crawl")
-        engine = self.crawler.engine
-        engine.unpause()
+        self.crawler.engine.unpause()
         self._paused_engine = False
         # The engine looks for requests again at its next tick; make that now.
-        # (_slot is the engine's private per-spider state in Scrapy 2.19.)
-        slot = getattr(engine, "_slot", None)
-        if slot is not None:
-            slot.nextcall.schedule()
+        wake_engine(self.crawler)
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self._stats is not None:
