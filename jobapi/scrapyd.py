@@ -85,6 +85,13 @@ class ScrapydClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def node_of(self, entry: dict[str, Any]) -> Node:
+        """The node of a recorded process (`{"node", "node_url", "jobid"}`), by URL first."""
+        for node in self.nodes:
+            if node.base == entry.get("node_url"):
+                return node
+        return self.node(int(entry.get("node", 0)))
+
     def node(self, index: int) -> Node:
         return self.nodes[index % len(self.nodes)]
 

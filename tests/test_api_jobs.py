@@ -358,7 +358,7 @@ def test_nul_and_control_characters_are_422_never_500(client, users, database_ur
 
 def test_spider_args_fit_a_command_line():
     from jobapi.errors import Unprocessable
-    from jobapi.services.jobs import MAX_START_URLS_ARG, spider_args
+    from jobapi.services.spiderargs import MAX_START_URLS_ARG, spider_args
 
     small = spider_args("j", {"start_urls": ["https://a.example/"], "max_depth": 2,
                               "max_pages": None, "obey_robots": True, "render_js": "never"})
@@ -378,7 +378,7 @@ def test_spider_args_fit_a_command_line():
 
 
 def test_max_pages_is_shared_between_the_workers():
-    from jobapi.services.jobs import spider_args
+    from jobapi.services.spiderargs import spider_args
 
     assert spider_args("j", {"max_pages": 10}, workers=3)["max_pages"] == "4"
     assert spider_args("j", {"max_pages": 10}, workers=1)["max_pages"] == "10"

@@ -40,8 +40,9 @@ from jobapi.schemas import (
     LinkList,
     PageList,
 )
-from jobapi.services import frontier
+from jobapi.services import cancel, frontier, listings
 from jobapi.services import jobs as service
+from jobapi.services import submission as submissions
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.",
                                       examples=[Example(value=50)])]
@@ -110,7 +111,7 @@ class JobController(Controller):
         user = request.user
         await limiter.hit("jobs", str(user.id), rate_limits.jobs_per_user,
                           what="job submissions")
-        submission = await service.create_job(
+        submission = await submissions.create_job(
             pool=pool, redis_client=redis_sync, scrapyd=scrapyd, user=user, body=data,
             idempotency_key=idempotency_key,
             allow_private_networks=app_settings.allow_private_networks,
@@ -135,7 +136,7 @@ class JobController(Controller):
         limit: Limit = 50,
     ) -> JobList:
         """Your jobs (all jobs for an admin), newest first, filtered by status, spider or tag."""
-        items, next_cursor = await service.list_jobs(
+        items, next_cursor = await listings.list_jobs(
             pool, request.user, status=status, spider=spider, tag=tag, cursor=cursor,
             limit=limit,
         )
@@ -161,7 +162,7 @@ class JobController(Controller):
         then the job's frontier is cleared. Cancelling a cancelled job returns it
         unchanged; a finished or failed job is a 409.
         """
-        job, clean_up = await service.cancel_job(
+        job, clean_up = await cancel.cancel_job(
             pool=pool, redis_client=redis_sync, scrapyd=scrapyd, job_id=job_id,
             user=request.user)
         if clean_up is None:
@@ -177,7 +178,7 @@ class JobController(Controller):
     ) -> PageList:
         """The pages a job fetched, by URL, filtered by HTTP status or URL prefix."""
         await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await service.list_pages(
+        items, next_cursor = await listings.list_pages(
             pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit)
         return PageList(items=items, next_cursor=next_cursor)
 
@@ -190,7 +191,7 @@ class JobController(Controller):
     ) -> PageList:
         """The fetches that failed: HTTP status 400 or more, 0 (no answer), or an error."""
         await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await service.list_pages(
+        items, next_cursor = await listings.list_pages(
             pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit,
             errors_only=True)
         return PageList(items=items, next_cursor=next_cursor)
@@ -203,7 +204,7 @@ class JobController(Controller):
     ) -> LinkList:
         """The links a job found, by source URL, filtered by source or target URL prefix."""
         await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await service.list_links(
+        items, next_cursor = await listings.list_links(
             pool, job_id, url_prefix=url_prefix, target_prefix=target_prefix, cursor=cursor,
             limit=limit)
         return LinkList(items=items, next_cursor=next_cursor)
@@ -218,7 +219,7 @@ class JobController(Controller):
     ) -> ItemList:
         """The items a job's spider extracted, filtered by item type or URL prefix."""
         await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await service.list_items(
+        items, next_cursor = await listings.list_items(
             pool, job_id, item_type=item_type, url_prefix=url_prefix, cursor=cursor, limit=limit)
         return ItemList(items=items, next_cursor=next_cursor)
 

@@ -42,7 +42,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from jobapi.errors import ApiError
 from jobapi.scrapyd import Node, ScrapydClient
-from jobapi.services import frontier
+from jobapi.services import runs
+from jobapi.sql import QUERIES
 
 log = logging.getLogger("jobapi.recovery")
 
@@ -54,32 +55,11 @@ VANISHED_REASON: Final = ("its crawler processes ended without recording the end
                           "again")
 BATCH: Final = 500
 
-FIND_UNSCHEDULED: Final = """
-SELECT id, workers FROM jobs
-WHERE status IN ('pending', 'running') AND scrapyd_jobs = '[]'::jsonb
-  AND created_at < now() - make_interval(secs => %s)
-ORDER BY created_at LIMIT %s
-"""
-FIND_ACTIVE: Final = """
-SELECT id, scrapyd_jobs FROM jobs
-WHERE status IN ('pending', 'running') AND scrapyd_jobs <> '[]'::jsonb
-  AND updated_at < now() - make_interval(secs => %s)
-ORDER BY created_at LIMIT %s
-"""
-RECORD_SCHEDULED: Final = """
-UPDATE jobs SET scrapyd_jobs = %s, updated_at = now()
-WHERE id = %s AND status IN ('pending', 'running') AND scrapyd_jobs = '[]'::jsonb
-"""
-FAIL_UNSCHEDULED: Final = """
-UPDATE jobs SET status = 'failed', error = %s, scrapyd_jobs = %s, updated_at = now(),
-                finished_at = now()
-WHERE id = %s AND status IN ('pending', 'running') AND scrapyd_jobs = '[]'::jsonb
-"""
-FAIL_VANISHED: Final = """
-UPDATE jobs SET status = 'failed', error = %s, updated_at = now(), finished_at = now()
-WHERE id = %s AND status IN ('pending', 'running')
-  AND updated_at < now() - make_interval(secs => %s)
-"""
+FIND_UNSCHEDULED: Final = QUERIES["find_unscheduled"]
+FIND_ACTIVE: Final = QUERIES["find_active"]
+RECORD_SCHEDULED: Final = QUERIES["record_scheduled"]
+FAIL_UNSCHEDULED: Final = QUERIES["fail_unscheduled"]
+FAIL_VANISHED: Final = QUERIES["fail_vanished"]
 
 
 class _Listings:
@@ -170,15 +150,7 @@ async def _recover_unscheduled(
     if not cur.rowcount:
         return None  # recorded or ended meanwhile
     log.warning("job %s failed: %s", job_id, UNSCHEDULED_REASON)
-    for entry in found:
-        try:
-            await scrapyd.cancel(scrapyd.node(entry["node"]), entry["jobid"])
-        except ApiError as exc:
-            log.warning("job %s: could not cancel %s: %s", job_id, entry["jobid"], exc.message)
-    try:
-        await frontier.clear(redis_client, str(job_id))
-    except ApiError as exc:
-        log.warning("job %s: could not clear the frontier: %s", job_id, exc.message)
+    await runs.abandon(scrapyd, redis_client, job_id, found)
     return "failed_unscheduled"
 
 
@@ -186,7 +158,7 @@ async def _vanished(listings: _Listings, scrapyd: ScrapydClient,
                     entries: list[dict[str, Any]]) -> bool:
     """True if no recorded process of the job is pending or running (and every node answered)."""
     for entry in entries:
-        node = _node_of(scrapyd, entry)
+        node = scrapyd.node_of(entry)
         jobs = await listings.node_jobs(node)
         if jobs is None:
             return False
@@ -212,13 +184,6 @@ async def _return_leases(redis_client: redis.Redis, job_id: str) -> None:
         return
     if returned:
         log.info("job %s: %d leased requests back in the queue", job_id, returned)
-
-
-def _node_of(scrapyd: ScrapydClient, entry: dict[str, Any]) -> Node:
-    for node in scrapyd.nodes:
-        if node.base == entry.get("node_url"):
-            return node
-    return scrapyd.node(int(entry.get("node", 0)))
 
 
 async def run_recovery(pool: AsyncConnectionPool, redis_client: redis.Redis,

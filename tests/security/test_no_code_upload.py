@@ -25,7 +25,7 @@ import msgspec
 import pytest
 
 from jobapi.ratelimit import RateLimits
-from jobapi.services.jobs import ALLOWED_SETTINGS
+from jobapi.services.validation import ALLOWED_SETTINGS
 from tests.api_fixtures import assert_error, login, make_client
 from tests.hostile_pages import PageServer, Reply
 from tests.security.routetable import fill, operations
