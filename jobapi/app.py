@@ -27,36 +27,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import gc
 import logging
-import re
-import time
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import msgspec
 import psycopg
 import redis
 import redis.asyncio as aioredis
-from litestar import Litestar, Request, Response
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from redis.exceptions import RedisError
+from psycopg_pool import AsyncConnectionPool
 
-from core.errors import CrawlgraphError
 from core.settings import Settings
 from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
 from jobapi.controllers.auth import AuthController
@@ -64,9 +55,9 @@ from jobapi.controllers.graphs import GraphController
 from jobapi.controllers.jobs import JobController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
-from jobapi.errors import ApiError, field_from_message
+from jobapi.errorhandler import MAX_BODY_BYTES, handle_error
 from jobapi.ratelimit import RateLimiter, RateLimits
-from jobapi.schemas import ErrorDetail, ErrorResponse
+from jobapi.requestcontext import RequestContext, configure_logging
 from jobapi.scrapyd import ScrapydClient
 from jobapi.services import recovery
 from jobapi.services.health import RequestMetrics
@@ -76,188 +67,10 @@ ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
     GraphController,
 ]
-MAX_BODY_BYTES = 4 * 1024 * 1024
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32
 
 log = logging.getLogger("jobapi.app")
-access_log = logging.getLogger("jobapi.access")
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-# --- errors: the one handler ----------------------------------------------------------
-
-
-def _code(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return "error"
-
-
-def handle_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
-    """Map every exception to the one JSON error shape; never a trace, SQL or secret."""
-    headers: dict[str, str] = {}
-    hint = field = None
-    if isinstance(exc, ApiError):
-        status, code, message, hint, field = (exc.status_code, exc.code, exc.message, exc.hint,
-                                              exc.field)
-        headers.update(exc.headers)
-    elif isinstance(exc, CrawlgraphError) and exc.status_code < 500:
-        status, code, message, hint = exc.status_code, _code(exc.status_code), exc.message, \
-            exc.hint
-    elif isinstance(exc, ValidationException):
-        status, code, message, hint, field = _validation(exc)
-    elif isinstance(exc, HTTPException) and exc.status_code < 500:
-        status, code, message = exc.status_code, _code(exc.status_code), str(exc.detail)
-        headers.update(exc.headers or {})
-        if status == 413:
-            message = f"The request body is larger than {MAX_BODY_BYTES} bytes."
-    elif isinstance(exc, psycopg.DataError):
-        # A value PostgreSQL cannot take (a NUL character, a number out of range):
-        # the request's fault, though a field's own check should have caught it.
-        status, code = 422, "validation_error"
-        message = "A value in the request cannot be stored or compared by the database."
-        hint = "Remove control characters (such as NUL) and out-of-range numbers."
-        log.warning("database refused a value: %s", type(exc).__name__)
-    elif isinstance(exc, UnicodeDecodeError | RecursionError) and _decoding_body(exc):
-        # Litestar's JSON decoding lets these through: the body's fault, not ours.
-        status, code = 400, "bad_request"
-        message = ("The request body is not valid UTF-8." if isinstance(exc, UnicodeDecodeError)
-                   else "The request body is nested too deeply.")
-        hint = "Send a UTF-8 JSON document of the documented shape."
-    elif isinstance(exc, psycopg.OperationalError | PoolTimeout | RedisError):
-        status, code = 503, "service_unavailable"
-        message = "A database the API needs cannot be reached."
-        hint = "Try again shortly; GET /health shows which service is down."
-        log.error("service unavailable: %s", type(exc).__name__)
-    else:
-        status, code = 500, "internal_error"
-        message = "An unexpected error occurred."
-        hint = "Report it with the request id."
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                  exc_info=exc)
-    rid = request.scope.get("state", {}).get("request_id") or request_id_var.get()
-    body = ErrorResponse(error=ErrorDetail(code=code, message=message, hint=hint, field=field,
-                                           request_id=rid))
-    return Response(body, status_code=status, headers=headers)
-
-
-def _decoding_body(exc: BaseException) -> bool:
-    """True if `exc` was raised while Litestar decoded the request body."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name == "decode_json" and \
-                "litestar" in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def _validation(exc: ValidationException) -> tuple[int, str, str, str | None, str | None]:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    first = extra[0] if extra and isinstance(extra[0], dict) else {}
-    text = str(first.get("message") or "The request is not valid.")
-    key = first.get("key")
-    field = field_from_message(text) if key in (None, "data") else str(key)
-    message = f"{field}: {text}" if field else text
-    return 422, "validation_error", message, "Fix the field and send it again.", field
-
-
-# --- request context: id, timing, one log line, metrics ---------------------------------
-
-
-class RequestContext:
-    """Takes or makes `X-Request-ID`, returns it, and logs one line per request."""
-
-    def __init__(self, app: Any, metrics: RequestMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")
-                break
-        if not _REQUEST_ID.match(rid):
-            rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
-        token = request_id_var.set(rid)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            problem = _query_problem(scope.get("query_string", b""))
-            if problem is not None:
-                await _send_bad_request(send_with_id, problem, rid)
-                return
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"
-            self.metrics.observe(scope["method"], route, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
-                                elapsed * 1000)
-            request_id_var.reset(token)
-
-
-def _query_problem(query: bytes) -> str | None:
-    """What is wrong with a query string that no parameter may hold, or None.
-
-    Litestar would decode invalid UTF-8 into replacement characters: a filter
-    would then silently match nothing. (Each parameter refuses NUL itself.)
-    """
-    if not query:
-        return None
-    raw = unquote_to_bytes(query.replace(b"+", b" "))
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "The query string is not valid UTF-8."
-    return None
-
-
-async def _send_bad_request(send: Any, message: str, rid: str) -> None:
-    body = msgspec.json.encode(ErrorResponse(error=ErrorDetail(
-        code="bad_request", message=message, request_id=rid,
-        hint="Percent-encode parameters as UTF-8, without control characters.")))
-    await send({"type": "http.response.start", "status": 400, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
-def configure_logging(level: str) -> None:
-    """One handler on the `jobapi` logger; every line carries the request id."""
-    logger = logging.getLogger("jobapi")
-    logger.setLevel(level)
-    if any(getattr(h, "_crawlgraph", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler._crawlgraph = True  # type: ignore[attr-defined]
-    handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    logger.addHandler(handler)
 
 
 # --- the app ------------------------------------------------------------------------------
