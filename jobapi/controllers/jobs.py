@@ -177,10 +177,8 @@ class JobController(Controller):
         url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
     ) -> PageList:
         """The pages a job fetched, by URL, filtered by HTTP status or URL prefix."""
-        await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await listings.list_pages(
-            pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit)
-        return PageList(items=items, next_cursor=next_cursor)
+        return await _page_list(pool, job_id, request.user, status, url_prefix, cursor, limit,
+                                errors_only=False)
 
     @get("/{job_id:uuid}/errors", operation_id="listJobErrors", responses=errors(404))
     async def job_errors(
@@ -190,11 +188,8 @@ class JobController(Controller):
         url_prefix: UrlPrefix = None, cursor: Cursor = None, limit: Limit = 100,
     ) -> PageList:
         """The fetches that failed: HTTP status 400 or more, 0 (no answer), or an error."""
-        await service.get_job_row(pool, job_id, request.user)
-        items, next_cursor = await listings.list_pages(
-            pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit,
-            errors_only=True)
-        return PageList(items=items, next_cursor=next_cursor)
+        return await _page_list(pool, job_id, request.user, status, url_prefix, cursor, limit,
+                                errors_only=True)
 
     @get("/{job_id:uuid}/links", operation_id="listJobLinks", responses=errors(404))
     async def links(
@@ -268,3 +263,13 @@ async def _job_events(
             return
         await anyio.sleep(EVENT_INTERVAL)
         quiet += EVENT_INTERVAL
+
+
+async def _page_list(pool: AsyncConnectionPool, job_id: uuid.UUID, user: CurrentUser,
+                     status: int | None, url_prefix: str | None, cursor: str | None,
+                     limit: int, *, errors_only: bool) -> PageList:
+    await service.get_job_row(pool, job_id, user)
+    items, next_cursor = await listings.list_pages(
+        pool, job_id, status=status, url_prefix=url_prefix, cursor=cursor, limit=limit,
+        errors_only=errors_only)
+    return PageList(items=items, next_cursor=next_cursor)
