@@ -12,7 +12,10 @@ requests per second on one core), written directly on streams so that it can
 misbehave on purpose. Endpoints besides the generated pages (`/p/N` and the
 tricky site's `/r/`, `/rr/`, `/t/`, `/missing/`):
 
-- `/robots.txt` - content, status and a chain of redirects set per instance
+- `/robots.txt` - content, status and a chain of redirects set per instance;
+  `robots_hold=N` holds every answer to `/robots.txt` until N requests for it
+  have arrived (at most `robots_hold_timeout` seconds): a crawler process that
+  asks cannot fetch a page before N processes have asked (each asks once)
 - `/redirect?to=URL&status=302` - a redirect anywhere (also to private addresses)
 - `/delay?s=SECONDS` - a slow response
 - `/status/CODE?retry_after=N` - that status, with `Retry-After` when asked
@@ -96,6 +99,8 @@ class _Server:
         self.port = 0
         self.fault_counts: dict[str, int] = {}
         self._bomb: dict[int, bytes] = {}
+        self._robots_asked = 0
+        self._robots_open = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -277,6 +282,15 @@ class _Server:
         return True
 
     async def _robots(self, writer: asyncio.StreamWriter, path: str, head: bool) -> bool:
+        hold = int(self.config.get("robots_hold") or 0)
+        if hold and path == "/robots.txt":
+            # A barrier: nobody gets robots.txt until `hold` requests for it have come.
+            self._robots_asked += 1
+            if self._robots_asked >= hold:
+                self._robots_open.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._robots_open.wait(),
+                                       float(self.config.get("robots_hold_timeout") or 60))
         hops = int(self.config.get("robots_redirects") or 0)
         step = 0 if path == "/robots.txt" else int(path[len("/robots-"):].split(".")[0] or 0)
         if step < hops:
@@ -362,7 +376,8 @@ class MockServer:
     def __init__(self, pages: int = 20, seed: int = 0, links_per_page: int = 5, *,
                  tricky: bool = False, robots: str | None = None,
                  robots_status: int | None = None, robots_redirects: int = 0,
-                 robots_delay: float = 0.0, page_delay: float = 0.0,
+                 robots_delay: float = 0.0, robots_hold: int = 0,
+                 robots_hold_timeout: float = 60.0, page_delay: float = 0.0,
                  faults: dict[str, list[int]] | None = None, retry_after: str | int | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self._dir = tempfile.mkdtemp(prefix="crawlgraph-mock-")
@@ -371,7 +386,8 @@ class MockServer:
         self.config: dict[str, Any] = dict(
             pages=pages, seed=seed, links_per_page=links_per_page, tricky=tricky,
             robots=robots, robots_status=robots_status, robots_redirects=robots_redirects,
-            robots_delay=robots_delay, page_delay=page_delay, faults=faults or {},
+            robots_delay=robots_delay, robots_hold=robots_hold,
+            robots_hold_timeout=robots_hold_timeout, page_delay=page_delay, faults=faults or {},
             retry_after=retry_after, host=host, port=port, log=str(self.log_path))
         self.site = generate_site(pages, seed, links_per_page, tricky=tricky)
         self.host = host

@@ -8,6 +8,8 @@ own data, and the mock server's request log.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import time
 import uuid
@@ -17,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+import redis.asyncio
 
 from crawler.frontier import JobFrontier
 from tests.test_crawl_reliability import _scrapyd, scrapyd_jobs
@@ -35,6 +38,16 @@ def make_job(database_url: str, workers: int = 1) -> str:
 
 
 def seed(redis_url: str, job_id: str, urls: list[str]) -> None:
+    if inspect.iscoroutinefunction(JobFrontier.seed):  # the async-only JobFrontier
+        async def run() -> None:
+            client = redis.asyncio.Redis.from_url(redis_url)
+            try:
+                await JobFrontier(client, job_id).seed(urls)
+            finally:
+                await client.aclose()
+
+        asyncio.run(run())
+        return
     client = redis.Redis.from_url(redis_url)
     try:
         JobFrontier(client, job_id).seed(urls)
@@ -98,21 +111,60 @@ def test_stored_graph_equals_the_generated_site(mock_server, scrapyd_url, databa
     assert links == server.site.link_set(origin)
 
 
+# Each worker of the crawl-delay test holds at most CONCURRENT_REQUESTS requests in its
+# downloader and PREFETCH more in its local queue; one seeded URL more than that is
+# left in the frontier for the other worker, however late it starts.
+TWO_WORKER_SETTINGS = {"CONCURRENT_REQUESTS": 1, "CRAWLGRAPH_PREFETCH": 1}
+HELD_PER_WORKER = 2
+# robots.txt is held until both workers asked for it; their robots.txt request must
+# not time out meanwhile (it would disallow the host).
+ROBOTS_HOLD_TIMEOUT = 120
+# Only the Crawl-delay spaces the requests: the adaptive delay would follow the held
+# robots.txt's latency.
+NOT_ADAPTIVE = {"CRAWLGRAPH_THROTTLE_ADAPTIVE": False, "DOWNLOAD_TIMEOUT": 150}
+
+
+def worker_stats(database_url: str, job_id: str) -> dict[str, dict]:
+    with psycopg.connect(database_url) as conn:
+        stats = conn.execute("SELECT stats FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+    return (stats or {}).get("workers") or {}
+
+
 def test_crawl_delay_holds_across_two_workers(mock_server, scrapyd_url, database_url,
                                               redis_url):
+    """Two workers crawl one host together, and its Crawl-delay holds between them.
+
+    Both take part by construction, not by timing: the frontier is seeded with more
+    pages than one worker can hold, and the server answers robots.txt (which a worker
+    reads before its first page) only once both workers have asked for it. So the
+    first worker cannot fetch a page before the second has a page to fetch.
+    """
     server = mock_server(pages=6, links_per_page=2, seed=1,
-                         robots="User-agent: *\nCrawl-delay: 1\n")
+                         robots="User-agent: *\nCrawl-delay: 1\n", robots_hold=2,
+                         robots_hold_timeout=ROBOTS_HOLD_TIMEOUT)
+    page_urls = sorted(server.site.page_urls(server.origin))
+    seeds = [server.start_url] + [u for u in page_urls if u != server.start_url]
+    seeds = seeds[:HELD_PER_WORKER + 1]
     job_id = make_job(database_url, workers=2)
-    seed(redis_url, job_id, [server.start_url])
-    args = {"start_urls": json.dumps([server.start_url])}
-    ids = [schedule_site(scrapyd_url, job_id, args, database_url, redis_url) for _ in range(2)]
-    wait_finished(scrapyd_url, ids, timeout=180)
-    pages, _, _ = stored(database_url, job_id)
-    assert set(pages) == server.site.page_urls(server.origin)
+    seed(redis_url, job_id, seeds)
+    args = {"start_urls": json.dumps(seeds)}
+    ids = [schedule_site(scrapyd_url, job_id, args, database_url, redis_url,
+                         **TWO_WORKER_SETTINGS, **NOT_ADAPTIVE) for _ in range(2)]
+    wait_finished(scrapyd_url, ids, timeout=ROBOTS_HOLD_TIMEOUT + 120)
+    # Both workers asked for robots.txt (each once), so both held a page to fetch,
+    # and both stored items of pages they fetched (robots.txt yields none).
+    assert len(server.paths("/robots.txt")) == 2, server.paths()
+    workers = worker_stats(database_url, job_id)
+    assert len(workers) == 2 and all(w["items"] >= 1 for w in workers.values()), workers
+    pages, _, status = stored(database_url, job_id)
+    assert status == "finished"
+    assert set(pages) == set(page_urls)
     log = server.requests()
-    page_times = sorted(r.time for r in log if r.path.startswith("/p/"))
-    assert len(page_times) == 6  # each page fetched once by the two workers together
-    gaps = [b - a for a, b in zip(page_times, page_times[1:], strict=False)]
+    page_fetches = sorted((r.time, r.path) for r in log if r.path.startswith("/p/"))
+    # Each page fetched once by the two workers together...
+    assert sorted(path for _, path in page_fetches) == sorted(
+        url[len(server.origin):] for url in page_urls)
+    # ...and never two of them less than the Crawl-delay apart.
+    times = [t for t, _ in page_fetches]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 1.0, gaps
-    # Both workers took part (each fetched robots.txt with its own user agent pool).
-    assert len(server.paths("/robots.txt")) == 2
