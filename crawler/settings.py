@@ -79,7 +79,16 @@ from crawler.middlewares.defaults import (  # noqa: E402
 )
 
 DOWNLOADER_MIDDLEWARES: dict[str, int | None] = dict(CRAWLING_DOWNLOADER_MIDDLEWARES)
-SPIDER_MIDDLEWARES: dict[str, int] = {}
+# The spider kit (crawler/spidermiddlewares, its docstring gives the order):
+# canonical URLs, scope, max_depth, Page/Link items, rendering, max_pages.
+SPIDER_MIDDLEWARES: dict[str, int | None] = {
+    "crawler.spidermiddlewares.canonical.CanonicalUrlMiddleware": 980,
+    "crawler.spidermiddlewares.scope.ScopeMiddleware": 970,
+    "crawler.spidermiddlewares.depth.MaxDepthMiddleware": 960,
+    "crawler.spidermiddlewares.pages.PagesMiddleware": 560,
+    "crawler.spidermiddlewares.render.RenderMiddleware": 550,
+    "crawler.spidermiddlewares.budget.PageBudgetMiddleware": 540,
+}
 globals().update(CRAWLING_SETTINGS)
 
 # --- Politeness and throughput -------------------------------------------------

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from crawler.spiders.base import SpiderArgs, SpiderArgumentError, parse_args
-from crawler.spiders.site import SiteSpider
+from crawler.spiders.args import SpiderArgs, SpiderArgumentError, parse_args
 from tests.crawlrun import run_crawl
 
 SITE = "crawler.spiders.site.SiteSpider"
@@ -126,15 +125,3 @@ def test_arguments_from_scrapyd_strings():
     assert args.max_depth == 3 and args.follow_nofollow is False and args.obey_robots is False
     assert args.allowed_domains == ["example.org"] and args.render_js == "auto"
 
-
-def test_scope_by_host_and_port_or_domain():
-    spider = SiteSpider(start_urls="http://127.0.0.1:8801/")
-    assert spider.in_scope("http://127.0.0.1:8801/a")
-    assert not spider.in_scope("http://127.0.0.1:8802/a")
-    domains = SiteSpider(start_urls="http://www.example.org/",
-                         allowed_domains='["example.org", "127.0.0.1:9"]')
-    assert domains.in_scope("https://shop.example.org/x")
-    assert domains.in_scope("http://127.0.0.1:9/x")
-    assert not domains.in_scope("http://127.0.0.1:10/x")
-    assert not domains.in_scope("http://badexample.org/")
-    assert not domains.in_scope("mailto:x@example.org")

@@ -3,7 +3,8 @@
 The listing page links to detail pages; the spider follows every listing link
 to a detail page and yields one `Summary` item per detail page. Everything else
 (robots.txt, throttling, user agents, retries, scope, the frontier, Page and
-Link items and storage) comes from `CrawlgraphSpider`.
+Link items and storage) comes from the spider kit: `CrawlgraphSpider` and the
+kit's spider middlewares (`crawler.spidermiddlewares`).
 
     scrapy crawl example -a start_urls='["http://127.0.0.1:8801/p/0"]'
 """
