@@ -16,6 +16,7 @@ free port. Target: under 100 bytes per seen URL.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import shutil
 import sys
@@ -24,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import redis
+import redis.asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,32 +41,43 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def run(client: redis.Redis, urls: int) -> dict[str, float]:
+async def _frontier_figures(client: redis.Redis, redis_url: str, urls: int) -> dict[str, float]:
+    """Push `urls` URLs into one job's frontier, then lease and acknowledge them all."""
     from scrapy import Request
 
-    client.flushall()
     base = used_memory(client)
-    frontier = JobFrontier(client, str(uuid.uuid4()))
-    push_s = 0.0
-    for start in range(0, urls, BATCH):
-        entries = []
-        for i in range(start, min(start + BATCH, urls)):
-            url = f"https://site-{i % 997}.example.org/section/{i // 997}/page-{i}.html"
-            entries.append((url_member(url), -(i % 5), request_to_bytes(Request(url)), True))
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        frontier = JobFrontier(async_client, str(uuid.uuid4()))
+        push_s = 0.0
+        for start in range(0, urls, BATCH):
+            entries = []
+            for i in range(start, min(start + BATCH, urls)):
+                url = f"https://site-{i % 997}.example.org/section/{i // 997}/page-{i}.html"
+                entries.append((url_member(url), -(i % 5), request_to_bytes(Request(url)), True))
+            t = time.perf_counter()
+            await frontier.push(entries)
+            push_s += time.perf_counter() - t
+        queued = used_memory(client) - base
         t = time.perf_counter()
-        frontier.push(entries)
-        push_s += time.perf_counter() - t
-    queued = used_memory(client) - base
-    t = time.perf_counter()
-    while True:
-        taken = frontier.lease(BATCH, 600_000)
-        if not taken:
-            break
-        frontier.ack([member for member, _ in taken])
-    lease_ack_s = time.perf_counter() - t
-    stats = frontier.stats()
+        while True:
+            taken, _ = await frontier.lease(BATCH, 600_000)
+            if not taken:
+                break
+            await frontier.ack([member for member, _ in taken])
+        lease_ack_s = time.perf_counter() - t
+        stats = await frontier.stats()
+    finally:
+        await async_client.aclose()
     assert stats["seen"] == urls and stats["queued"] == 0 and stats["leased"] == 0, stats
     done = used_memory(client) - base
+    return {"seen": done / urls, "queued": queued / urls, "push_per_s": urls / push_s,
+            "lease_ack_per_s": urls / lease_ack_s}
+
+
+def run(client: redis.Redis, redis_url: str, urls: int) -> dict[str, float]:
+    client.flushall()
+    figures = asyncio.run(_frontier_figures(client, redis_url, urls))
 
     # Baseline: scrapy-redis's dupefilter, a set of hex SHA1 fingerprints.
     client.flushall()
@@ -78,8 +91,7 @@ def run(client: redis.Redis, urls: int) -> dict[str, float]:
     pipe.execute()
     baseline = used_memory(client) - base
     client.flushall()
-    return {"seen": done / urls, "queued": queued / urls, "baseline": baseline / urls,
-            "push_per_s": urls / push_s, "lease_ack_per_s": urls / lease_ack_s}
+    return {**figures, "baseline": baseline / urls}
 
 
 def main() -> None:
@@ -89,7 +101,7 @@ def main() -> None:
     stack, home = start_stack({"redis"})
     try:
         client = redis.Redis.from_url(stack.settings.redis_url)
-        figures = run(client, args.urls)
+        figures = run(client, stack.settings.redis_url, args.urls)
         client.close()
     finally:
         stack.down()

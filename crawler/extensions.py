@@ -34,16 +34,19 @@ import json
 import logging
 import os
 import time
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 import psycopg
 import redis
+import redis.asyncio
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler.frontier.queue import JobFrontier
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MARK_RUNNING: Final = """
 UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
@@ -111,7 +114,7 @@ class JobStateExtension:
         if self._task is not None:
             self._task.cancel()
         try:
-            await asyncio.to_thread(self._close, reason)
+            await self._close(reason)
         except (psycopg.Error, redis.RedisError) as exc:
             logger.error("jobstate: could not record the end of job %s: %s", self.job_id, exc)
 
@@ -166,56 +169,52 @@ class JobStateExtension:
             conn.execute(WRITE_STATS, (json.dumps(merged), self.job_id))
         return None
 
-    def _close(self, reason: str) -> None:
+    async def _close(self, reason: str) -> None:
         snapshot = self._snapshot()
         snapshot["leases_in_flight"] = 0
         snapshot["pages_per_s"] = 0
         status, error = TERMINAL_REASONS.get(reason), None
         clear = False
         if reason == "finished":
-            frontier_done, clear = self._frontier_done()
+            frontier_done, clear = await self._frontier_done()
             status = "finished" if frontier_done else None
         elif reason in BUDGET_REASONS:
-            last, clear = self._last_worker()
+            last, clear = await self._last_worker()
             status = "finished" if last else None
         elif status is None:
             status, error = "failed", f"crawler closed: {reason}"
+        await asyncio.to_thread(self._record_end, snapshot, status, reason, error)
+        if clear:
+            await self._on_frontier(JobFrontier.clear)
+        logger.info("jobstate: worker closed (%s), job %s", reason, status or "still running")
+
+    def _record_end(self, snapshot: dict[str, Any], status: str | None, reason: str,
+                    error: str | None) -> None:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
             self._write_stats(snapshot, conn)
             if status is not None:
                 with conn.transaction():
                     conn.execute(FINISH, {"status": status, "reason": reason, "error": error,
                                           "job_id": self.job_id})
-        if clear:
-            self._clear_frontier()
-        logger.info("jobstate: worker closed (%s), job %s", reason, status or "still running")
 
-    def _frontier_done(self) -> tuple[bool, bool]:
+    async def _on_frontier(self, call: Callable[[JobFrontier], Awaitable[T]]) -> T:
+        client = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            return await call(JobFrontier(client, self.job_id))
+        finally:
+            await client.aclose()
+
+    async def _frontier_done(self) -> tuple[bool, bool]:
         """(the job is done, this worker should clear its frontier)."""
         if not self.redis_url:
             return True, False
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            stats = JobFrontier(client, self.job_id).stats()
-        finally:
-            client.close()
+        stats = await self._on_frontier(JobFrontier.stats)
         done = stats["queued"] == 0 and stats["leased"] == 0 and stats["workers"] == 0
         return done, done
 
-    def _last_worker(self) -> tuple[bool, bool]:
+    async def _last_worker(self) -> tuple[bool, bool]:
         """(no other worker is alive, this worker should clear the frontier)."""
         if not self.redis_url:
             return True, False
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            alive = JobFrontier(client, self.job_id).stats()["workers"]
-        finally:
-            client.close()
+        alive = (await self._on_frontier(JobFrontier.stats))["workers"]
         return alive == 0, alive == 0
-
-    def _clear_frontier(self) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            JobFrontier(client, self.job_id).clear()
-        finally:
-            client.close()

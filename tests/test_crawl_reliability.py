@@ -20,8 +20,8 @@ import psycopg
 import pytest
 import redis
 
-from crawler.frontier import JobFrontier
 from stack.credentials import ensure_credentials
+from tests.test_frontier_queue import BlockingFrontier
 
 pytestmark = pytest.mark.slow
 
@@ -149,9 +149,10 @@ def assert_complete(server, database_url: str, job_id: str) -> None:
         assert conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
 
 
-def frontier_of(redis_url: str, job_id: str) -> tuple[redis.Redis, JobFrontier]:
+def frontier_of(redis_url: str, job_id: str) -> tuple[redis.Redis, BlockingFrontier]:
+    """A client to look at the job's keys, and the job's frontier."""
     client = redis.Redis.from_url(redis_url)
-    return client, JobFrontier(client, job_id)
+    return client, BlockingFrontier(redis_url, job_id)
 
 
 # --- scenarios -------------------------------------------------------------------

@@ -8,17 +8,17 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio
+from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
 from crawler.extensions import MARK_RUNNING, JobStateExtension
 from crawler.frontier import JobFrontier
-from crawler.frontier.queue import AsyncJobFrontier
-from crawler.spiders.follow import FollowSpider
+from tests.test_frontier_queue import BlockingFrontier
 from tests.test_pipeline_store import make_job
 
 
 def extension(database_url: str, redis_url: str, job: str, worker: str) -> JobStateExtension:
-    crawler = get_crawler(FollowSpider, {"CRAWLGRAPH_DATABASE_URL": database_url,
+    crawler = get_crawler(Spider, {"CRAWLGRAPH_DATABASE_URL": database_url,
                                          "CRAWLGRAPH_REDIS_URL": redis_url})
     ext = JobStateExtension(crawler, database_url, redis_url, job, interval=1.0)
     ext.worker = worker
@@ -41,9 +41,9 @@ def test_running_then_finished_clears_the_frontier(database_url, redis_url) -> N
     ext._execute(MARK_RUNNING, (job,))
     assert row(database_url, job)["status"] == "running" and row(database_url, job)["started"]
     client = redis.Redis.from_url(redis_url)
-    frontier = JobFrontier(client, job)
+    frontier = BlockingFrontier(redis_url, job)
     frontier.seed(["http://a.test/"])
-    frontier.ack([m for m, _ in frontier.lease(1, 60_000)])
+    frontier.ack([m for m, _ in frontier.lease(1, 60_000)[0]])
     ext.crawler.stats.set_value("response_received_count", 7)
     asyncio.run(ext.spider_closed("finished"))
     got = row(database_url, job)
@@ -58,14 +58,12 @@ def test_finished_worker_leaves_the_job_running_while_work_remains(database_url,
     job = make_job(database_url)
     ext = extension(database_url, redis_url, job, "w1")
     ext._execute(MARK_RUNNING, (job,))
-    client = redis.Redis.from_url(redis_url)
-    frontier = JobFrontier(client, job)
+    frontier = BlockingFrontier(redis_url, job)
     frontier.seed(["http://a.test/"])
     frontier.lease(1, 60_000)  # another worker holds it
     asyncio.run(ext.spider_closed("finished"))
     assert row(database_url, job)["status"] == "running"
     assert frontier.stats()["leased"] == 1
-    client.close()
 
 
 @pytest.mark.parametrize(
@@ -118,16 +116,16 @@ def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
                                                                    redis_url) -> None:
     job = make_job(database_url)
     client = redis.Redis.from_url(redis_url)
-    frontier = JobFrontier(client, job)
+    frontier = BlockingFrontier(redis_url, job)
     frontier.seed(["http://a.test/", "http://a.test/more"])  # work left over
 
     async def register(worker: str) -> None:
-        other = AsyncJobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
+        other = JobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
         await other.stats(worker, 60_000)
         await other.client.aclose()
 
     async def leave(worker: str) -> None:
-        other = AsyncJobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
+        other = JobFrontier(redis.asyncio.Redis.from_url(redis_url), job)
         await other.leave(worker)
         await other.client.aclose()
 

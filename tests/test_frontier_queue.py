@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from scrapy import Request
 
-from crawler.frontier import JobFrontier
+from crawler.frontier import FrontierKeys, JobFrontier
 from crawler.frontier.serialize import request_from_bytes, request_to_bytes, url_member
+
+
+class BlockingFrontier:
+    """A job's `JobFrontier` for code without an event loop (tests, benchmarks).
+
+    Each call runs in `asyncio.run` on a client of its own (a client belongs to
+    the event loop it was first used on): ``BlockingFrontier(url, job).stats()``.
+    """
+
+    def __init__(self, redis_url: str, job_id: str) -> None:
+        self.redis_url = redis_url
+        self.job_id = job_id
+        self.keys = FrontierKeys(job_id)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(JobFrontier, name)
+
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            client = redis.asyncio.Redis.from_url(self.redis_url)
+            try:
+                return await method(JobFrontier(client, self.job_id), *args, **kwargs)
+            finally:
+                await client.aclose()
+
+        return lambda *args, **kwargs: asyncio.run(run(*args, **kwargs))
 
 
 @pytest.fixture
@@ -21,41 +50,41 @@ def client(redis_url: str):
 
 
 @pytest.fixture
-def frontier(client: redis.Redis) -> JobFrontier:
-    return JobFrontier(client, str(uuid.uuid4()))
+def frontier(redis_url: str) -> BlockingFrontier:
+    return BlockingFrontier(redis_url, str(uuid.uuid4()))
 
 
 def _entry(url: str, priority: int = 0) -> tuple[bytes, int, bytes, bool]:
     return url_member(url), priority, request_to_bytes(Request(url, priority=priority)), True
 
 
-def test_seed_stores_one_canonical_spelling(frontier: JobFrontier) -> None:
+def test_seed_stores_one_canonical_spelling(frontier: BlockingFrontier) -> None:
     assert frontier.seed(["HTTP://A.test:80/x#top", "http://a.test/x"]) == 1
-    ((_, payload),) = frontier.lease(1, 60_000)
+    ((_, payload),), _ = frontier.lease(1, 60_000)
     assert b"http://a.test/x" in payload
 
 
-def test_seed_skips_seen_urls_and_counts_new(frontier: JobFrontier) -> None:
+def test_seed_skips_seen_urls_and_counts_new(frontier: BlockingFrontier) -> None:
     assert frontier.seed(["http://a.test/1", "http://a.test/2", "http://a.test/1"]) == 2
     assert frontier.seed(["http://a.test/2", "http://a.test/3"]) == 1
     stats = frontier.stats()
     assert (stats["queued"], stats["leased"], stats["seen"]) == (3, 0, 3)
 
 
-def test_lease_order_priority_then_fifo(frontier: JobFrontier) -> None:
+def test_lease_order_priority_then_fifo(frontier: BlockingFrontier) -> None:
     frontier.push([_entry("http://a.test/low", -1), _entry("http://a.test/first"),
                    _entry("http://a.test/second"), _entry("http://a.test/high", 5)])
-    taken = frontier.lease(10, 60_000)
+    taken, _ = frontier.lease(10, 60_000)
     urls = [request_from_bytes(payload).url for _, payload in taken]
     assert urls == ["http://a.test/high", "http://a.test/first", "http://a.test/second",
                     "http://a.test/low"]
     assert frontier.stats()["leased"] == 4
 
 
-def test_distinct_leases_and_ack_marks_done(frontier: JobFrontier) -> None:
+def test_distinct_leases_and_ack_marks_done(frontier: BlockingFrontier) -> None:
     frontier.seed([f"http://a.test/{i}" for i in range(10)])
-    first = frontier.lease(4, 60_000)
-    second = frontier.lease(10, 60_000)
+    first, _ = frontier.lease(4, 60_000)
+    second, _ = frontier.lease(10, 60_000)
     assert len(first) == 4 and len(second) == 6
     assert not {m for m, _ in first} & {m for m, _ in second}
     assert frontier.ack([m for m, _ in first]) == 4
@@ -65,22 +94,22 @@ def test_distinct_leases_and_ack_marks_done(frontier: JobFrontier) -> None:
     assert frontier.seed(["http://a.test/0", "http://a.test/1"]) == 0
 
 
-def test_expired_lease_returns_to_queue_in_its_place(frontier: JobFrontier) -> None:
+def test_expired_lease_returns_to_queue_in_its_place(frontier: BlockingFrontier) -> None:
     frontier.push([_entry("http://a.test/a", 3), _entry("http://a.test/b")])
-    (member, _), = frontier.lease(1, 200)
+    ((member, _),), _ = frontier.lease(1, 200)
     assert frontier.reclaim() == 0
     time.sleep(0.3)
     assert frontier.reclaim() == 1
     stats = frontier.stats()
     assert (stats["queued"], stats["leased"]) == (2, 0)
     # The reclaimed request keeps its priority: it comes out first again.
-    (again, payload), = frontier.lease(1, 60_000)
+    ((again, payload),), _ = frontier.lease(1, 60_000)
     assert again == member and request_from_bytes(payload).url == "http://a.test/a"
 
 
-def test_renew_keeps_a_lease_alive(frontier: JobFrontier) -> None:
+def test_renew_keeps_a_lease_alive(frontier: BlockingFrontier) -> None:
     frontier.seed(["http://a.test/a"])
-    (member, _), = frontier.lease(1, 300)
+    ((member, _),), _ = frontier.lease(1, 300)
     for _ in range(3):
         time.sleep(0.15)
         assert frontier.renew([member], 300) == 1
@@ -89,42 +118,45 @@ def test_renew_keeps_a_lease_alive(frontier: JobFrontier) -> None:
     assert frontier.renew([member], 300) == 0
 
 
-def test_ack_after_expiry_drops_the_requeued_copy(frontier: JobFrontier) -> None:
+def test_ack_after_expiry_drops_the_requeued_copy(frontier: BlockingFrontier) -> None:
     frontier.seed(["http://a.test/a"])
-    (member, _), = frontier.lease(1, 50)
+    ((member, _),), _ = frontier.lease(1, 50)
     time.sleep(0.1)
     assert frontier.reclaim() == 1
     frontier.ack([member])
     assert frontier.stats()["queued"] == 0
-    assert frontier.lease(1, 1000) == []
+    assert frontier.lease(1, 1000) == ([], False)
 
 
-def test_release_gives_leases_back(frontier: JobFrontier) -> None:
+def test_release_gives_leases_back(frontier: BlockingFrontier) -> None:
     frontier.seed(["http://a.test/a", "http://a.test/b"])
-    taken = frontier.lease(2, 60_000)
+    taken, _ = frontier.lease(2, 60_000)
     assert frontier.release([m for m, _ in taken]) == 2
     assert frontier.stats()["queued"] == 2
 
 
-def test_dont_filter_requests_bypass_the_seen_set(frontier: JobFrontier) -> None:
+def test_dont_filter_requests_bypass_the_seen_set(frontier: BlockingFrontier) -> None:
     member, _, payload, _ = _entry("http://a.test/a")
     frontier.seed(["http://a.test/a"])
     assert frontier.push([(member, 0, payload, False), (member, 0, payload, False)]) == 2
     assert frontier.stats()["queued"] == 3
 
 
-def test_pause_stops_leasing_and_resume_goes_on(frontier: JobFrontier) -> None:
+def test_pause_stops_leasing_and_resume_goes_on(frontier: BlockingFrontier) -> None:
     frontier.seed(["http://a.test/a"])
     frontier.pause()
     assert frontier.is_paused()
-    assert frontier.lease(5, 60_000) == []
+    assert frontier.lease(5, 60_000) == ([], True)  # nothing, and says it is paused
     frontier.resume()
     assert not frontier.is_paused()
-    assert len(frontier.lease(5, 60_000)) == 1
+    taken, paused = frontier.lease(5, 60_000)
+    assert len(taken) == 1 and not paused
 
 
-def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis) -> None:
-    one, two = JobFrontier(client, str(uuid.uuid4())), JobFrontier(client, str(uuid.uuid4()))
+def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis,
+                                                         redis_url: str) -> None:
+    one = BlockingFrontier(redis_url, str(uuid.uuid4()))
+    two = BlockingFrontier(redis_url, str(uuid.uuid4()))
     one.seed([f"http://a.test/{i}" for i in range(300)])
     two.seed(["http://a.test/1"])
     assert two.stats()["queued"] == 1
@@ -135,8 +167,20 @@ def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis) -
     assert one.seed(["http://a.test/1"]) == 1
 
 
-def test_workers_heartbeat_and_expire(frontier: JobFrontier) -> None:
+def test_workers_heartbeat_and_expire(frontier: BlockingFrontier) -> None:
     assert frontier.stats("w1", 200)["workers"] == 1
     assert frontier.stats("w2", 60_000)["workers"] == 2
     time.sleep(0.3)
     assert frontier.stats()["workers"] == 1
+
+
+def test_leased_lists_every_worker_s_leases(frontier: BlockingFrontier) -> None:
+    frontier.seed(["http://a.test/a", "http://a.test/b", "http://a.test/c"])
+    first, _ = frontier.lease(1, 60_000)
+    second, _ = frontier.lease(1, 60_000)
+    assert sorted(frontier.leased()) == sorted(m for m, _ in first + second)
+
+
+def test_a_blocking_client_is_refused(client: redis.Redis) -> None:
+    with pytest.raises(TypeError, match="redis.asyncio"):
+        JobFrontier(client, "job")

@@ -1,14 +1,17 @@
 """The shared crawl frontier in Redis: leased queue, seen-set, scheduler.
 
-- `crawler.frontier.queue`: `JobFrontier` (the job API seeds, pauses, resumes,
-  clears and reads the stats of a job's frontier) and `AsyncJobFrontier`;
+- `crawler.frontier.queue`: `JobFrontier`, the one (async) client of a job's
+  frontier: the job API seeds, pauses, resumes, clears and reads the stats of
+  a job with it, the scheduler pushes, leases and acknowledges;
 - `crawler.frontier.scripts`: the atomic Redis operations and the key layout;
 - `crawler.frontier.serialize`: requests as msgpack, callbacks by name;
 - `crawler.frontier.scheduler`: the Scrapy scheduler (``SCHEDULER =
-  "crawler.frontier.scheduler.RedisScheduler"``, on in `crawler.settings`).
+  "crawler.frontier.scheduler.RedisScheduler"``, on in `crawler.settings`),
+  with `crawler.frontier.worker` (its background task and local state) and
+  `crawler.frontier.acks` (when a lease may be acknowledged).
 """
 
 from crawler.frontier.errors import FrontierError
-from crawler.frontier.queue import AsyncJobFrontier, FrontierKeys, JobFrontier
+from crawler.frontier.queue import FrontierKeys, JobFrontier
 
-__all__ = ["AsyncJobFrontier", "FrontierError", "FrontierKeys", "JobFrontier"]
+__all__ = ["FrontierError", "FrontierKeys", "JobFrontier"]

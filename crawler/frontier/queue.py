@@ -1,10 +1,12 @@
 """The per-job frontier in Redis: a leased priority queue with a seen-set.
 
-`JobFrontier` (blocking client) is what the job API and tests use:
-`seed`, `stats`, `pause`/`resume`/`is_paused`, `clear`. `AsyncJobFrontier`
-(``redis.asyncio`` client) is what the scheduler uses inside a crawler process;
-both run the same Lua scripts (`crawler.frontier.scripts`), so every step is
-atomic on the Redis side and a retried call changes nothing twice.
+`JobFrontier` is the one client of a job's frontier, over a
+``redis.asyncio`` client: the job API seeds, pauses, resumes, clears and reads
+the stats of a job with it, and the scheduler of every crawler process pushes,
+leases, renews and acknowledges. Every operation is a Lua script
+(`crawler.frontier.scripts`), so each step is atomic on the Redis side and a
+retried call changes nothing twice. A caller without an event loop (a
+benchmark, a test) runs a call in ``asyncio.run``.
 """
 
 from __future__ import annotations
@@ -93,8 +95,13 @@ def _stats(values: Sequence[int]) -> dict[str, int]:
             "workers": workers}
 
 
-class _Base:
-    def __init__(self, client: Any, job_id: str) -> None:
+class JobFrontier:
+    """The frontier of one job, over a `redis.asyncio.Redis` client."""
+
+    def __init__(self, client: redis.asyncio.Redis, job_id: str) -> None:
+        if isinstance(client, redis.Redis):
+            raise TypeError("JobFrontier needs a redis.asyncio client, not a blocking "
+                            "redis.Redis; without an event loop, run its calls in asyncio.run")
         self.client = client
         self.job_id = str(job_id)
         self.keys = FrontierKeys(self.job_id)
@@ -126,14 +133,7 @@ class _Base:
         k = self.keys
         return [k.queue, k.leases, k.seen_count, k.paused, k.workers]
 
-
-class JobFrontier(_Base):
-    """The frontier of one job, over a blocking `redis.Redis` client."""
-
-    def __init__(self, client: redis.Redis, job_id: str) -> None:
-        super().__init__(client, job_id)
-
-    def seed(self, urls: list[str]) -> int:
+    async def seed(self, urls: list[str]) -> int:
         """Queue depth-0 GET requests for the URLs not seen yet; return how many were new."""
         from scrapy import Request
 
@@ -144,107 +144,79 @@ class JobFrontier(_Base):
             # One spelling per URL, the one every link of the crawl uses.
             request = Request(url, meta={"depth": 0})
             entries.append((url_member(url), 0, request_to_bytes(request), True))
-        return self.push(entries)
-
-    def push(self, entries: Sequence[Entry]) -> int:
-        """Queue serialized requests; filtered ones only if their member is unseen."""
-        if not entries:
-            return 0
-        keys, argv = _push_args(self.keys, entries)
-        return int(self._push(keys=keys, args=argv))
-
-    def lease(self, count: int, lease_ms: int) -> list[tuple[bytes, bytes]]:
-        """Take up to `count` requests, leased for `lease_ms`: [(member, payload)]."""
-        flat = self._lease(keys=self._lease_keys, args=[count, lease_ms])
-        return _pairs(flat)
-
-    def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
-        if not members:
-            return 0
-        return int(self._renew(keys=[self.keys.leases], args=[lease_ms, *members]))
-
-    def ack(self, members: Sequence[bytes]) -> int:
-        """Mark leased requests done (their items are committed)."""
-        if not members:
-            return 0
-        return int(self._ack(keys=self._ack_keys, args=list(members)))
-
-    def release(self, members: Sequence[bytes]) -> int:
-        """Give leases back to the queue at once (a worker that stops cleanly)."""
-        if not members:
-            return 0
-        return int(self._release(keys=self._requeue_keys, args=list(members)))
-
-    def reclaim(self) -> int:
-        """Requeue expired leases; return how many."""
-        return int(self._reclaim(keys=self._requeue_keys, args=[RECLAIM_BATCH]))
-
-    def stats(self, worker: str = "", heartbeat_ms: int = 0) -> dict[str, int]:
-        """`queued`, `leased`, `seen`, `paused` (0/1) and live `workers`."""
-        return _stats(self._stats(keys=self._stats_keys, args=[worker, heartbeat_ms]))
-
-    def pause(self) -> None:
-        """Stop handing out requests; workers finish what they hold and stop."""
-        self.client.set(self.keys.paused, b"1")
-
-    def resume(self) -> None:
-        """Hand out requests again (schedule workers to go on with the job)."""
-        self.client.delete(self.keys.paused)
-
-    def is_paused(self) -> bool:
-        return bool(self.client.exists(self.keys.paused))
-
-    def clear(self) -> None:
-        """Delete every key of the job (queue, leases, seen-set, flags)."""
-        batch: list[bytes] = []
-        for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                self.client.unlink(*batch)
-                batch.clear()
-        if batch:
-            self.client.unlink(*batch)
-
-
-class AsyncJobFrontier(_Base):
-    """The same operations over a `redis.asyncio.Redis` client (for the scheduler)."""
-
-    def __init__(self, client: redis.asyncio.Redis, job_id: str) -> None:
-        super().__init__(client, job_id)
+        return await self.push(entries)
 
     async def push(self, entries: Sequence[Entry]) -> int:
+        """Queue serialized requests; filtered ones only if their member is unseen."""
         if not entries:
             return 0
         keys, argv = _push_args(self.keys, entries)
         return int(await self._push(keys=keys, args=argv))
 
     async def lease(self, count: int, lease_ms: int) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Take up to `count` requests; also say whether the job is paused."""
+        """Take up to `count` requests, leased for `lease_ms`: ([(member, payload)], paused).
+
+        A paused job hands out nothing, and says so in the same round trip.
+        """
         flat = await self._lease(keys=self._lease_keys, args=[count, lease_ms])
         paused = bool(flat) and flat[0] == -1
         return _pairs(flat), paused
 
     async def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
+        """Extend the leases that still exist to `lease_ms` from now; return how many."""
         if not members:
             return 0
         return int(await self._renew(keys=[self.keys.leases], args=[lease_ms, *members]))
 
     async def ack(self, members: Sequence[bytes]) -> int:
+        """Mark leased requests done (their items are committed)."""
         if not members:
             return 0
         return int(await self._ack(keys=self._ack_keys, args=list(members)))
 
     async def release(self, members: Sequence[bytes]) -> int:
+        """Give leases back to the queue at once (a worker that stops cleanly)."""
         if not members:
             return 0
         return int(await self._release(keys=self._requeue_keys, args=list(members)))
 
     async def reclaim(self) -> int:
+        """Requeue expired leases; return how many."""
         return int(await self._reclaim(keys=self._requeue_keys, args=[RECLAIM_BATCH]))
 
+    async def leased(self) -> list[bytes]:
+        """The members of every request leased right now, by any worker."""
+        return list(await self.client.zrange(self.keys.leases, 0, -1))
+
     async def stats(self, worker: str = "", heartbeat_ms: int = 0) -> dict[str, int]:
+        """`queued`, `leased`, `seen`, `paused` (0/1) and live `workers`.
+
+        With a `worker`, also its heartbeat: it counts as live for `heartbeat_ms`.
+        """
         return _stats(await self._stats(keys=self._stats_keys, args=[worker, heartbeat_ms]))
 
     async def leave(self, worker: str) -> None:
-        """Remove this worker from the live-workers set."""
+        """Remove a worker from the live-workers set."""
         await self.client.zrem(self.keys.workers, worker)
+
+    async def pause(self) -> None:
+        """Stop handing out requests; workers finish what they hold and stop."""
+        await self.client.set(self.keys.paused, b"1")
+
+    async def resume(self) -> None:
+        """Hand out requests again (schedule workers to go on with the job)."""
+        await self.client.delete(self.keys.paused)
+
+    async def is_paused(self) -> bool:
+        return bool(await self.client.exists(self.keys.paused))
+
+    async def clear(self) -> None:
+        """Delete every key of the job (queue, leases, seen-set, flags)."""
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            await self.client.unlink(*batch)

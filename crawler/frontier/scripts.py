@@ -1,6 +1,6 @@
 """The frontier's Redis operations, as Lua scripts (each runs atomically).
 
-Keys of one job (see `crawler.frontier.keys`), all sharing the hash tag
+Keys of one job (`crawler.frontier.queue.FrontierKeys`), all sharing the hash tag
 ``{job}`` so that they live on one Redis Cluster slot:
 
 - ``q``  sorted set: queued member -> score (lower first: priority, then FIFO);

@@ -35,14 +35,13 @@ import uuid
 from typing import Any, Final
 
 import anyio
-import anyio.to_thread
 import msgspec
 import redis
 from psycopg_pool import AsyncConnectionPool
 
 from jobapi.errors import ApiError
 from jobapi.scrapyd import Node, ScrapydClient
-from jobapi.services import runs
+from jobapi.services import frontier, runs
 from jobapi.sql import QUERIES
 
 log = logging.getLogger("jobapi.recovery")
@@ -169,18 +168,11 @@ async def _vanished(listings: _Listings, scrapyd: ScrapydClient,
 
 async def _return_leases(redis_client: redis.Redis, job_id: str) -> None:
     """Put every request still leased by the job's dead processes back in its queue."""
-    from crawler.frontier import JobFrontier
-
-    def release() -> int:
-        job_frontier = JobFrontier(redis_client, job_id)
-        members = redis_client.zrange(job_frontier.keys.leases, 0, -1)
-        return job_frontier.release(members) if members else 0
-
     try:
-        returned = await anyio.to_thread.run_sync(release)
-    except redis.RedisError as exc:
+        returned = await frontier.return_leases(redis_client, job_id)
+    except ApiError as exc:
         # Not lost: they expire and the next worker of the job requeues them.
-        log.warning("job %s: could not return its leases: %s", job_id, exc)
+        log.warning("job %s: could not return its leases: %s", job_id, exc.message)
         return
     if returned:
         log.info("job %s: %d leased requests back in the queue", job_id, returned)
