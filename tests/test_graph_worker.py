@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -170,14 +171,30 @@ def test_sigterm_mid_build_requeues_and_exits(database_url, tmp_path):
     assert f"build {build_id} requeued: The worker was asked to stop." in log
 
 
+def _read_until(proc: subprocess.Popen, text: str, seconds: float) -> str:
+    """Read the worker's output until `text` appears (AssertionError after `seconds`)."""
+    fd = proc.stdout.fileno()
+    out = b""
+    deadline = time.monotonic() + seconds
+    while text.encode() not in out:
+        left = deadline - time.monotonic()
+        assert left > 0 and proc.poll() is None, f"no {text!r} in the worker's output: {out!r}"
+        if select.select([fd], [], [], min(left, 0.5))[0]:
+            out += os.read(fd, 65536)
+    return out.decode(errors="replace")
+
+
 def test_idle_worker_stops_on_sigterm(database_url, tmp_path):
     worker = _spawn_worker(database_url, tmp_path)
+    started = ""
     try:
-        time.sleep(1.0)
+        # "started" is logged once the signal handlers are installed: a SIGTERM sent
+        # before (a slow start on a busy machine) would kill it with status -15.
+        started = _read_until(worker, "started", 60)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=10) == 0
     finally:
-        log = _stop(worker)
+        log = started + _stop(worker)
     assert "stopped" in log
 
 
