@@ -5,16 +5,22 @@ Scheduling on scrapyd (idempotency, scrapyd down, cancel) is in test_api_scrapyd
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 
+from jobapi.app import create_app
 from tests.api_fixtures import assert_error, login
+from tests.conftest import free_port
 
 pytest_plugins = ["tests.api_fixtures"]
 
@@ -225,35 +231,55 @@ def test_pages_links_items_errors_with_filters_and_cursor(client, users, databas
 # --- events ------------------------------------------------------------------------------
 
 
-def test_events_stream_state_changes_until_the_job_ends(client, users, database_url):
+@contextlib.contextmanager
+def live_api(settings) -> Iterator[str]:
+    """The API in uvicorn in a thread: unlike the TestClient, it streams a response
+    while it is being produced. Yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False, ws="none",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_events_stream_state_changes_until_the_job_ends(api_settings, users, database_url):
     job_id = insert_job(database_url, users["alice"])
-    headers = login(client, "alice")
 
-    def finish_later() -> None:
-        time.sleep(1.5)
+    def change(sql: str) -> None:
         with psycopg.connect(database_url) as conn:
-            conn.execute("UPDATE jobs SET stats = '{\"pages\": 9}' WHERE id = %s", (job_id,))
-        time.sleep(1.5)
-        with psycopg.connect(database_url) as conn:
-            conn.execute("UPDATE jobs SET status = 'finished', close_reason = 'finished' "
-                         "WHERE id = %s", (job_id,))
+            conn.execute(sql, (job_id,))
 
-    worker = threading.Thread(target=finish_later)
-    worker.start()
+    # Each change is made once the stream has shown the state before it, so none can
+    # come before the first event or between two polls, however slow the machine.
+    changes = iter([
+        "UPDATE jobs SET stats = '{\"pages\": 9}' WHERE id = %s",
+        "UPDATE jobs SET status = 'finished', close_reason = 'finished' WHERE id = %s",
+    ])
     events = []
-    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
-                       timeout=30) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                events.append(json.loads(line[5:]))
-            if len(events) > 10:
-                break
-    worker.join(timeout=10)
-    assert events[0]["status"] == "running" and events[0]["stats"] == {"pages": 3}
-    assert {"pages": 9} in [e["stats"] for e in events]
-    assert events[-1]["status"] == "finished" and events[-1]["close_reason"] == "finished"
+    with live_api(api_settings) as base, httpx.Client(base_url=base, timeout=30) as http:
+        headers = login(http, "alice")
+        with http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():  # ends after the finished state
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    assert len(events) <= 3, events
+                    if (sql := next(changes, None)) is not None:
+                        change(sql)
+    assert [(e["status"], e["stats"], e["close_reason"]) for e in events] == [
+        ("running", {"pages": 3}, None), ("running", {"pages": 9}, None),
+        ("finished", {"pages": 9}, "finished")]
 
 
 # --- users, spiders, metrics -----------------------------------------------------------------
