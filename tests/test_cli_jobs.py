@@ -117,7 +117,9 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
 
 
 def test_ctrl_c_stops_watching_then_cancel_and_a_cancelled_job_exits_1(api_env, mock_server):
-    site = mock_server(pages=2000)
+    # The job must still run when it is cancelled: with every page taking 1 s and at
+    # most 8 requests to a host at once (the throttle), 2000 pages take over 4 minutes.
+    site = mock_server(pages=2000, page_delay=1.0)
     watcher = subprocess.Popen([*CLI, "crawl", site.start_url, "--wait"], env=api_env,
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
