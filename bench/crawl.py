@@ -53,6 +53,8 @@ def run_one(config: dict) -> None:
     from scrapy.utils.project import get_project_settings
 
     os.chdir(ROOT)
+    # The project's settings plus the test spiders: `follow` lives in tests/spiders.
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "tests.spiders.settings")
     settings = get_project_settings()
     settings.setdict(config["settings"], priority="cmdline")
     process = CrawlerProcess(settings)

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from stack.credentials import ensure_credentials
+from tests.spiders.settings import JOB_SETTING as FOLLOW_SETTING
 from tests.test_frontier_queue import BlockingFrontier
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def schedule(scrapyd_url: str, job_id: str, start_url: str, database_url: str, r
         **settings,
     }
     data = [("project", "crawlgraph"), ("spider", "follow"), ("job_id", job_id),
-            ("start_urls", start_url)]
+            ("start_urls", start_url), ("setting", FOLLOW_SETTING)]
     data += [("setting", f"{k}={v}") for k, v in all_settings.items()]
     response = httpx.post(f"{base}/schedule.json", content=urlencode(data), auth=auth,
                           headers={"Content-Type": "application/x-www-form-urlencoded"},

@@ -1,6 +1,10 @@
 """`follow`: a minimal link-following spider (the frontier's and the storage's tests).
 
+    export SCRAPY_SETTINGS_MODULE=tests.spiders.settings
     scrapy crawl follow -a job_id=UUID -a start_urls=http://host:port/p/0
+
+A plain Scrapy spider, outside the kit: it makes its own items, and the kit's
+spider middlewares leave it alone.
 
 It stays on the hosts *and ports* of its start URLs (or of ``-a allow=host:port,...``),
 follows every in-scope ``<a href>`` (also nofollow ones), and yields a `Page`
