@@ -2,9 +2,10 @@
 
 Switch it on with ``EXTENSIONS = {"crawler.extensions.JobStateExtension": 500}``
 (on in `crawler.settings`); it needs a job id (spider argument ``job_id`` or
-``CRAWLGRAPH_JOB_ID``) and ``CRAWLGRAPH_DATABASE_URL`` (else env
-``DATABASE_URL``), and turns itself off without them. ``CRAWLGRAPH_STATS_INTERVAL``
-(seconds, default 5) sets how often live stats are written.
+``CRAWLGRAPH_JOB_ID``) and ``CRAWLGRAPH_DATABASE_URL``, and turns itself off
+without them; ``CRAWLGRAPH_REDIS_URL`` is where it looks at the job's frontier.
+``CRAWLGRAPH_STATS_INTERVAL`` (seconds, default 5) sets how often live stats
+are written.
 
 When a worker opens, the job becomes ``running``. Every interval the worker's
 stats (pages, items, errors, bytes, pages/s, queue length, leases in flight,
@@ -94,10 +95,10 @@ class JobStateExtension:
         job_id = getattr(crawler.spider, "job_id", None) or settings.get("CRAWLGRAPH_JOB_ID")
         if not job_id:
             raise NotConfigured("JobStateExtension needs a job_id spider argument")
-        url = settings.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        url = settings.get("CRAWLGRAPH_DATABASE_URL")
         if not url:
             raise NotConfigured("JobStateExtension needs CRAWLGRAPH_DATABASE_URL or DATABASE_URL")
-        redis_url = settings.get("CRAWLGRAPH_REDIS_URL") or os.environ.get("REDIS_URL")
+        redis_url = settings.get("CRAWLGRAPH_REDIS_URL") or None
         ext = cls(crawler, url, redis_url, str(job_id),
                   settings.getfloat("CRAWLGRAPH_STATS_INTERVAL", 5.0))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)

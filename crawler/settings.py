@@ -2,41 +2,87 @@
 
 scrapyd runs this project straight from the checkout (scrapy.cfg names this
 module). Every crawlgraph setting is prefixed ``CRAWLGRAPH_`` and read by its
-component in ``from_crawler``; a job passes its own values with
-``-s NAME=value`` (scrapyd: ``setting=NAME=value``).
+component in ``from_crawler``, from Scrapy's settings only; a job passes its
+own values with ``-s NAME=value`` (scrapyd: ``setting=NAME=value``). The
+add-on `crawler.addon` fills the three that come from the environment.
 
-crawlgraph settings (defaults in brackets):
+crawlgraph settings (defaults in brackets), by component:
 
-- ``CRAWLGRAPH_DATABASE_URL`` [env ``DATABASE_URL``]: PostgreSQL for the
-  storage pipeline and the job-state extension.
-- ``CRAWLGRAPH_REDIS_URL`` [env ``REDIS_URL``]: Redis holding the frontier.
+- From the environment (`crawler.addon`, when a job leaves them empty):
+  ``CRAWLGRAPH_DATABASE_URL`` [env ``DATABASE_URL``]: PostgreSQL for the
+  storage pipeline, the crawl ledger and the job-state extension;
+  ``CRAWLGRAPH_REDIS_URL`` [env ``REDIS_URL``]: Redis holding the frontier and
+  the shared throttle state; ``CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS`` [env
+  ``ALLOW_PRIVATE_NETWORKS``, else False]: the address guard's off switch.
 - ``CRAWLGRAPH_JOB_ID`` [the spider argument ``job_id``]: the job a crawler
   process works on.
-- ``CRAWLGRAPH_BATCH_SIZE`` [5000]: rows per storage transaction.
-- ``CRAWLGRAPH_FLUSH_SECONDS`` [1.0]: the longest a row waits in the buffer.
-- ``CRAWLGRAPH_BUFFER_MAX_ROWS`` [50000]: buffered rows above which the engine
-  is paused (backpressure while PostgreSQL is slow or down).
-- ``CRAWLGRAPH_STORAGE_WRITERS`` [2]: connections writing batches side by side.
-- ``CRAWLGRAPH_RETRY_MAX_SECONDS`` [10.0]: the longest backoff between retries
-  of PostgreSQL and Redis.
-- ``CRAWLGRAPH_LEASE_SECONDS`` [60]: lease of a taken request; renewed every
-  third of it while the request is in flight, requeued when it expires.
-- ``CRAWLGRAPH_PREFETCH`` [CONCURRENT_REQUESTS]: requests a worker leases ahead.
-- ``CRAWLGRAPH_POLL_SECONDS`` [0.1]: how often a worker with nothing to do asks
-  the frontier again (other workers may push new requests).
-- ``CRAWLGRAPH_STATS_INTERVAL`` [5.0]: seconds between live-stats writes.
+- Storage (`crawler.pipelines.storage`): ``CRAWLGRAPH_BATCH_SIZE`` [5000] rows
+  per transaction; ``CRAWLGRAPH_FLUSH_SECONDS`` [1.0] the longest a row waits
+  in the buffer; ``CRAWLGRAPH_BUFFER_MAX_ROWS`` [50000] buffered rows above
+  which the engine is paused; ``CRAWLGRAPH_STORAGE_WRITERS`` [2] connections
+  writing side by side; ``CRAWLGRAPH_RETRY_MAX_SECONDS`` [10.0] the longest
+  backoff between retries of PostgreSQL and Redis (also the frontier's).
+- Frontier (`crawler.frontier.scheduler`): ``CRAWLGRAPH_LEASE_SECONDS`` [60]
+  lease of a taken request, renewed every third of it, requeued when it
+  expires; ``CRAWLGRAPH_PREFETCH`` [0: CONCURRENT_REQUESTS] requests leased
+  ahead; ``CRAWLGRAPH_POLL_SECONDS`` [0.1] how often an idle worker asks again.
+- Job state (`crawler.extensions`): ``CRAWLGRAPH_STATS_INTERVAL`` [5.0]
+  seconds between live-stats writes.
+- Crawl ledger (`crawler.middlewares.ledger`): ``CRAWLGRAPH_LEDGER_FLUSH_SECONDS``
+  [2.0] seconds between writes of robots decisions and crawl events.
+- Address guard (`crawler.middlewares.addressguard`):
+  ``CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS`` [none] CIDR networks let
+  through; ``CRAWLGRAPH_ADDRESSGUARD_CACHE_SECONDS`` [300] how long a host's
+  verdict is kept.
+- robots.txt (`crawler.middlewares.robots`): ``CRAWLGRAPH_ROBOTS_OBEY``
+  [ROBOTSTXT_OBEY]; ``CRAWLGRAPH_ROBOTS_TOKEN`` ["crawlgraph"] the product
+  token matched; ``CRAWLGRAPH_ROBOTS_TTL`` [86400] and
+  ``CRAWLGRAPH_ROBOTS_ERROR_TTL`` [60] seconds a verdict is kept.
+- User agents (`crawler.middlewares.useragents`):
+  ``CRAWLGRAPH_USER_AGENT_ROTATION`` [True]; ``CRAWLGRAPH_USER_AGENTS`` [a pool
+  of six browsers]; ``CRAWLGRAPH_USER_AGENT_MODE`` ["request" or "host"].
+- Retries (`crawler.middlewares.retries`): ``CRAWLGRAPH_RETRY_BACKOFF_BASE``
+  [0.5] and ``CRAWLGRAPH_RETRY_BACKOFF_MAX`` [60] seconds.
+- Block detection (`crawler.middlewares.blocks`): ``CRAWLGRAPH_BLOCK_DETECTION``
+  [True]; ``CRAWLGRAPH_BLOCK_MARKERS`` [CAPTCHA markers];
+  ``CRAWLGRAPH_BLOCK_403_BURST`` [5] 403s within ``CRAWLGRAPH_BLOCK_403_WINDOW``
+  [60] seconds.
+- Throttle (`crawler.middlewares.throttle`): ``CRAWLGRAPH_THROTTLE_ENABLED``
+  [True]; ``CRAWLGRAPH_THROTTLE_SHARED`` [True] through Redis;
+  ``CRAWLGRAPH_THROTTLE_MIN_DELAY`` [0.0] and ``CRAWLGRAPH_THROTTLE_MAX_DELAY``
+  [60] seconds between requests to a host; ``CRAWLGRAPH_THROTTLE_MAX_CONCURRENCY``
+  [8] requests in flight per host; ``CRAWLGRAPH_THROTTLE_ADAPTIVE`` [True] and
+  ``CRAWLGRAPH_THROTTLE_TARGET_CONCURRENCY`` [4.0] the latency-adapted delay;
+  ``CRAWLGRAPH_THROTTLE_PAUSE_STATUSES`` [429, 503],
+  ``CRAWLGRAPH_THROTTLE_MAX_PAUSE`` [300] and ``CRAWLGRAPH_THROTTLE_BACKOFF_BASE``
+  [1.0] the pause after them; ``CRAWLGRAPH_THROTTLE_SLACK`` [0.05] seconds
+  added to a Crawl-delay.
+- Spider kit (`crawler.spidermiddlewares`): ``CRAWLGRAPH_CANONICAL_ENABLED``,
+  ``CRAWLGRAPH_SCOPE_ENABLED``, ``CRAWLGRAPH_DEPTH_ENABLED``,
+  ``CRAWLGRAPH_PAGES_ENABLED``, ``CRAWLGRAPH_RENDER_ENABLED``,
+  ``CRAWLGRAPH_BUDGET_ENABLED`` [True each]; ``CRAWLGRAPH_PAGES_LINKS`` [True]
+  stores the links of pages.
+- Rendering (`crawler.rendering`): ``CRAWLGRAPH_CHROMIUM`` [/usr/bin/chromium];
+  ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # --- Project -----------------------------------------------------------------
 BOT_NAME = "crawlgraph"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+# `scrapy genspider` templates.
+TEMPLATES_DIR = str(Path(__file__).resolve().parent / "templates")
 
 # scrapy-playwright needs the asyncio reactor; the frontier and the pipelines
 # run their background work as asyncio tasks on it.
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# The environment's part of the settings (see the docstring).
+ADDONS = {"crawler.addon.CrawlgraphAddon": 0}
 
 # --- crawlgraph components (see the docstring for their settings) ------------
 CRAWLGRAPH_DATABASE_URL = ""  # empty: the DATABASE_URL environment variable
@@ -50,6 +96,10 @@ CRAWLGRAPH_LEASE_SECONDS = 60
 CRAWLGRAPH_PREFETCH = 0  # 0: CONCURRENT_REQUESTS
 CRAWLGRAPH_POLL_SECONDS = 0.1
 CRAWLGRAPH_STATS_INTERVAL = 5.0
+CRAWLGRAPH_ROBOTS_TOKEN = "crawlgraph"
+CRAWLGRAPH_THROTTLE_MIN_DELAY = 0.0
+CRAWLGRAPH_THROTTLE_MAX_CONCURRENCY = 8
+CRAWLGRAPH_USER_AGENT_MODE = "request"
 
 # --- Frontier: the shared Redis scheduler ------------------------------------
 SCHEDULER = "crawler.frontier.scheduler.RedisScheduler"
@@ -67,18 +117,29 @@ EXTENSIONS = {
     "crawler.extensions.JobStateExtension": 500,
 }
 
-# --- Downloader and spider middlewares (issue 4 adds its own here) -------------
+# --- Downloader and spider middlewares ---------------------------------------
 # Polite, safe crawling (crawler/middlewares): private-address guard, robots.txt
 # (obeyed while ROBOTSTXT_OBEY), user-agent rotation, retries with backoff, block
 # detection and the per-host throttle shared through Redis. They replace Scrapy's
-# robots.txt, user-agent and retry middlewares; their defaults (download limits,
-# retries, TEMPLATES_DIR for `scrapy genspider`) come with them.
-from crawler.middlewares.defaults import (  # noqa: E402
-    CRAWLING_DOWNLOADER_MIDDLEWARES,
-    CRAWLING_SETTINGS,
-)
-
-DOWNLOADER_MIDDLEWARES: dict[str, int | None] = dict(CRAWLING_DOWNLOADER_MIDDLEWARES)
+# robots.txt, user-agent and retry middlewares.
+DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # Before robots.txt: a private host's robots.txt is not fetched either.
+    "crawler.middlewares.addressguard.AddressGuardMiddleware": 60,
+    "crawler.middlewares.robots.RobotsMiddleware": 100,
+    "crawler.middlewares.useragents.UserAgentRotationMiddleware": 500,
+    "crawler.middlewares.retries.RetryBackoffMiddleware": 550,
+    # Between decompression (590) and meta refresh (580): a page whose <base href>
+    # does not parse is read with its own URL as its base.
+    "crawler.middlewares.basehref.BaseHrefMiddleware": 585,
+    # Sees a 403/CAPTCHA before the retry middleware turns it into a retry.
+    "crawler.middlewares.blocks.BlockDetectionMiddleware": 560,
+    # Last before the download: the slot is reserved as late as possible, and
+    # its process_response sees the latency first.
+    "crawler.middlewares.throttle.ThrottleMiddleware": 950,
+}
 # The spider kit (crawler/spidermiddlewares, its docstring gives the order):
 # canonical URLs, scope, max_depth, Page/Link items, rendering, max_pages.
 SPIDER_MIDDLEWARES: dict[str, int | None] = {
@@ -89,13 +150,27 @@ SPIDER_MIDDLEWARES: dict[str, int | None] = {
     "crawler.spidermiddlewares.render.RenderMiddleware": 550,
     "crawler.spidermiddlewares.budget.PageBudgetMiddleware": 540,
 }
-globals().update(CRAWLING_SETTINGS)
 
 # --- Politeness and throughput -------------------------------------------------
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
+# ThrottleMiddleware replaces Scrapy's per-slot delay and AutoThrottle, and is
+# shared by the workers of a job: keep these off.
+AUTOTHROTTLE_ENABLED = False
+DOWNLOAD_DELAY = 0
+
+# --- Download limits (crawler/middlewares/limits.py tells a cut-off apart) -----
+# A decompression bomb, an endless body or a server that never finishes is cut off.
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = DOWNLOAD_MAXSIZE // 2
+DOWNLOAD_TIMEOUT = 30
 DNS_TIMEOUT = 10
+
+# --- Retries and redirects (RetryBackoffMiddleware decides with these) ---------
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 10
 
 # --- Misc ----------------------------------------------------------------------
 FEED_EXPORT_ENCODING = "utf-8"

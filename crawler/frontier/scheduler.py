@@ -4,7 +4,7 @@ Switch it on with ``SCHEDULER = "crawler.frontier.scheduler.RedisScheduler"``
 (on in `crawler.settings`). It serves the job named by the spider argument
 ``job_id`` (or ``CRAWLGRAPH_JOB_ID``); without one it hands over to Scrapy's
 in-memory scheduler, so a spider still runs on its own. Settings:
-``CRAWLGRAPH_REDIS_URL`` (else env ``REDIS_URL``), ``CRAWLGRAPH_LEASE_SECONDS``,
+``CRAWLGRAPH_REDIS_URL``, ``CRAWLGRAPH_LEASE_SECONDS``,
 ``CRAWLGRAPH_PREFETCH``, ``CRAWLGRAPH_POLL_SECONDS``,
 ``CRAWLGRAPH_RETRY_MAX_SECONDS``.
 
@@ -96,7 +96,7 @@ class RedisScheduler(BaseScheduler):
         if not job_id:
             logger.info("frontier: no job_id, using Scrapy's in-memory scheduler")
             return Scheduler.from_crawler(crawler)
-        url = settings.get("CRAWLGRAPH_REDIS_URL") or os.environ.get("REDIS_URL")
+        url = settings.get("CRAWLGRAPH_REDIS_URL")
         if not url:
             raise FrontierError(
                 "The Redis frontier needs CRAWLGRAPH_REDIS_URL or REDIS_URL.",

@@ -6,8 +6,9 @@ stat `addressguard/refused`), so a crawl job cannot be aimed at the machine
 it runs on or its neighbours. Redirects are checked too: a redirected request
 passes through the downloader middlewares again.
 
-On by default; turned off (everything allowed) by the environment variable
-`ALLOW_PRIVATE_NETWORKS=1` or the setting `CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS`.
+On by default; turned off (everything allowed) by the setting
+`CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS` (which `crawler.addon` fills from the
+environment variable `ALLOW_PRIVATE_NETWORKS=1` when a job leaves it unset).
 `CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS` (a list of CIDR networks) lets
 chosen private networks through while the guard stays on for the rest.
 `is_refused_address` / `refused_reason` are the same check for other callers
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 import time
 from collections.abc import Sequence
@@ -106,10 +106,8 @@ def refused_reason(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
 
 
 def private_networks_allowed(settings_value: object = None) -> bool:
-    """The operator's switch: the setting if given, else `ALLOW_PRIVATE_NETWORKS` in the env."""
-    if settings_value is not None and settings_value != "":
-        return str(settings_value).strip().lower() in _TRUE
-    return os.environ.get("ALLOW_PRIVATE_NETWORKS", "").strip().lower() in _TRUE
+    """The operator's switch: the value of `CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS` (unset: off)."""
+    return str(settings_value).strip().lower() in _TRUE
 
 
 class AddressGuardMiddleware:

@@ -8,7 +8,7 @@ and every selector on it would raise. This middleware gives such a page its
 own URL as its base (kept in Scrapy's base-URL cache of the response), so it
 is stored and its links are read like any other page's.
 
-On in `crawler.middlewares.defaults` at 585: its `process_response` runs
+On in `crawler.settings` at 585: its `process_response` runs
 after decompression (590) and before the meta-refresh middleware (580).
 """
 

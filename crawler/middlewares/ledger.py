@@ -4,15 +4,15 @@ Middlewares record what they decided (`robots_decision`) and what they saw
 (`event`: a CAPTCHA, a burst of 403s, a download cut off); the ledger keeps
 them in memory and writes them in batches, off the event loop, every
 `CRAWLGRAPH_LEDGER_FLUSH_SECONDS` and when the spider closes, into the tables
-of `migrations/0003_crawling.sql`. Without a job id or a database URL it only
-logs and counts. One ledger per crawler: `CrawlLedger.for_crawler(crawler)`.
+of `migrations/0003_crawling.sql`. Without a job id or a database URL
+(``CRAWLGRAPH_DATABASE_URL``) it only logs and counts. One ledger per
+crawler: `CrawlLedger.for_crawler(crawler)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any
 
@@ -40,7 +40,7 @@ class CrawlLedger:
     def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.crawler = crawler
-        self.database_url = s.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        self.database_url = s.get("CRAWLGRAPH_DATABASE_URL") or None
         self.flush_seconds = s.getfloat("CRAWLGRAPH_LEDGER_FLUSH_SECONDS", 2.0)
         self.job_id: str | None = None
         self._robots: list[tuple[Any, ...]] = []

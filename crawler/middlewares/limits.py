@@ -1,10 +1,9 @@
 """Download limits: size and time caps, and telling a cut-off download from other errors.
 
 Scrapy enforces the limits (`DOWNLOAD_MAXSIZE`, also while inflating a
-compressed body, and `DOWNLOAD_TIMEOUT`); `crawler.middlewares.defaults`
-sets them from `CRAWLGRAPH_MAX_DOWNLOAD_BYTES` (10 MiB) and
-`CRAWLGRAPH_DOWNLOAD_TIMEOUT` (30 s), so a decompression bomb, an endless
-body or a server that never finishes is cut off. `cut_off_reason` names what
+compressed body, and `DOWNLOAD_TIMEOUT`), which `crawler.settings` sets to
+10 MiB and 30 s, so a decompression bomb, an endless body or a server that
+never finishes is cut off. `cut_off_reason` names what
 happened; the spider kit stores it as the page's error and records a
 `cut_off` crawl event on the job.
 """

@@ -15,7 +15,8 @@ with jitter.
 The state lives in Redis under the job's keys (`crawlgraph:<job>:throttle:*`),
 updated atomically by Lua scripts using Redis's clock, so four workers on one
 job are together as polite as one (`crawler.middlewares.throttleredis`).
-Without a job id or a Redis URL (a quick local `scrapy crawl`, unit tests) the
+Without a job id or a Redis URL (``CRAWLGRAPH_REDIS_URL``; a quick local
+`scrapy crawl`, unit tests) the
 same state is kept in the process (`crawler.middlewares.throttlestate`).
 
 Other components reach it through signals (`crawler.middlewares.signals`): a
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import random
 import uuid
 from typing import Any, Self
@@ -72,7 +72,7 @@ class ThrottleMiddleware:
         self.slack = s.getfloat("CRAWLGRAPH_THROTTLE_SLACK", 0.05)
         self.lease = s.getfloat("DOWNLOAD_TIMEOUT", 180) + 30
         self.shared = s.getbool("CRAWLGRAPH_THROTTLE_SHARED", True)
-        self.redis_url = s.get("CRAWLGRAPH_REDIS_URL") or os.environ.get("REDIS_URL")
+        self.redis_url = s.get("CRAWLGRAPH_REDIS_URL") or None
         self.state: ThrottleState = LocalThrottleState()
         self._worker = uuid.uuid4().hex[:12]
         self._counter = itertools.count()

@@ -3,7 +3,7 @@
 Switch it on with ``ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 900}``
 (on in `crawler.settings`); it needs a job id (spider argument ``job_id`` or
 ``CRAWLGRAPH_JOB_ID``) and turns itself off without one. Settings:
-``CRAWLGRAPH_DATABASE_URL`` (else env ``DATABASE_URL``), ``CRAWLGRAPH_BATCH_SIZE``,
+``CRAWLGRAPH_DATABASE_URL``, ``CRAWLGRAPH_BATCH_SIZE``,
 ``CRAWLGRAPH_FLUSH_SECONDS``, ``CRAWLGRAPH_BUFFER_MAX_ROWS``,
 ``CRAWLGRAPH_RETRY_MAX_SECONDS``, ``CRAWLGRAPH_STORAGE_WRITERS`` (connections
 writing batches side by side, default 2).
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -121,7 +120,7 @@ class StoragePipeline:
         job_id = getattr(spider, "job_id", None) or settings.get("CRAWLGRAPH_JOB_ID")
         if not job_id:
             raise NotConfigured("StoragePipeline needs a job_id spider argument")
-        url = settings.get("CRAWLGRAPH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        url = settings.get("CRAWLGRAPH_DATABASE_URL")
         if not url:
             raise NotConfigured("StoragePipeline needs CRAWLGRAPH_DATABASE_URL or DATABASE_URL")
         pipeline = cls(
