@@ -54,6 +54,10 @@ def stack_environ(home: Path, **extra: str) -> dict[str, str]:
         CRAWLGRAPH_SCRAPYD_PORT=str(free_port()),
         CRAWLGRAPH_API_PORT=str(free_port()),
         ALLOW_PRIVATE_NETWORKS="1",
+        # scrapyd's crawler processes find the test spiders (`follow`, tests/spiders).
+        SCRAPY_SETTINGS_MODULE="tests.spiders.settings",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                 os.environ.get("PYTHONPATH")])),
     )
     env.update(extra)
     return env
