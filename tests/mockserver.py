@@ -46,6 +46,7 @@ import json
 import os
 import posixpath
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -410,12 +411,9 @@ class MockServer:
             [sys.executable, "-m", "tests.mockserver", json.dumps(self.config)],
             cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline and not line:
-            line = self._proc.stdout.readline()  # blocks until READY or the process exits
-            if self._proc.poll() is not None and not line:
-                break
+        # The READY line, or end of output if the server exits; bounded by `timeout`.
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        line = self._proc.stdout.readline() if ready else ""
         if not line.startswith("READY "):
             self.stop()
             raise RuntimeError(f"mock server did not start: {line!r}")

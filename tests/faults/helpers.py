@@ -125,7 +125,11 @@ class ApiProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, 60, "the API to answer /health")
+        try:
+            wait_for(healthy, 60, "the API to answer /health")
+        except BaseException:
+            self.stop()  # never leave a process behind (nor its Popen unwaited)
+            raise
         return self
 
     def kill(self) -> None:
