@@ -29,15 +29,11 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -46,10 +42,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, start_stack, write_results  # noqa: E402
 from jobapi.users import hash_password  # noqa: E402
 from stack import Stack  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 PASSWORD = "bench-password-1"
 READ_P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
@@ -72,10 +68,6 @@ def bench_app():
                       extra_route_handlers=[hello])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the load generator ------------------------------------------------------------------
@@ -154,19 +146,6 @@ def _request(method: str, path: str, token: str | None = None, body: bytes = b""
 # --- setup ---------------------------------------------------------------------------------
 
 
-def start_services() -> tuple[Stack, Path]:
-    home = Path(tempfile.mkdtemp(prefix="crawlgraph-bench-"))
-    os.chmod(home, 0o755)  # PostgreSQL runs as its own user when we are root
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SCRAPYD_URLS"}}
-    env.update(CRAWLGRAPH_HOME=str(home), CRAWLGRAPH_PG_PORT=str(free_port()),
-               CRAWLGRAPH_REDIS_PORT=str(free_port()), CRAWLGRAPH_SCRAPYD_PORT=str(free_port()),
-               CRAWLGRAPH_API_PORT=str(free_port()))
-    stack = Stack(env, only={"postgres", "redis"})
-    stack.up()
-    return stack, home
-
-
 def seed(database_url: str, jobs: int = 200) -> str:
     with psycopg.connect(database_url) as conn:
         user_id = conn.execute(
@@ -208,11 +187,6 @@ def start_api(stack: Stack, home: Path) -> tuple[subprocess.Popen, int]:
 # --- main ---------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    # The load average says how much of the machine other work was using meanwhile.
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
-            f"{platform.system()}, load average {load}")
 
 
 def main() -> int:
@@ -224,7 +198,7 @@ def main() -> int:
     args = parser.parse_args()
     levels = [int(c) for c in args.connections.split(",")]
 
-    stack, home = start_services()
+    stack, home = start_stack({"postgres", "redis"}, allow_private=False)
     server = None
     try:
         job_id = seed(stack.settings.database_url)
@@ -309,10 +283,7 @@ def main() -> int:
     print(f"\np99_ms_get_job_100 = {key[0]['value']} ms (target < {READ_P99_TARGET_MS:g}); "
           f"ratio_vs_hello_world = {key[1]['value']} (target >= {RATIO_TARGET}); "
           f"list_jobs_50 vs hello = {key[2]['value']}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api.json").write_text(json.dumps({
-        "bench": "api", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "results": key + results}, indent=2) + "\n")
+    write_results("api", key + results)
     return 0
 
 

@@ -29,7 +29,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -37,7 +36,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.insert import print_table, start_stack, write_results  # noqa: E402
+from bench.common import make_job, print_table, start_stack, write_results  # noqa: E402
 
 # Scrapy's stock downloader middlewares in both crawls: the figure is what the
 # frontier and the storage cost, not what politeness (throttle, robots.txt) costs.
@@ -81,15 +80,6 @@ def crawl(args: dict, settings: dict, env: dict[str, str], spider: str = "follow
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def make_job(url: str, spider: str = "follow") -> str:
-    job_id = str(uuid.uuid4())
-    with psycopg.connect(url) as conn:
-        user = conn.execute("INSERT INTO users (username, password_hash) VALUES (%s, 'x') "
-                            "ON CONFLICT (username) DO UPDATE SET role = users.role "
-                            "RETURNING id", ("bench",)).fetchone()[0]
-        conn.execute("INSERT INTO jobs (id, owner_id, spider) VALUES (%s, %s, %s)",
-                     (job_id, user, spider))
-    return job_id
 
 
 def crawl_kit(server, db: str, rd: str, env: dict[str, str], pages: int) -> float:
@@ -134,7 +124,7 @@ def main() -> None:
             stats = crawl({"start_urls": server.start_url}, BARE, env)
             assert stats.get("response_received_count") == args.pages, stats
             bare_rates.append(stats["response_received_count"] / stats["elapsed_time_seconds"])
-            job = make_job(db)
+            job = make_job(db, "follow")
             stats = crawl({"start_urls": server.start_url, "job_id": job},
                           {"CRAWLGRAPH_DATABASE_URL": db, "CRAWLGRAPH_REDIS_URL": rd}, env)
             assert stats.get("response_received_count") == args.pages, stats

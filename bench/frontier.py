@@ -30,7 +30,7 @@ import redis.asyncio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.insert import print_table, start_stack, write_results  # noqa: E402
+from bench.common import print_table, start_stack, write_results  # noqa: E402
 from crawler.frontier import JobFrontier  # noqa: E402
 from crawler.frontier.serialize import request_to_bytes, url_member  # noqa: E402
 

@@ -24,16 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -42,34 +38,16 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stack import Stack  # noqa: E402
+from bench.common import print_table, start_stack, write_results  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 STEPS = ("read", "build", "pagerank", "components", "kcore", "gexf_export")
 TO_KCORE = ("read", "build", "pagerank", "components", "kcore")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def start_stack() -> tuple[Stack, Path]:
-    home = Path(tempfile.mkdtemp(prefix="crawlgraph-bench-"))
-    os.chmod(home, 0o755)  # PostgreSQL runs as its own user when we are root
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SCRAPYD_URLS"}}
-    env.update(CRAWLGRAPH_HOME=str(home), CRAWLGRAPH_PG_PORT=str(free_port()),
-               CRAWLGRAPH_REDIS_PORT=str(free_port()), CRAWLGRAPH_SCRAPYD_PORT=str(free_port()),
-               CRAWLGRAPH_API_PORT=str(free_port()), ALLOW_PRIVATE_NETWORKS="1")
-    stack = Stack(env, only={"postgres"})
-    stack.up()
-    return stack, home
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
 
 
 # --- data --------------------------------------------------------------------------
@@ -205,16 +183,6 @@ def run_child(engine: str, database_url: str, job: uuid.UUID, tmp: Path) -> dict
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --- report ------------------------------------------------------------------------------
-
-
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    header = ("figure", "value", "baseline", "ratio", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,100000,1000000")
@@ -230,7 +198,7 @@ def main() -> None:
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    stack, home = start_stack()
+    stack, home = start_stack({"postgres"})
     results: list[dict] = []
     rows: list[tuple[str, ...]] = []
     try:
@@ -291,10 +259,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
     print()
     print_table(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"bench": "graph", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-           "machine": machine(), "results": results}
-    (RESULTS / "graph.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_results("graph", results)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import shutil
-import socket
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -34,59 +29,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import make_job, print_table, start_stack, write_results  # noqa: E402
 from crawler.items import Link, Page  # noqa: E402
 from crawler.pipelines import StoragePipeline  # noqa: E402
-from stack import Stack  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_stack(only: set[str]) -> tuple[Stack, Path]:
-    home = Path(tempfile.mkdtemp(prefix="crawlgraph-bench-"))
-    os.chmod(home, 0o755)  # PostgreSQL runs as its own user when we are root
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SCRAPYD_URLS"}}
-    env.update(CRAWLGRAPH_HOME=str(home), CRAWLGRAPH_PG_PORT=str(free_port()),
-               CRAWLGRAPH_REDIS_PORT=str(free_port()), CRAWLGRAPH_SCRAPYD_PORT=str(free_port()),
-               CRAWLGRAPH_API_PORT=str(free_port()), ALLOW_PRIVATE_NETWORKS="1")
-    stack = Stack(env, only=only)
-    stack.up()
-    return stack, home
-
-
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
-
-
-def write_results(name: str, results: list[dict]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"bench": name, "when": datetime.now(UTC).isoformat(timespec="seconds"),
-           "machine": machine(), "results": results}
-    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-
-
-def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
-    header = ("figure", "value", "baseline", "ratio", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-
-
-def make_job(url: str) -> str:
-    job_id = str(uuid.uuid4())
-    with psycopg.connect(url) as conn:
-        user = conn.execute("INSERT INTO users (username, password_hash) VALUES (%s, 'x') "
-                            "ON CONFLICT (username) DO UPDATE SET role = users.role "
-                            "RETURNING id", ("bench",)).fetchone()[0]
-        conn.execute("INSERT INTO jobs (id, owner_id, spider) VALUES (%s, %s, 'bench')",
-                     (job_id, user))
-    return job_id
 
 
 def make_items(links: int, pages: int) -> tuple[list[Page], list[Link]]:

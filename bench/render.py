@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -37,14 +34,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import write_results  # noqa: E402
 from tests.mockserver import MockServer  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 GROWTH_TARGET_MB = 50.0
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
 
 
 def tree_rss(proc: psutil.Process) -> tuple[int, int]:
@@ -154,10 +149,7 @@ def main() -> None:
     print(f"{'  of it the crawler':<20} {own:>10.1f}  (the rest: Playwright driver, Chromium)")
     print(f"({args.pages} pages, crawl times {rendered['seconds']:.1f} s rendered, "
           f"{plain['seconds']:.1f} s plain, both including process start)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"bench": "render", "when": datetime.now(UTC).isoformat(), "machine": machine(),
-           "pages": args.pages, "results": results}
-    (RESULTS / "render.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_results("render", results, pages=args.pages)
 
 
 if __name__ == "__main__":
