@@ -3,7 +3,8 @@
 Request bodies are `kw_only` and `forbid_unknown_fields`: a misspelt field is a
 422 naming it, never silently ignored. Limits that a type can express live in
 `Meta`; checks that need more (the private-address guard, the settings
-allow-list) are in `jobapi.services`.
+allow-list) are in `jobapi.services`. A job's crawl parameters are the
+spiders' own (`crawler.spiders.args.CrawlParams`): `JobCreate` inherits them.
 """
 
 from __future__ import annotations
@@ -15,27 +16,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-MAX_START_URLS = 10_000
-MAX_URL_LENGTH = 2048
+from crawler.spiders.args import MAX_START_URLS, CrawlParams, RenderMode, Url
 
 JobStatus = Literal["pending", "running", "paused", "finished", "failed", "cancelled"]
 Role = Literal["user", "admin"]
 
-Url = Annotated[
-    str,
-    Meta(min_length=8, max_length=MAX_URL_LENGTH,
-         pattern=r"^[hH][tT][tT][pP][sS]?://[^\s\x00-\x1f\x7f]+$",
-         description="An absolute http or https URL.", examples=["https://example.org/"]),
-]
 Domain = Annotated[
     str,
     Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
          description="A host name, optionally with its port (`127.0.0.1:8080`)."),
 ]
-# No control characters: PostgreSQL cannot store NUL, and none belongs in these.
-Printable = r"^[^\x00-\x1f\x7f]*$"
-Pattern = Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable,
-                              description="A regular expression.")]
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SpiderName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
@@ -113,24 +103,23 @@ class UserList(_Out, kw_only=True):
 # --- jobs ---------------------------------------------------------------------
 
 
-class JobCreate(_Body, kw_only=True, forbid_unknown_fields=True):
+class JobCreate(CrawlParams, kw_only=True, forbid_unknown_fields=True):
+    """A job: the crawl parameters every spider takes, and the job's own fields.
+
+    Three crawl parameters are narrower in a request body than for a spider:
+    at least one start URL; allowed domains are host names, at most 200 (the
+    list travels as one command-line argument, 128 KiB at most); `render_js`
+    also takes a boolean.
+    """
+
     start_urls: Annotated[list[Url], Meta(min_length=1, max_length=MAX_START_URLS)]
-    spider: SpiderName = "site"
-    max_pages: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
-    max_depth: Annotated[int, Meta(ge=0, le=1000)] | None = None
-    # At most 200: the list travels as one command-line argument (128 KiB at most).
     allowed_domains: Annotated[list[Domain], Meta(max_length=200)] = []
-    include: Annotated[list[Pattern], Meta(max_length=100)] = []
-    exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
-    follow_nofollow: bool = False
     render_js: Annotated[
-        bool | Literal["never", "always", "auto"],
+        bool | RenderMode,
         Meta(description="Render pages in Chromium: true or `always`, `auto` (when a page "
                          "looks built by scripts), false or `never`."),
     ] = False
-    render_selector: Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable)] | None \
-        = None
-    obey_robots: bool = True
+    spider: SpiderName = "site"
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     priority: Annotated[int, Meta(ge=-100, le=100)] = 0
     tags: Annotated[list[Tag], Meta(max_length=32)] = []
