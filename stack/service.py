@@ -12,7 +12,7 @@ from typing import ClassVar
 import psutil
 
 from core.settings import Settings
-from stack.supervise import spawn, terminate_group
+from stack.supervise import reap, spawn, terminate_group
 
 
 @dataclass
@@ -57,6 +57,8 @@ class Service(abc.ABC):
         try:
             pid = int(self.pidfile.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
+            return None
+        if reap(pid):
             return None
         try:
             proc = psutil.Process(pid)

@@ -63,11 +63,25 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
     )
 
 
+def reap(pid: int) -> bool:
+    """Wait for `pid` if this process spawned it and it has exited; True then.
+
+    A service killed behind the stack's back (kill -9, a crash) would otherwise
+    stay an unwaited child: a zombie, and a ResourceWarning at exit.
+    """
+    child = CHILDREN.get(pid)
+    if child is None or child.poll() is None:
+        return False
+    del CHILDREN[pid]
+    return True
+
+
 def terminate_group(pid: int, timeout: float = 15.0) -> None:
     """SIGTERM the service's process group (it and its children), then SIGKILL."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
+        reap(pid)
         return
     if pgid == os.getpgid(0):
         # Never signal our own group: a service always runs in a session of its own.

@@ -63,23 +63,6 @@ def stack_environ(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session", autouse=True)
-def reap_exited_services() -> Iterator[None]:
-    """At the end of the session, wait for the service processes that have exited.
-
-    Tests kill services behind the stack's back (kill -9 of Redis, of scrapyd's
-    process group); the stack's handle on such a process (`stack.supervise.CHILDREN`)
-    is then never waited for, and Python warns at exit "subprocess N is still
-    running" (an unwaited child, here a zombie). Torn down last, after `test_stack`.
-    """
-    yield
-    from stack.supervise import CHILDREN
-
-    for pid, child in list(CHILDREN.items()):
-        if child.poll() is not None:
-            del CHILDREN[pid]
-
-
 @pytest.fixture(scope="session")
 def test_stack() -> Iterator[Stack]:
     """PostgreSQL, Redis and scrapyd for the whole session (the API is per test)."""
