@@ -125,3 +125,13 @@ def test_arguments_from_scrapyd_strings():
     assert args.max_depth == 3 and args.follow_nofollow is False and args.obey_robots is False
     assert args.allowed_domains == ["example.org"] and args.render_js == "auto"
 
+
+
+def test_the_job_api_takes_the_spiders_crawl_parameters():
+    from crawler.spiders.args import CrawlParams
+    from jobapi.schemas import JobCreate
+
+    crawl = CrawlParams.__struct_fields__
+    assert SpiderArgs.__struct_fields__ == (*crawl, "job_id")
+    assert JobCreate.__struct_fields__[:len(crawl)] == crawl
+    assert issubclass(JobCreate, CrawlParams) and issubclass(SpiderArgs, CrawlParams)

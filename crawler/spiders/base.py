@@ -24,7 +24,6 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
 
 import msgspec
 import scrapy
@@ -38,7 +37,7 @@ from crawler.items import Page
 from crawler.middlewares.addressguard import AddressRefused
 from crawler.middlewares.ledger import CrawlLedger
 from crawler.middlewares.limits import cut_off_reason
-from crawler.middlewares.robots import RobotsForbidden, robots_parsed
+from crawler.middlewares.robots import RobotsForbidden, RobotsMiddleware
 from crawler.spiders.args import SpiderArgs, SpiderArgumentError, parse_args
 from crawler.urls import canonicalize, host_key
 
@@ -82,7 +81,6 @@ class CrawlgraphSpider(scrapy.Spider):
         # Read by the downloader middlewares, the ledger and the storage pipeline.
         self.job_id = self.args.job_id
         self.obey_robots = self.args.obey_robots
-        self._sitemaps: dict[str, list[str]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -90,7 +88,6 @@ class CrawlgraphSpider(scrapy.Spider):
         if spider.args_error is None and crawler.settings.getbool("CRAWLGRAPH_RENDER_ENABLED",
                                                                   True):
             rendering.configure(crawler.settings, spider.args.render_js)
-        crawler.signals.connect(spider._robots_parsed, robots_parsed)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -142,16 +139,7 @@ class CrawlgraphSpider(scrapy.Spider):
                     fetched_at=datetime.now(UTC), depth=request.meta.get("depth", 0),
                     rendered=rendering.is_marked(request.meta), error=error)
 
-    # -- robots.txt ----------------------------------------------------------------
     def robots_sitemaps(self, url: str) -> list[str]:
         """`Sitemap:` URLs in the robots.txt of `url`'s host (once it has been read)."""
-        return list(self._sitemaps.get(_origin(url), ()))
-
-    def _robots_parsed(self, url: str, rules: Any) -> None:
-        # The robots middleware's signal, sent with the origin whose rules it read.
-        self._sitemaps[_origin(url)] = list(rules.sitemaps)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+        robots = RobotsMiddleware.for_crawler(self.crawler)
+        return robots.sitemaps(url) if robots is not None else []
