@@ -44,6 +44,8 @@ def test_a_page_and_its_links_come_before_the_callback_output():
         ("http://a.example/dir/x", "one", False, 2),
         ("http://b.example/", "b", True, 1),
         ("http://a.example/map", "Map", False, 1)]
+    assert (crawler.stats.get_value("crawlgraph/pages"),
+            crawler.stats.get_value("crawlgraph/links")) == (1, 3)
 
 
 def test_redirected_and_non_html_responses_are_pages():

@@ -10,7 +10,9 @@ A failed download has no response to pass here: the spider's errback
 `CrawlgraphSpider.on_failure` stores its Page. This middleware gives that
 errback to every request without one, those of the spider's start and
 callbacks, and the frontier's seeds (which reach the downloader with neither
-callback nor errback).
+callback nor errback). Stats: `crawlgraph/pages` and `crawlgraph/links`
+(items made here; a failed download's Page counts under
+`crawlgraph/error/<exception>`).
 
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
@@ -74,10 +76,14 @@ class PagesMiddleware:
 
     async def process_spider_output(self, response: Response,
                                     result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        stats = self.crawler.stats
+        stats.inc_value("crawlgraph/pages")
         yield response_page(response)
         if self.links:
             source = canonicalize(response.url)
-            for link in extract_links(response):
+            links = extract_links(response)
+            stats.inc_value("crawlgraph/links", len(links))
+            for link in links:
                 yield Link(source_url=source, target_url=link.url, anchor_text=link.text,
                            nofollow=link.nofollow, count=link.count)
         async for out in result:
