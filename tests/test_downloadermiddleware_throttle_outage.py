@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from crawler.middlewares.throttle import RedisThrottleState
+from crawler.middlewares.throttleredis import RedisThrottleState
 from stack import Stack
 from tests.conftest import make_home, stack_environ
 
