@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.spiders.args import CrawlParams
 from jobapi.errors import Unprocessable
 from jobapi.schemas import JobCreate
 
@@ -17,14 +18,14 @@ MAX_START_URLS_ARG = 100_000
 
 
 def job_params(body: JobCreate) -> dict[str, Any]:
-    """The crawl parameters of a job as stored in its row and passed to its spider."""
-    return {
-        "start_urls": body.start_urls, "max_pages": body.max_pages, "max_depth": body.max_depth,
-        "allowed_domains": body.allowed_domains, "include": body.include,
-        "exclude": body.exclude, "follow_nofollow": body.follow_nofollow,
-        "render_js": _render_mode(body.render_js), "render_selector": body.render_selector,
-        "obey_robots": body.obey_robots,
-    }
+    """The crawl parameters of a job as stored in its row and passed to its spider.
+
+    Every field of `CrawlParams` (the spider arguments' one definition), with
+    `render_js` given as a mode (the API also takes a boolean).
+    """
+    params = {name: getattr(body, name) for name in CrawlParams.__struct_fields__}
+    params["render_js"] = _render_mode(body.render_js)
+    return params
 
 
 def _render_mode(value: bool | str) -> str:

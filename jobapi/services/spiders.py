@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import anyio.to_thread
 import msgspec
@@ -36,6 +37,22 @@ def _project_settings() -> Any:
 
 
 def _type_name(annotation: Any) -> str:
+    """A type as people read it: `list[str]`, `int | None`, `Literal['never', 'auto']`.
+
+    Constraints (`Annotated[..., msgspec.Meta(...)]`) are left out at every level.
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin).replace("typing.", ""))
+        return f"{name}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
