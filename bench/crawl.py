@@ -84,14 +84,10 @@ def crawl(args: dict, settings: dict, env: dict[str, str], spider: str = "follow
 
 def crawl_kit(server, db: str, rd: str, env: dict[str, str], pages: int) -> float:
     """The `site` spider as the job API runs it: seeded frontier, every middleware on."""
-    import redis
-
-    from crawler.frontier import JobFrontier
+    from tests.test_frontier_queue import BlockingFrontier
 
     job = make_job(db, "site")
-    client = redis.Redis.from_url(rd)
-    JobFrontier(client, job).seed([server.start_url])
-    client.close()
+    BlockingFrontier(rd, job).seed([server.start_url])
     stats = crawl({"start_urls": json.dumps([server.start_url]), "job_id": job},
                   {"CRAWLGRAPH_DATABASE_URL": db, "CRAWLGRAPH_REDIS_URL": rd}, env,
                   spider="site", kit=True)

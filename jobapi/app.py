@@ -16,7 +16,7 @@ Adding routes (for other parts of crawlgraph):
 - Dependencies every handler can ask for by name: `pool` (psycopg
   `AsyncConnectionPool`, also `app.state.pool`), `app_settings` (not `settings`,
   which a body field of that name would shadow), `scrapyd`,
-  `redis_sync`, `redis_async`, `limiter`, `rate_limits`, `spider_catalog`.
+  `redis_async`, `limiter`, `rate_limits`, `spider_catalog`.
 - Raise `jobapi.errors` classes (NotFound, Conflict, Unprocessable(field=...),
   ...): the one exception handler here turns every error into the one JSON shape
   `{"error": {"code", "message", "hint", "field", "request_id"}}`; document them
@@ -35,7 +35,6 @@ from typing import Any
 
 import msgspec
 import psycopg
-import redis
 import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -91,15 +90,13 @@ def _lifespan(settings: Settings):
                                    # reads; a service that needs a transaction opens one.
                                    kwargs={"autocommit": True})
         await pool.open(wait=True, timeout=15.0)
-        redis_sync = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
-                                          socket_connect_timeout=2)
         # A bounded pool: a burst of requests waits its turn for a connection (the
         # commands are short) instead of opening hundreds that time out connecting.
         redis_async = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=10,
             socket_timeout=5, socket_connect_timeout=2))
         scrapyd = ScrapydClient(settings.scrapyd_urls)
-        app.state.update(pool=pool, redis_sync=redis_sync, redis_async=redis_async,
+        app.state.update(pool=pool, redis_async=redis_async,
                          scrapyd=scrapyd, limiter=RateLimiter(redis_async))
         # The app's long-lived objects (routes, schemas, modules) need no cyclic
         # GC: moving them out of its reach shortens the collector's pauses.
@@ -108,7 +105,7 @@ def _lifespan(settings: Settings):
         # Jobs a stopped API left half-done: now, then every interval (jobapi.services.recovery).
         grace = app.state.get("recovery_grace_seconds")
         recovering = None if grace is None else asyncio.get_running_loop().create_task(
-            recovery.run_recovery(pool, redis_sync, scrapyd, grace,
+            recovery.run_recovery(pool, redis_async, scrapyd, grace,
                                   app.state["recovery_interval_seconds"]))
         try:
             yield
@@ -119,7 +116,6 @@ def _lifespan(settings: Settings):
                     await recovering
             await scrapyd.aclose()
             await redis_async.aclose()
-            redis_sync.close()
             await pool.close()
 
     return lifespan
@@ -171,7 +167,7 @@ def create_app(
         "recovery_grace_seconds": recovery_grace_seconds,
         "recovery_interval_seconds": recovery_interval_seconds,
     })
-    names = ["pool", "app_settings", "scrapyd", "redis_sync", "redis_async", "limiter",
+    names = ["pool", "app_settings", "scrapyd", "redis_async", "limiter",
              "rate_limits", "spider_catalog"]
     app = Litestar(
         route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],

@@ -179,13 +179,10 @@ def test_list_jobs_newest_first_with_cursor_and_filters(client, users, database_
 
 
 def test_get_job_has_live_frontier_counters(client, users, database_url, redis_url):
-    import redis
-
-    from crawler.frontier import JobFrontier
+    from tests.test_frontier_queue import BlockingFrontier
 
     job_id = insert_job(database_url, users["alice"])
-    JobFrontier(redis.Redis.from_url(redis_url), str(job_id)).seed(
-        ["https://a.example/1", "https://a.example/2"])
+    BlockingFrontier(redis_url, str(job_id)).seed(["https://a.example/1", "https://a.example/2"])
     job = client.get(f"/api/v1/jobs/{job_id}", headers=login(client, "alice")).json()
     assert job["frontier"]["queued"] == 2
     assert job["stats"] == {"pages": 3}

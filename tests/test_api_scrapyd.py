@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 import msgspec
 import psycopg
 import pytest
-import redis
 
-from crawler.frontier import JobFrontier
 from jobapi.scrapyd import ScrapydClient, ScrapydError, ScrapydUnavailable
 from tests.api_fixtures import assert_error, login, make_client
+from tests.test_frontier_queue import BlockingFrontier
 
 pytest_plugins = ["tests.api_fixtures"]
 
@@ -126,7 +125,7 @@ def test_scrapyd_down_is_503_and_the_job_failed_with_the_reason(crawl_settings, 
     assert len(jobs) == 1
     assert jobs[0]["status"] == "failed"
     assert "cannot be reached" in jobs[0]["error"]
-    stats = JobFrontier(redis.Redis.from_url(redis_url), jobs[0]["id"]).stats()
+    stats = BlockingFrontier(redis_url, jobs[0]["id"]).stats()
     assert stats["queued"] == 0 and stats["seen"] == 0
 
 
@@ -186,7 +185,7 @@ def test_cancel_stops_the_scrapyd_process_and_clears_the_frontier(
         assert cancelled.json()["status"] == "cancelled"
         wait_for(lambda: len(scrapyd_jobs(scrapyd_url, job_id)["finished"]) == 2, 90,
                  "the crawler processes to stop")
-        stats = JobFrontier(redis.Redis.from_url(redis_url), job_id).stats()
+        stats = BlockingFrontier(redis_url, job_id).stats()
         assert stats["queued"] == 0 and stats["leased"] == 0
         assert job_row(database_url, job_id)[0] == "cancelled"
         again = client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers)

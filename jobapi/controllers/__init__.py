@@ -3,15 +3,14 @@
 Handlers stay thin: they read the request, check the role, and delegate to
 `jobapi.services`. Dependencies provided by the app to every handler:
 `pool` (psycopg AsyncConnectionPool), `app_settings`, `scrapyd` (ScrapydClient),
-`redis_sync` (redis.Redis, for the frontier in a thread), `redis_async`
-(redis.asyncio.Redis), `limiter` (RateLimiter), `spider_catalog`.
+`redis_async` (redis.asyncio.Redis: the frontier, the rate limiter, health),
+`limiter` (RateLimiter), `spider_catalog`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-import redis
 import redis.asyncio as aioredis
 from litestar import Request
 from litestar.di import NamedDependency
@@ -78,7 +77,6 @@ def _trusted(address: str, trusted: tuple[str, ...]) -> bool:
 Pool = NamedDependency[AsyncConnectionPool]
 AppSettings = NamedDependency[Settings]
 Scrapyd = NamedDependency[ScrapydClient]
-RedisSync = NamedDependency[redis.Redis]
 RedisAsync = NamedDependency[aioredis.Redis]
 Limiter = NamedDependency[RateLimiter]
 Limits = NamedDependency[RateLimits]

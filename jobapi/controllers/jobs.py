@@ -26,7 +26,6 @@ from jobapi.controllers import (
     Limits,
     Pool,
     RedisAsync,
-    RedisSync,
     Scrapyd,
     errors,
 )
@@ -85,7 +84,7 @@ class JobController(Controller):
         data: Annotated[JobCreate, BodyKwarg(media_type=RequestEncodingType.JSON, examples=[
             Example(summary="A site, 2 workers", value=_JOB_EXAMPLE)])],
         pool: Pool,
-        redis_sync: RedisSync,
+        redis_async: RedisAsync,
         scrapyd: Scrapyd,
         app_settings: AppSettings,
         limiter: Limiter,
@@ -112,7 +111,7 @@ class JobController(Controller):
         await limiter.hit("jobs", str(user.id), rate_limits.jobs_per_user,
                           what="job submissions")
         submission = await submissions.create_job(
-            pool=pool, redis_client=redis_sync, scrapyd=scrapyd, user=user, body=data,
+            pool=pool, redis_client=redis_async, scrapyd=scrapyd, user=user, body=data,
             idempotency_key=idempotency_key,
             allow_private_networks=app_settings.allow_private_networks,
             known_spiders=await spider_catalog.names(),
@@ -154,7 +153,7 @@ class JobController(Controller):
           responses=errors(404, 409, 503))
     async def cancel_job(
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
-        pool: Pool, redis_sync: RedisSync, scrapyd: Scrapyd,
+        pool: Pool, redis_async: RedisAsync, scrapyd: Scrapyd,
     ) -> Job:
         """Cancel a job: it is marked cancelled and its crawler processes are stopped.
 
@@ -163,7 +162,7 @@ class JobController(Controller):
         unchanged; a finished or failed job is a 409.
         """
         job, clean_up = await cancel.cancel_job(
-            pool=pool, redis_client=redis_sync, scrapyd=scrapyd, job_id=job_id,
+            pool=pool, redis_client=redis_async, scrapyd=scrapyd, job_id=job_id,
             user=request.user)
         if clean_up is None:
             return job

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-import redis
+import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from jobapi.auth import CurrentUser
@@ -23,7 +23,7 @@ _MARK_CANCELLED = QUERIES["mark_cancelled"]
 
 
 async def cancel_job(
-    *, pool: AsyncConnectionPool, redis_client: redis.Redis, scrapyd: ScrapydClient,
+    *, pool: AsyncConnectionPool, redis_client: aioredis.Redis, scrapyd: ScrapydClient,
     job_id: uuid.UUID, user: CurrentUser,
 ) -> tuple[Job, Callable[[], Awaitable[None]] | None]:
     """Mark a job cancelled, pause its frontier and ask its crawler processes to stop.

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import anyio
 import msgspec
-import redis
+import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from jobapi.errors import ApiError
@@ -96,7 +96,7 @@ class _Listings:
         return False if unknown else None
 
 
-async def recover(pool: AsyncConnectionPool, redis_client: redis.Redis,
+async def recover(pool: AsyncConnectionPool, redis_client: aioredis.Redis,
                   scrapyd: ScrapydClient, grace_seconds: float = GRACE_SECONDS) -> dict[str, int]:
     """One pass over half-done jobs; returns how many were recorded, failed, left alone."""
     counts = {"recorded": 0, "failed_unscheduled": 0, "failed_vanished": 0}
@@ -122,7 +122,7 @@ async def recover(pool: AsyncConnectionPool, redis_client: redis.Redis,
 
 
 async def _recover_unscheduled(
-    pool: AsyncConnectionPool, redis_client: redis.Redis, scrapyd: ScrapydClient,
+    pool: AsyncConnectionPool, redis_client: aioredis.Redis, scrapyd: ScrapydClient,
     listings: _Listings, job_id: uuid.UUID, workers: int,
 ) -> str | None:
     found: list[dict[str, Any]] = []
@@ -166,7 +166,7 @@ async def _vanished(listings: _Listings, scrapyd: ScrapydClient,
     return True
 
 
-async def _return_leases(redis_client: redis.Redis, job_id: str) -> None:
+async def _return_leases(redis_client: aioredis.Redis, job_id: str) -> None:
     """Put every request still leased by the job's dead processes back in its queue."""
     try:
         returned = await frontier.return_leases(redis_client, job_id)
@@ -178,7 +178,7 @@ async def _return_leases(redis_client: redis.Redis, job_id: str) -> None:
         log.info("job %s: %d leased requests back in the queue", job_id, returned)
 
 
-async def run_recovery(pool: AsyncConnectionPool, redis_client: redis.Redis,
+async def run_recovery(pool: AsyncConnectionPool, redis_client: aioredis.Redis,
                        scrapyd: ScrapydClient, grace_seconds: float = GRACE_SECONDS,
                        interval_seconds: float = INTERVAL_SECONDS) -> None:
     """`recover()` now and every `interval_seconds`, until cancelled; errors are logged."""

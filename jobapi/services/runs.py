@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-import redis
+import redis.asyncio as aioredis
 
 from jobapi.errors import ApiError
 from jobapi.scrapyd import ScrapydClient
@@ -23,7 +23,7 @@ from jobapi.services import frontier
 log = logging.getLogger("jobapi.jobs")
 
 
-async def abandon(scrapyd: ScrapydClient, redis_client: redis.Redis, job_id: uuid.UUID,
+async def abandon(scrapyd: ScrapydClient, redis_client: aioredis.Redis, job_id: uuid.UUID,
                   entries: Sequence[dict[str, Any]]) -> None:
     """Cancel a job's recorded processes and clear its frontier; failures are logged."""
     for entry in entries:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-import redis
+import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from jobapi.auth import CurrentUser
@@ -54,7 +54,7 @@ class Submission(msgspec.Struct, frozen=True):
 async def create_job(
     *,
     pool: AsyncConnectionPool,
-    redis_client: redis.Redis,
+    redis_client: aioredis.Redis,
     scrapyd: ScrapydClient,
     user: CurrentUser,
     body: JobCreate,
