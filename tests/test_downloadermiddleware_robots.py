@@ -74,10 +74,14 @@ def test_robots_503_stops_the_host_404_allows_all(mock_server):
     assert len(result.pages) == 10
 
 
-def test_unreachable_robots_disallows(mock_server):
+def test_unreachable_robots_disallows_and_the_start_url_says_why(mock_server):
     server = mock_server(pages=10, robots_status=0)  # the connection is dropped
     result = run_crawl(SITE, {"start_urls": server.start_url}, LOOPBACK)
-    assert page_paths(server) == [] and result.pages == []
+    assert page_paths(server) == []  # nothing of the host is fetched (RFC 9309)
+    # ... and the start URL is a page error with the cause, not a silent drop.
+    assert [(p["url"], p["status"]) for p in result.pages] == [(server.start_url, 0)]
+    assert result.pages[0]["error"].startswith("reset: 127.0.0.1: ")
+    assert "robots.txt" in result.pages[0]["error"]
 
 
 def test_robots_redirects_up_to_five(mock_server):

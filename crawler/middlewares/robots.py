@@ -10,8 +10,12 @@ For each `scheme://host:port` the middleware fetches `/robots.txt` once
   `robots_parsed` signal, `crawler.middlewares.signals`) and `Sitemap:` lines
   are kept for spiders (`RobotsMiddleware.for_crawler(crawler).sitemaps(url)`);
 - 4xx: robots.txt is unavailable, everything is allowed;
-- 5xx or unreachable: everything is disallowed for now, and robots.txt is
-  fetched again after `CRAWLGRAPH_ROBOTS_ERROR_TTL` seconds.
+- 5xx: everything is disallowed for now, and robots.txt is fetched again
+  after `CRAWLGRAPH_ROBOTS_ERROR_TTL` seconds;
+- unreachable (the name does not resolve, the connection is refused or reset,
+  TLS fails, no answer in time): the host's requests fail with that cause
+  (`crawler.failures.RobotsUnreachable`), so each is a page error that says
+  why, until robots.txt is asked again after `CRAWLGRAPH_ROBOTS_ERROR_TTL`.
 
 Each skipped URL raises `RobotsForbidden` (stat `robotstxt/forbidden`) and is
 recorded in the job's robots decision ledger. It replaces Scrapy's
@@ -38,6 +42,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 
+from crawler.failures import Failure, RobotsUnreachable, describe
 from crawler.middlewares.ledger import CrawlLedger
 from crawler.middlewares.signals import robots_parsed
 
@@ -60,6 +65,8 @@ class RobotsRules:
     disallow_all: bool = False
     expires: float = 0.0
     sitemaps: list[str] = field(default_factory=list)
+    # Why robots.txt could not be fetched at all (DNS, refused, TLS, timeout ...).
+    unreachable: Failure | None = None
 
     def allowed(self, url: str, token: str) -> bool:
         if self.disallow_all:
@@ -118,6 +125,9 @@ class RobotsMiddleware:
         rules = await self.rules_for(request.url)
         if rules.allowed(request.url, self.token):
             return
+        if rules.unreachable is not None:
+            self.crawler.stats.inc_value("robotstxt/unreachable")
+            raise RobotsUnreachable(rules.unreachable)
         self.crawler.stats.inc_value("robotstxt/forbidden")
         decision = "disallowed" if rules.parser is not None else "unavailable"
         host = urlsplit(request.url).netloc
@@ -158,11 +168,13 @@ class RobotsMiddleware:
             response: Response = await self.crawler.engine.download_async(request)
         except Exception as exc:
             self.crawler.stats.inc_value(f"robotstxt/exception_count/{type(exc).__name__}")
-            logger.warning("robots.txt of %s unreachable (%s): disallowing for %.0fs",
-                           origin, exc, self.error_ttl)
+            failure = describe(exc, request.url)
+            logger.warning("robots.txt of %s unreachable (%s): its requests fail for %.0fs",
+                           origin, failure.reason, self.error_ttl)
             self.ledger.event("robots_unavailable", urlsplit(origin).netloc, request.url, 0,
-                              f"{type(exc).__name__}: {exc}")
-            return RobotsRules(status=0, disallow_all=True, expires=now + self.error_ttl)
+                              failure.text())
+            return RobotsRules(status=0, disallow_all=True, expires=now + self.error_ttl,
+                               unreachable=failure)
         status = response.status
         self.crawler.stats.inc_value(f"robotstxt/response_status_count/{status}")
         if 300 <= status < 400:  # more redirects than allowed: unreachable

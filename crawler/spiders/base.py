@@ -33,6 +33,7 @@ from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
 from crawler import rendering
+from crawler.failures import describe
 from crawler.items import Page
 from crawler.middlewares.addressguard import AddressRefused
 from crawler.middlewares.ledger import CrawlLedger
@@ -127,9 +128,11 @@ class CrawlgraphSpider(scrapy.Spider):
     def _failure_page(self, request: Request, exc: BaseException) -> Page:
         stats = self.crawler.stats
         cut = cut_off_reason(exc)
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        failure = describe(exc, request.url)
+        error = failure.text()
+        stats.inc_value(f"crawlgraph/error_cause/{failure.cause}")
         if cut is not None:
-            error = f"cut off ({cut} limit): {error}"
+            error = f"cut off ({cut} limit): {failure.detail}"[:2000]
             stats.inc_value(f"crawlgraph/cut_off/{cut}")
             CrawlLedger.for_crawler(self.crawler).event("cut_off", host_key(request.url),
                                                         canonicalize(request.url), 0, error)
