@@ -64,6 +64,12 @@ crawlgraph settings (defaults in brackets), by component:
   stores the links of pages.
 - Rendering (`crawler.rendering`): ``CRAWLGRAPH_CHROMIUM`` [/usr/bin/chromium];
   ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context.
+- Names (`crawler.resolver`): ``CRAWLGRAPH_RESOLVE`` [none] entries
+  ``HOST:PORT:ADDRESS[:CONNECT_PORT]`` like curl's ``--resolve``: that host and
+  port connect to that address (the name stays in the URL, Host, SNI and the
+  certificate check; the address guard checks the address);
+  ``CRAWLGRAPH_RESOLVER_FALLBACK`` [scrapy.resolver.CachingThreadedResolver]
+  resolves the other names. Process-wide: give them with ``-s``.
 """
 
 from __future__ import annotations
@@ -171,6 +177,12 @@ DNS_TIMEOUT = 10
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 10
+
+# --- Names (crawler/resolver.py) ----------------------------------------------------
+# Names of CRAWLGRAPH_RESOLVE connect to their address; the rest resolve as Scrapy's
+# default resolver does (CRAWLGRAPH_RESOLVER_FALLBACK).
+TWISTED_DNS_RESOLVER = "crawler.resolver.MappedResolver"
+CRAWLGRAPH_RESOLVE: list[str] = []
 
 # --- Misc ----------------------------------------------------------------------
 FEED_EXPORT_ENCODING = "utf-8"

@@ -12,7 +12,9 @@ environment variable `ALLOW_PRIVATE_NETWORKS=1` when a job leaves it unset).
 `CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS` (a list of CIDR networks) lets
 chosen private networks through while the guard stays on for the rest.
 `is_refused_address` / `refused_reason` are the same check for other callers
-(the job API validates submitted URLs with it).
+(the job API validates submitted URLs with it). A host and port that
+`CRAWLGRAPH_RESOLVE` maps (`crawler.resolver`) are checked on the mapped
+addresses, those the crawler connects to, not on what DNS says.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from urllib.parse import urlsplit
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+
+from crawler.resolver import HostMap, default_port
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
@@ -81,16 +85,19 @@ def resolve_host(host: str, port: int | None = None) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def refused_reason(url: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
+def refused_reason(url: str, allowed: Sequence[IPNetwork] = (),
+                   hosts: HostMap | None = None) -> str | None:
     """Why a URL's target may not be crawled, or None. Resolves the host name (blocking).
 
-    `allowed` networks are let through. A host that does not resolve is not
-    refused here (the download fails on its own).
+    `allowed` networks are let through. `hosts` (the `CRAWLGRAPH_RESOLVE`
+    map) gives the addresses of the names it maps. A host that does not
+    resolve is not refused here (the download fails on its own).
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
+    mapped = hosts.addresses(url) if hosts else None
     try:
-        addresses = resolve_host(host, parts.port)
+        addresses = mapped if mapped is not None else resolve_host(host, parts.port)
     except (OSError, UnicodeError):
         if host.rstrip(".").lower() == "localhost" or host.endswith(".localhost"):
             return f"{host} is loopback"
@@ -114,10 +121,11 @@ class AddressGuardMiddleware:
     """Downloader middleware refusing requests to private-network targets."""
 
     def __init__(self, crawler: Crawler, cache_seconds: float,
-                 allowed: Sequence[IPNetwork] = ()) -> None:
+                 allowed: Sequence[IPNetwork] = (), hosts: HostMap | None = None) -> None:
         self.crawler = crawler
         self.cache_seconds = cache_seconds
         self.allowed = list(allowed)
+        self.hosts = hosts or HostMap()
         self._cache: dict[str, tuple[float, str | None]] = {}
 
     @classmethod
@@ -127,17 +135,20 @@ class AddressGuardMiddleware:
         allowed = [ipaddress.ip_network(n, strict=False) for n in
                    crawler.settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
         return cls(crawler, crawler.settings.getfloat("CRAWLGRAPH_ADDRESSGUARD_CACHE_SECONDS",
-                                                      300), allowed)
+                                                      300), allowed,
+                   HostMap.from_settings(crawler.settings))
 
     async def process_request(self, request: Request) -> None:
         parts = urlsplit(request.url)
         if parts.scheme not in ("http", "https"):
             return
-        key = f"{parts.hostname}:{parts.port}"
+        # The effective port: CRAWLGRAPH_RESOLVE may map http and https apart.
+        key = f"{parts.hostname}:{parts.port or default_port(parts.scheme)}"
         cached = self._cache.get(key)
         if cached is None or cached[0] < time.monotonic():
             # getaddrinfo blocks: run it off the event loop.
-            reason = await asyncio.to_thread(refused_reason, request.url, self.allowed)
+            reason = await asyncio.to_thread(refused_reason, request.url, self.allowed,
+                                             self.hosts)
             cached = (time.monotonic() + self.cache_seconds, reason)
             self._cache[key] = cached
         if cached[1] is not None:
