@@ -12,6 +12,7 @@ from typing import Any
 
 from cli.client import ApiClient
 from cli.format import duration, queue_length, stat
+from cli.summary import render
 
 TERMINAL = {"finished", "failed", "cancelled"}
 POLL_SECONDS = 1.0
@@ -49,18 +50,25 @@ def watch(client: ApiClient, job_id: str, *, max_pages: int | None = None,
     if tty:
         out.write("\n")
     print(_summary(job, time.monotonic() - started), file=out)
+    print("\n".join(render(client.call("GET", f"/api/v1/jobs/{job_id}/summary"))), file=out)
     return 0 if job["status"] == "finished" else 1
 
 
 def _progress(job: dict[str, Any], elapsed: float, max_pages: int | None) -> str:
+    """Pages and rate; a bar and a percentage only once the cap is near (a tenth done).
+
+    A bar against a far cap (100,000 pages of a site of 300) would read 0% to
+    the end: the figure that means something then is the pages and the rate.
+    """
     pages = int(stat(job, "pages"))
     rate = stat(job, "pages_per_s") or (pages / elapsed if elapsed > 0 else 0.0)
-    if max_pages:
+    bar = cap = ""
+    if max_pages and pages >= max_pages / 10:
         done = min(1.0, pages / max_pages)
         bar = "[" + "#" * int(done * 20) + "." * (20 - int(done * 20)) + f"] {done:4.0%} "
-    else:
-        bar = ""
-    return (f"{bar}{job['status']:<9} pages {pages}  {rate:.1f} pages/s  errors "
+    elif max_pages:
+        cap = f" of at most {max_pages:,}"
+    return (f"{bar}{job['status']:<9} pages {pages:,}{cap}  {rate:.1f} pages/s  errors "
             f"{int(stat(job, 'errors'))}  queue {queue_length(job)}  elapsed {duration(elapsed)}")
 
 

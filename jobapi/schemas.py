@@ -161,6 +161,58 @@ class JobList(_Out, kw_only=True):
     next_cursor: str | None = None
 
 
+class ErrorCount(_Out, kw_only=True):
+    """Failed fetches of one cause: `dns`, `refused`, `timeout`, `tls` ... or `http_404`."""
+
+    cause: str
+    meaning: str
+    count: int
+    example_url: str
+    example_error: str | None = None
+
+
+class RobotsCount(_Out, kw_only=True):
+    """URLs robots.txt kept the crawl from: `disallowed` by a rule, or `unavailable`."""
+
+    decision: str
+    robots_status: int | None = None
+    count: int
+    example_url: str
+
+
+class EventCount(_Out, kw_only=True):
+    """Crawl events of one kind (a block signal, a download cut off, a trap cut ...)."""
+
+    kind: str
+    count: int
+    example_url: str | None = None
+    detail: str = ""
+
+
+class CapNotice(_Out, kw_only=True):
+    """The page cap ended the crawl: the graph is cut, and how to lift the cap."""
+
+    max_pages: int
+    message: str
+    command: str
+
+
+class JobSummary(_Out, kw_only=True):
+    """What a job fetched, what failed and why, what it was kept from, and whether it is cut."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    close_reason: str | None = None
+    error: str | None = None
+    pages: int
+    pages_by_status: dict[str, int]
+    errors: list[ErrorCount]
+    robots: list[RobotsCount]
+    events: list[EventCount]
+    offsite_links: int
+    cap: CapNotice | None = None
+
+
 class Page(_Out, kw_only=True):
     url: str
     final_url: str

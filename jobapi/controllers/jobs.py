@@ -36,10 +36,11 @@ from jobapi.schemas import (
     JobEvent,
     JobList,
     JobStatus,
+    JobSummary,
     LinkList,
     PageList,
 )
-from jobapi.services import cancel, frontier, listings
+from jobapi.services import cancel, frontier, listings, summary
 from jobapi.services import jobs as service
 from jobapi.services import submission as submissions
 
@@ -148,6 +149,16 @@ class JobController(Controller):
     ) -> Job:
         """One job with its stats; a job that is not finished carries live frontier counters."""
         return await service.get_job_for_user(pool, job_id, request.user, redis_async)
+
+    @get("/{job_id:uuid}/summary", operation_id="getJobSummary", responses=errors(404))
+    async def get_job_summary(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID], pool: Pool,
+    ) -> JobSummary:
+        """What the job fetched, by status class; errors by cause, most frequent first, with
+        an example URL; URLs robots.txt kept it from; crawl events; and, when the page cap
+        ended the crawl, that the graph is cut and the command that lifts the cap."""
+        job = await service.get_job_for_user(pool, job_id, request.user)
+        return await summary.job_summary(pool, job)
 
     @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=200,
           responses=errors(404, 409, 503))

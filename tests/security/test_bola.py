@@ -25,6 +25,7 @@ pytest_plugins = ["tests.api_fixtures"]
 # The request each id-taking operation is called with: (query params, JSON body) variants.
 CALLS: dict[str, list[tuple[dict, dict | None]]] = {
     "getJob": [({}, None)],
+    "getJobSummary": [({}, None)],
     "cancelJob": [({}, None)],
     "listJobPages": [({}, None), ({"status": 200}, None)],
     "listJobErrors": [({}, None)],
