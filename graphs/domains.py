@@ -1,28 +1,20 @@
 """Hosts and registered domains of URLs, offline.
 
-The registered domain comes from the Public Suffix List bundled with the
-`publicsuffixlist` package (ICANN and private sections: `user.github.io` is
-its own domain). An IP address or a single-label host such as `localhost` is
-its own domain. These functions run once per distinct URL or host, never per
-link.
+The registered domain is `core.domains.registered_domain` (the Public Suffix
+List bundled with `publicsuffixlist`; the crawler's `domain` scope uses the same
+function). These functions run once per distinct URL or host, never per link.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import numpy as np
-from publicsuffixlist import PublicSuffixList
+
+from core.domains import registered_domain
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@lru_cache(maxsize=1)
-def _psl() -> PublicSuffixList:
-    return PublicSuffixList()
 
 
 def host_of(url: str) -> str:
@@ -45,26 +37,6 @@ def host_of(url: str) -> str:
             return f"[{hostname}]:{port}"
         return f"{hostname}:{port}"
     return f"[{hostname}]" if ":" in hostname else hostname
-
-
-def registered_domain(host: str) -> str:
-    """The registered domain of a host (as returned by `host_of`), port dropped.
-
-    >>> registered_domain("news.bbc.co.uk")
-    'bbc.co.uk'
-    >>> registered_domain("127.0.0.1:8801")
-    '127.0.0.1'
-    """
-    name = host
-    if name.startswith("["):
-        return name[1:].split("]", 1)[0]
-    name = name.rsplit(":", 1)[0] if ":" in name else name
-    try:
-        ipaddress.ip_address(name)
-        return name
-    except ValueError:
-        pass
-    return _psl().privatesuffix(name) or name
 
 
 def hosts_of(urls: Sequence[str]) -> np.ndarray:
