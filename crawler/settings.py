@@ -70,6 +70,9 @@ crawlgraph settings (defaults in brackets), by component:
   certificate check; the address guard checks the address);
   ``CRAWLGRAPH_RESOLVER_FALLBACK`` [scrapy.resolver.CachingThreadedResolver]
   resolves the other names. Process-wide: give them with ``-s``.
+- TLS (`crawler.tls`): ``CRAWLGRAPH_CA_BUNDLE`` [none: Scrapy's default, no
+  certificate verified] a PEM file of CA certificates; when set, every HTTPS
+  certificate is verified against those CAs only, and its name against the host.
 """
 
 from __future__ import annotations
@@ -178,11 +181,14 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 10
 
-# --- Names (crawler/resolver.py) ----------------------------------------------------
+# --- Names and TLS (crawler/resolver.py, crawler/tls.py) -----------------------
 # Names of CRAWLGRAPH_RESOLVE connect to their address; the rest resolve as Scrapy's
 # default resolver does (CRAWLGRAPH_RESOLVER_FALLBACK).
 TWISTED_DNS_RESOLVER = "crawler.resolver.MappedResolver"
 CRAWLGRAPH_RESOLVE: list[str] = []
+# Empty: certificates are not verified (Scrapy's default); a PEM path: verified against it.
+CRAWLGRAPH_CA_BUNDLE = ""
+DOWNLOAD_HANDLERS = {"https": "crawler.tls.CaBundleDownloadHandler"}
 
 # --- Misc ----------------------------------------------------------------------
 FEED_EXPORT_ENCODING = "utf-8"
