@@ -35,6 +35,8 @@ Url = Annotated[
 Pattern = Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable,
                               description="A regular expression.")]
 RenderMode = Literal["never", "always", "auto"]
+# What the start URLs stand for (`crawler.spidermiddlewares.scope`).
+ScopeKind = Literal["site", "host", "domain", "prefix"]
 
 _AT_FIELD = re.compile(r"^(.*?) - at `\$\.(\w+)([^`]*)`$")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
@@ -53,6 +55,7 @@ class CrawlParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     start_urls: Annotated[list[Url], Meta(max_length=MAX_START_URLS)] = []
     max_pages: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
     max_depth: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    scope: ScopeKind = "site"
     allowed_domains: list[str] = []
     include: Annotated[list[Pattern], Meta(max_length=100)] = []
     exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
