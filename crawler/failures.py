@@ -71,11 +71,16 @@ class RobotsUnreachable(Exception):
         self.failure = failure
 
 
+# pyOpenSSL's errors, and service_identity's (the certificate does not name the host).
+_TLS_MODULES = ("OpenSSL", "service_identity")
+
+
 def _tls(exc: BaseException) -> bool:
-    if type(exc).__module__.startswith("OpenSSL"):
+    if type(exc).__module__.startswith(_TLS_MODULES):
         return True
     reasons = getattr(exc, "reasons", None) or []
-    return any(type(getattr(r, "value", r)).__module__.startswith("OpenSSL") for r in reasons)
+    return any(type(getattr(r, "value", r)).__module__.startswith(_TLS_MODULES)
+               for r in reasons)
 
 
 def _cause(exc: BaseException) -> str | None:

@@ -18,6 +18,7 @@ from scrapy.exceptions import (
     DownloadFailedError,
     DownloadTimeoutError,
 )
+from service_identity.exceptions import VerificationError
 from twisted.internet import error as net
 from twisted.python.failure import Failure as TwistedFailure
 from twisted.web._newclient import ResponseNeverReceived
@@ -50,6 +51,7 @@ def _wrapped(outer: type[Exception], inner: BaseException) -> Exception:
     (_wrapped(DownloadFailedError, ResponseNeverReceived(
         [TwistedFailure(SSL.Error([("SSL routines", "", "certificate verify failed")]))])),
      "tls"),
+    (ResponseNeverReceived([TwistedFailure(VerificationError([]))]), "tls"),
     (ValueError("something else"), "error"),
 ])
 def test_each_exception_has_its_cause(exc, cause):
