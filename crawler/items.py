@@ -1,6 +1,6 @@
-"""The items crawlgraph stores in their own tables: `Page` and `Link`.
+"""The items crawlgraph stores in their own tables: `Page`, `Link` and `Redirect`.
 
-Both are dataclasses, so every Scrapy component that speaks itemadapter handles
+All are dataclasses, so every Scrapy component that speaks itemadapter handles
 them; `crawler.pipelines` validates them with msgspec before storage. Any other
 item a spider yields (dict, dataclass, attrs, Scrapy `Item`) is stored in the
 `items` table as JSON.
@@ -43,3 +43,16 @@ class Link:
     anchor_text: str = ""
     nofollow: bool = False
     count: int = 1
+
+
+@dataclass(slots=True, kw_only=True)
+class Redirect:
+    """A redirect hop (a row of `redirects`): fetching `url` led to `target_url`.
+
+    `status` is the redirect's HTTP status (301, 302, 303, 307, 308), None for
+    a `<meta http-equiv="refresh">`.
+    """
+
+    url: str
+    target_url: str
+    status: int | None = None

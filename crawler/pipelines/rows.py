@@ -1,7 +1,7 @@
 """Items to table rows: msgspec validation and the staging column order.
 
-`to_row(item)` turns a `Page`, a `Link` or any other item into a `Row` for
-`pages`, `links` or `items`, or raises `RowError` (the item then goes to
+`to_row(item)` turns a `Page`, a `Link`, a `Redirect` or any other item into
+a `Row` for `pages`, `links`, `redirects` or `items`, or raises `RowError` (the item then goes to
 `dead_letters` with the reason). A row's `key` is its primary key within the
 job, used to keep one row per key in a batch.
 """
@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from itemadapter import ItemAdapter
 
-from crawler.items import Link, Page
+from crawler.items import Link, Page, Redirect
 
-Kind = Literal["page", "link", "item"]
+Kind = Literal["page", "link", "redirect", "item"]
 _Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
 # Bounded by the column types: a binary COPY would wrap an int4 that is too big.
 _Int4 = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
@@ -50,6 +50,14 @@ class LinkRow(msgspec.Struct, frozen=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
     anchor_text: str
     nofollow: bool
+
+
+class RedirectRow(msgspec.Struct, frozen=True):
+    """Columns of `redirects` after job_id, in staging order."""
+
+    url: _Url
+    target_url: _Url
+    status: Annotated[int, msgspec.Meta(ge=0, le=999)] | None
 
 
 class Row(NamedTuple):
@@ -96,6 +104,12 @@ def to_row(item: Any) -> Row:
         except msgspec.ValidationError as exc:
             raise RowError("page", f"invalid page: {exc}", payload_of(item)) from None
         return Row("page", row.url, msgspec.structs.astuple(row))
+    if isinstance(item, Redirect):
+        try:
+            row = msgspec.convert(item, RedirectRow, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise RowError("redirect", f"invalid redirect: {exc}", payload_of(item)) from None
+        return Row("redirect", row.url, msgspec.structs.astuple(row))
     return _item_row(item)
 
 

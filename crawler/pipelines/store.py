@@ -2,7 +2,7 @@
 
 `PostgresStore.write(rows)` stores one batch in one transaction: the rows are
 copied (binary COPY) into per-connection temporary staging tables and merged
-into `pages`, `links` and `items` with ``ON CONFLICT``, so a replayed batch or a
+into `pages`, `links`, `redirects` and `items` with ``ON CONFLICT``, so a replayed batch or a
 re-crawled page leaves one row. If the batch fails for a reason that belongs to
 its rows (a NUL byte, bad encoding, a constraint), it is split in halves until
 the failing rows are alone; those go to `dead_letters` with their error and the
@@ -39,6 +39,9 @@ CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
     anchor_text text, nofollow boolean
 ) ON COMMIT PRESERVE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cg_stage_redirects (
+    url text COLLATE "C", target_url text COLLATE "C", status integer
+) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_items (
     fingerprint text, item_type text, url text COLLATE "C", data text
 ) ON COMMIT PRESERVE ROWS;
@@ -47,12 +50,14 @@ CREATE TEMP TABLE IF NOT EXISTS cg_stage_items (
 COPY: Final[dict[Kind, str]] = {
     "page": "COPY cg_stage_pages FROM STDIN (FORMAT BINARY)",
     "link": "COPY cg_stage_links FROM STDIN (FORMAT BINARY)",
+    "redirect": "COPY cg_stage_redirects FROM STDIN (FORMAT BINARY)",
     "item": "COPY cg_stage_items FROM STDIN (FORMAT BINARY)",
 }
 COPY_TYPES: Final[dict[Kind, list[str]]] = {
     "page": ["text", "text", "int4", "text", "text", "int4", "timestamptz", "int8", "text",
              "int4", "bool", "text"],
     "link": ["text", "text", "int4", "text", "bool"],
+    "redirect": ["text", "text", "int4"],
     "item": ["text", "text", "text", "text"],
 }
 # A re-crawl replaces what is known of a page; unchanged rows are not rewritten.
@@ -80,6 +85,14 @@ ON CONFLICT (job_id, source_url, target_url) DO UPDATE SET
 WHERE (l.count, l.anchor_text, l.nofollow)
       IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.anchor_text, EXCLUDED.nofollow)
 """,
+    # A URL that redirects elsewhere now replaces where it led before.
+    "redirect": """
+INSERT INTO redirects AS r (job_id, url, target_url, status)
+SELECT %(job_id)s, url, target_url, status FROM cg_stage_redirects
+ON CONFLICT (job_id, url) DO UPDATE SET
+    target_url = EXCLUDED.target_url, status = EXCLUDED.status
+WHERE (r.target_url, r.status) IS DISTINCT FROM (EXCLUDED.target_url, EXCLUDED.status)
+""",
     "item": """
 INSERT INTO items (job_id, fingerprint, item_type, url, data)
 SELECT %(job_id)s, fingerprint, item_type, url, data::jsonb
@@ -90,14 +103,16 @@ ON CONFLICT (job_id, fingerprint) DO NOTHING
 CLEAR_STAGING: Final[dict[Kind, str]] = {
     "page": "DELETE FROM cg_stage_pages",
     "link": "DELETE FROM cg_stage_links",
+    "redirect": "DELETE FROM cg_stage_redirects",
     "item": "DELETE FROM cg_stage_items",
 }
-TRUNCATE_STAGING: Final = "TRUNCATE cg_stage_pages, cg_stage_links, cg_stage_items"
+TRUNCATE_STAGING: Final = ("TRUNCATE cg_stage_pages, cg_stage_links, cg_stage_redirects, "
+                           "cg_stage_items")
 TRUNCATE_EVERY: Final = 200  # batches
 INSERT_DEAD_LETTER: Final = """
 INSERT INTO dead_letters (job_id, kind, payload, error) VALUES (%s, %s, %s, %s)
 """
-_ORDER: Final[tuple[Kind, ...]] = ("page", "link", "item")
+_ORDER: Final[tuple[Kind, ...]] = ("page", "link", "redirect", "item")
 
 
 @dataclass
@@ -156,7 +171,7 @@ class PostgresStore:
 
     def _write_rows(self, conn: psycopg.Connection, rows: Sequence[Row]) -> None:
         # One row per primary key: ON CONFLICT cannot touch a row twice in a statement.
-        by_kind: dict[Kind, dict] = {"page": {}, "link": {}, "item": {}}
+        by_kind: dict[Kind, dict] = {kind: {} for kind in _ORDER}
         for row in rows:
             by_kind[row.kind][row.key] = row.values
         with conn.transaction():

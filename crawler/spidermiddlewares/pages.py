@@ -1,4 +1,4 @@
-"""Page and Link items: every response is a stored page, every hyperlink a stored link.
+"""Page, Link and Redirect items: every response, hyperlink and redirect hop is stored.
 
 Before a callback's own output, the output of every response of a kit spider
 starts with its `Page` item (status, URL asked for and final URL after
@@ -14,6 +14,18 @@ callback nor errback). Stats: `crawlgraph/pages` and `crawlgraph/links`
 (items made here; a failed download's Page counts under
 `crawlgraph/error/<exception>`).
 
+Every redirect Scrapy follows (`RedirectMiddleware`, `MetaRefreshMiddleware`)
+is a `Redirect` item (the URL that redirected, where to, the status), made
+when the request it leads to is scheduled (`request_scheduled`), whether or
+not that request is ever fetched: a redirect to a URL the frontier already
+knows is dropped as a duplicate and never reaches the spider, so no response
+could carry it. It goes straight to the storage pipeline
+(`StoragePipeline.for_crawler`) in that same engine step, before the request
+that redirected is done, so that request's lease is acknowledged only once
+the hop is committed; without the pipeline it is only counted
+(`crawlgraph/redirects`). A request a callback yields with a redirected
+response's meta copied into it is not a redirect.
+
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
 """
@@ -24,13 +36,15 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Self
+from weakref import WeakSet
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Request, Response
 
 from crawler import rendering
-from crawler.items import Link, Page
+from crawler.items import Link, Page, Redirect
+from crawler.pipelines.storage import StoragePipeline
 from crawler.spidermiddlewares import kit_spider
 from crawler.spiders.links import extract_links, is_html
 from crawler.urls import canonicalize
@@ -55,6 +69,25 @@ def response_page(response: Response) -> Page:
         rendered=rendering.is_marked(response.meta))
 
 
+def redirect_hop(request: Request) -> Redirect | None:
+    """The hop a request made by Scrapy's redirect middlewares follows (None: not a hop).
+
+    The middlewares append the URL that redirected to `redirect_urls` and the
+    status (or "meta refresh") to `redirect_reasons`.
+    """
+    urls = request.meta.get("redirect_urls")
+    if not urls:
+        return None
+    source, target = canonicalize(urls[-1]), canonicalize(request.url)
+    if source == target or not (source.startswith(("http://", "https://"))
+                                and target.startswith(("http://", "https://"))):
+        return None
+    reasons = request.meta.get("redirect_reasons") or ()
+    reason = reasons[-1] if len(reasons) == len(urls) else None
+    status = reason if isinstance(reason, int) and not isinstance(reason, bool) else None
+    return Redirect(url=source, target_url=target, status=status)
+
+
 class PagesMiddleware:
     """Spider middleware putting a response's Page and Link items before its callback's output."""
 
@@ -62,7 +95,12 @@ class PagesMiddleware:
         self.crawler = crawler
         self.errback = errback
         self.links = links
+        # Requests of the spider's output that carry redirect meta (copied from a
+        # redirected response): scheduling them follows no redirect.
+        self._from_spider: WeakSet[Request] = WeakSet()
+        self._storage: StoragePipeline | None = None
         crawler.signals.connect(self._adopt, signals.request_reached_downloader)
+        crawler.signals.connect(self._scheduled, signals.request_scheduled)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -90,9 +128,24 @@ class PagesMiddleware:
             yield self._with_errback(out)
 
     def _with_errback(self, out: Any) -> Any:
-        if isinstance(out, Request) and out.errback is None:
-            out.errback = self.errback
+        if isinstance(out, Request):
+            if out.errback is None:
+                out.errback = self.errback
+            if "redirect_urls" in out.meta:
+                self._from_spider.add(out)
         return out
+
+    def _scheduled(self, request: Request) -> None:
+        if "redirect_urls" not in request.meta or request in self._from_spider:
+            return
+        hop = redirect_hop(request)
+        if hop is None:
+            return
+        self.crawler.stats.inc_value("crawlgraph/redirects")
+        if self._storage is None:  # the pipelines are made after the spider middlewares
+            self._storage = StoragePipeline.for_crawler(self.crawler)
+        if self._storage is not None:
+            self._storage.process_item(hop)
 
     def _adopt(self, request: Request, spider: Spider) -> None:
         # A frontier seed: Scrapy calls the spider's `parse` for it; give it the errback.
