@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from cli.client import ApiCallError, ApiClient, client_for
+from cli.jobs import SCOPE_HELP
 from cli.watch import watch
+from crawler.spiders.args import ScopeKind
 from graphs.errors import GraphBuildFailed
 from graphs.report import HOST_METRICS, PAGE_METRICS, CrawlSummary
 
@@ -39,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="stop after this many pages (default 1000)")
     cmd.add_argument("--depth", type=int, help="follow links this many levels deep")
     cmd.add_argument("--workers", type=int, default=1, help="crawler processes (default 1)")
+    cmd.add_argument("--scope", choices=get_args(ScopeKind), help=SCOPE_HELP)
     cmd.add_argument("--js", action="store_true", help="render pages in Chromium")
     cmd.add_argument("--out", default="out", help="directory for the exports (default out/)")
     cmd.add_argument("--api-url", help="the API (default: the local stack's)")
@@ -52,6 +55,8 @@ def cmd_crawl_to_graph(args: argparse.Namespace) -> int:
                                 "max_pages": args.max_pages}
         if args.depth is not None:
             body["max_depth"] = args.depth
+        if args.scope is not None:
+            body["scope"] = args.scope
         if args.js:
             body["render_js"] = "always"
         job = client.call("POST", "/api/v1/jobs", json=body)

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, get_args
 
 from cli.client import client_for
 from cli.format import queue_length, stat, table
 from cli.watch import watch
+from crawler.spiders.args import ScopeKind
+
+SCOPE_HELP = ("what the start URLs stand for: site (default; with and without www., http "
+              "and https, and where they redirect), host (exactly their hosts and ports), "
+              "domain (the registered domain and its subdomains) or prefix (URLs starting "
+              "with one)")
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -23,6 +29,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         body["max_pages"] = args.max_pages
     if args.depth is not None:
         body["max_depth"] = args.depth
+    if args.scope is not None:
+        body["scope"] = args.scope
     if args.allow:
         body["allowed_domains"] = args.allow
     if args.tag:
@@ -134,6 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crawl.add_argument("--depth", type=int, help="follow links this many levels deep")
     crawl.add_argument("--js", action="store_true", help="render pages in Chromium")
     crawl.add_argument("--workers", type=int, default=1, help="crawler processes (default 1)")
+    crawl.add_argument("--scope", choices=get_args(ScopeKind), help=SCOPE_HELP)
     crawl.add_argument("--allow", action="append", metavar="DOMAIN",
                        help="allowed domain (repeat; default: the start hosts)")
     crawl.add_argument("--tag", action="append", help="tag the job (repeat)")
