@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="leave out link targets that were never fetched")
     build.add_argument("--self-loops", action="store_true", help="keep links to the same node")
     build.add_argument("--no-nofollow", action="store_true", help="leave out nofollow links")
+    build.add_argument("--no-fold-redirects", action="store_true",
+                       help="keep URLs that redirected as nodes, with an edge to their target")
     build.add_argument("--damping", type=float, default=0.85, help="PageRank damping")
     mode = build.add_mutually_exclusive_group()
     mode.add_argument("--wait", action="store_true", help="wait until a worker has built it")
@@ -98,6 +100,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         include_uncrawled=not args.crawled_only,
         self_loops=args.self_loops,
         nofollow=not args.no_nofollow,
+        fold_redirects=not args.no_fold_redirects,
         damping=args.damping,
         extra_jobs=jobs[1:],
     ).validate()

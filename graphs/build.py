@@ -7,9 +7,20 @@ fancy indexing of the link endpoints through it, and one `np.unique` over
 into the edge weight. The only per-item Python work is `host_of` once per
 distinct URL and `registered_domain` once per distinct host.
 
+Redirects fold the same way, before the level's grouping: `landing(table)`
+maps every node to the node its redirect chain lands on (itself when it did
+not redirect), by pointer jumping (`land = land[land]`, doubling the chain
+length covered each time); a chain that runs into a loop lands nowhere and its
+URLs stay themselves. With `fold_redirects` a URL that redirected is no node
+(one whose chain loops is, if a link points at it): its links point where it
+landed, and so do its host's and domain's.
+Without it, each hop is an edge of its own (weight 1, `ep.redirect` true).
+
 The graph carries `vp.label` (URL, host or domain), `vp.pages` (pages folded
-into the node), `vp.crawled` (of which fetched) and `ep.weight` (number of
-links, i.e. `<a>` elements, it stands for).
+into the node), `vp.crawled` (of which fetched), `ep.weight` (number of
+links, i.e. `<a>` elements, it stands for, plus one per redirect hop) and,
+when redirects are not folded, `ep.redirect` (the edge stands for a redirect,
+maybe as well as links).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ class BuildOptions:
     include_uncrawled: bool = True
     self_loops: bool = False
     nofollow: bool = True
+    fold_redirects: bool = True
 
 
 def _groups(labels: list[str], level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,11 +57,45 @@ def _groups(labels: list[str], level: str) -> tuple[np.ndarray, np.ndarray]:
     return domain_names.astype(object), domain_of_host[host_of_node].astype(np.int64)
 
 
+def landing(table: LinkTable) -> np.ndarray:
+    """The node each node's redirect chain lands on: itself unless it redirected.
+
+    A chain that runs into a loop (`a -> b -> a`) lands nowhere: every node on
+    it and leading into it maps to itself.
+    """
+    hop = np.arange(table.node_count, dtype=np.int64)
+    hop[table.redirect_source] = table.redirect_target
+    land = hop
+    # After k rounds land[i] is 2**k hops from i (or the chain's end), and no
+    # chain is longer than the number of nodes.
+    for _ in range(max(1, table.node_count.bit_length())):
+        further = land[land]
+        if np.array_equal(further, land):
+            break
+        land = further
+    looping = hop[land] != land
+    if looping.any():
+        land = np.where(looping, np.arange(table.node_count, dtype=np.int64), land)
+    return land
+
+
 def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
     """Build the directed, weighted graph of `table` at `options.level`."""
+    fold = options.fold_redirects and table.redirect_count > 0
     keep = np.ones(table.node_count, dtype=bool)
     if not options.include_uncrawled:
         keep = table.status >= 0
+    if fold:
+        land = landing(table)
+        # A URL that redirected is no node, unless its chain runs into a loop: then
+        # it stays as it is if a link points at it (otherwise no link or page has it).
+        landed = land == np.arange(table.node_count)
+        redirected = np.zeros(table.node_count, dtype=bool)
+        redirected[table.redirect_source] = True
+        linked = np.zeros(table.node_count, dtype=bool)
+        linked[table.source] = True
+        linked[table.target] = True
+        keep &= landed & (~redirected | linked)
     kept = np.flatnonzero(keep)
     kept_urls = [table.urls[i] for i in kept.tolist()] if not keep.all() else table.urls
     names, group_of_kept = _groups(kept_urls, options.level)
@@ -57,26 +103,45 @@ def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
 
     group = np.full(table.node_count, -1, dtype=np.int64)
     group[kept] = group_of_kept
+    if fold:
+        group = group[land]  # a URL that redirected is where it landed
     source = group[table.source]
     target = group[table.target]
+    count = table.count.astype(np.int64)
     mask = (source >= 0) & (target >= 0)
     if not options.nofollow:
         mask &= ~table.nofollow
+    hops = not options.fold_redirects and table.redirect_count > 0
+    if hops:
+        # Each hop is an edge of its own, counted once.
+        source = np.concatenate((source, group[table.redirect_source]))
+        target = np.concatenate((target, group[table.redirect_target]))
+        count = np.concatenate((count, np.ones(table.redirect_count, dtype=np.int64)))
+        redirect = np.zeros(len(source), dtype=bool)
+        redirect[table.link_count:] = True
+        mask = np.concatenate((mask, np.ones(table.redirect_count, dtype=bool)))
+        mask &= (source >= 0) & (target >= 0)
     if not options.self_loops:
         mask &= source != target
-    source, target, count = source[mask], target[mask], table.count[mask].astype(np.int64)
+    source, target, count = source[mask], target[mask], count[mask]
 
-    if options.level == "page" and table.unique_pairs:
+    edge_redirect = None
+    if options.level == "page" and table.unique_pairs and not fold and not hops:
         edges = np.column_stack((source, target))
         weight = count
     else:
-        # Merge parallel links (several pages of one host linking to another, or
-        # one link found by several jobs) into one edge weighted by their sum.
+        # Merge parallel links (several pages of one host linking to another, one
+        # link found by several jobs, links to URLs that landed on one page, a link
+        # and a redirect) into one edge weighted by their sum.
         keys, inverse = np.unique(source * max(n, 1) + target, return_inverse=True)
-        weight = np.bincount(inverse.ravel(), weights=count, minlength=len(keys))
+        inverse = inverse.ravel()
+        weight = np.bincount(inverse, weights=count, minlength=len(keys))
         weight = weight.astype(np.int64)
         edges = np.empty((len(keys), 2), dtype=np.int64)
         np.divmod(keys, max(n, 1), out=(edges[:, 0], edges[:, 1]))
+        if hops:
+            edge_redirect = np.bincount(inverse, weights=redirect[mask],
+                                        minlength=len(keys)) > 0
 
     g = gt.Graph(directed=True)
     g.add_vertex(n)
@@ -89,5 +154,10 @@ def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
     g.vp.crawled.a = np.bincount(group_of_kept, weights=fetched, minlength=n)
     g.ep.weight = g.new_ep("int64_t")
     g.ep.weight.a = weight
+    if not options.fold_redirects:
+        g.ep.redirect = g.new_ep("bool")
+        if edge_redirect is not None:
+            g.ep.redirect.a = edge_redirect
     g.gp.level = g.new_gp("string", options.level)
+    g.gp.fold_redirects = g.new_gp("bool", options.fold_redirects)
     return g

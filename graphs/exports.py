@@ -8,7 +8,9 @@ and rows are formatted with one template, so there is no per-value Python
 branching.
 
 Every node carries its label (URL, host or domain), `pages`, `crawled` and
-each metric that the build computed; every edge its weight (number of links).
+each metric that the build computed; every edge its weight (number of links)
+and, in a graph built without folding redirects, `redirect` (true when the
+edge stands for a redirect hop).
 Node ids are the graph's vertex indices, the same as `graph_nodes.node_id`.
 """
 
@@ -20,7 +22,7 @@ import html
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import graph_tool as gt
@@ -70,7 +72,22 @@ def _columns(g: gt.Graph, names: list[str], start: int, stop: int) -> list[list]
 
 
 def _edges(g: gt.Graph) -> np.ndarray:
-    return g.get_edges([g.ep.weight])
+    """(source, target, weight[, redirect as 0/1]) per edge."""
+    return g.get_edges([g.ep.weight, g.ep.redirect] if "redirect" in g.ep else [g.ep.weight])
+
+
+def _has_redirect(g: gt.Graph) -> bool:
+    return "redirect" in g.ep
+
+
+_BOOLEANS = np.array(["false", "true"])
+
+
+def _edge_rows(edges: np.ndarray, redirect: bool) -> Iterable[Sequence]:
+    """Rows of `_edges`, the redirect column (0/1) as false/true."""
+    if not redirect:
+        return edges.tolist()
+    return zip(*edges[:, :3].T.tolist(), _BOOLEANS[edges[:, 3]].tolist(), strict=True)
 
 
 def iter_graphml(g: gt.Graph) -> Iterator[str]:
@@ -90,6 +107,9 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
         for name in names
     )
     yield '<key id="weight" for="edge" attr.name="weight" attr.type="long"/>\n'
+    redirect = _has_redirect(g)
+    if redirect:
+        yield '<key id="redirect" for="edge" attr.name="redirect" attr.type="boolean"/>\n'
     yield '<graph id="G" edgedefault="directed">\n'
     template = '<node id="n{}"><data key="label">{}</data>' + "".join(
         f'<data key="{name}">{{}}</data>' for name in names
@@ -99,9 +119,10 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
                    *_columns(g, names, start, stop), strict=True)
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
-    template = '<edge source="n{}" target="n{}"><data key="weight">{}</data></edge>\n'
+    template = ('<edge source="n{}" target="n{}"><data key="weight">{}</data>'
+                + ('<data key="redirect">{}</data>' if redirect else "") + "</edge>\n")
     for start, stop in _chunks(len(edges)):
-        yield "".join(template.format(*row) for row in edges[start:stop].tolist())
+        yield "".join(template.format(*row) for row in _edge_rows(edges[start:stop], redirect))
     yield "</graph>\n</graphml>\n"
 
 
@@ -124,6 +145,10 @@ def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
         for i, name in enumerate(names)
     )
     yield "</attributes>\n"
+    redirect = _has_redirect(g)
+    if redirect:
+        yield ('<attributes class="edge">\n'
+               '<attribute id="redirect" title="redirect" type="boolean"/>\n</attributes>\n')
     yield f'<nodes count="{g.num_vertices()}">\n'
     values = "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(names)))
     template = '<node id="{}" label="{}"><attvalues>' + values + "</attvalues></node>\n"
@@ -133,10 +158,12 @@ def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
     yield f'</nodes>\n<edges count="{len(edges)}">\n'
-    template = '<edge id="{}" source="{}" target="{}" weight="{}"/>\n'
+    template = ('<edge id="{}" source="{}" target="{}" weight="{}"'
+                + ('><attvalues><attvalue for="redirect" value="{}"/></attvalues></edge>\n'
+                   if redirect else "/>\n"))
     for start, stop in _chunks(len(edges)):
-        rows = zip(range(start, stop), *edges[start:stop].T.tolist(), strict=True)
-        yield "".join(template.format(*row) for row in rows)
+        rows = zip(range(start, stop), _edge_rows(edges[start:stop], redirect), strict=True)
+        yield "".join(template.format(i, *row) for i, row in rows)
     yield "</edges>\n</graph>\n</gexf>\n"
 
 
@@ -154,10 +181,12 @@ def iter_json(g: gt.Graph) -> Iterator[str]:
         yield ("," if start else "") + msgspec.json.encode(rows).decode()[1:-1]
     yield '],"links":['
     edges = _edges(g)
-    template = '{{"source":{},"target":{},"weight":{}}}'
+    redirect = _has_redirect(g)
+    template = ('{{"source":{},"target":{},"weight":{}'
+                + (',"redirect":{}}}' if redirect else "}}"))
     for start, stop in _chunks(len(edges)):
         yield ("," if start else "") + ",".join(
-            template.format(*row) for row in edges[start:stop].tolist())
+            template.format(*row) for row in _edge_rows(edges[start:stop], redirect))
     yield "]}\n"
 
 
@@ -177,11 +206,12 @@ def iter_csv_nodes(g: gt.Graph) -> Iterator[str]:
 
 
 def iter_csv_edges(g: gt.Graph) -> Iterator[str]:
-    """edges.csv: source id, target id, weight (Gephi's spreadsheet import reads it)."""
-    yield "source,target,weight\n"
+    """edges.csv: source id, target id, weight[, redirect] (Gephi's spreadsheet import reads it)."""
+    redirect = _has_redirect(g)
+    yield "source,target,weight,redirect\n" if redirect else "source,target,weight\n"
     edges = _edges(g)
     for start, stop in _chunks(len(edges)):
-        yield _csv_text(edges[start:stop].tolist())
+        yield _csv_text(_edge_rows(edges[start:stop], redirect))
 
 
 def exporter(fmt: str, table: str = "nodes") -> Callable[[gt.Graph], Iterator[str]]:

@@ -50,6 +50,8 @@ class GraphBuildRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     include_uncrawled: bool = True
     self_loops: bool = False
     nofollow: bool = True
+    # A URL that redirected is the page its chain lands on; off: a node with an edge to its target.
+    fold_redirects: bool = True
     damping: float = 0.85
     # Betweenness: None = exact up to `EXACT_BETWEENNESS_MAX_NODES`, then this many pivots.
     betweenness_pivots: int | None = None
@@ -86,6 +88,7 @@ class GraphBuildRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             "include_uncrawled": self.include_uncrawled,
             "self_loops": self.self_loops,
             "nofollow": self.nofollow,
+            "fold_redirects": self.fold_redirects,
             "damping": self.damping,
             "betweenness_pivots": self.betweenness_pivots,
             "communities_seconds": self.communities_seconds,

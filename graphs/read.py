@@ -8,13 +8,19 @@ exported snapshot (read-only REPEATABLE READ), so they see the same data:
   are big-endian arrays, decoded by `np.frombuffer` — no Python loop per link,
   and not one protocol message per link either;
 * the nodes: each distinct URL with its hash and best crawl status (the
-  stored pages and the link targets that are not pages; every link endpoint
-  when a link source is not a stored page), packed the same way with the URLs
-  joined by newlines and split by `str.split` (a C loop).
+  stored pages, both ends of every redirect and the link targets that are not
+  pages; every link endpoint when a link source is not a stored page), packed
+  the same way with the URLs joined by newlines and split by `str.split` (a C
+  loop).
 
-Edge endpoints are matched to nodes with `np.searchsorted`. Two distinct URLs
-with the same 64-bit hash are detected (the node hashes would not be unique)
-and the read is repeated with another hash seed.
+After the links, the first connection reads the redirects the same way: one
+(URL, where it led) pair per URL that redirected, from `redirects` (one row
+per hop) and, for a URL without one there, from `pages` (the URL asked for
+and the final URL, which is all a crawl stored before `redirects` existed).
+
+Edge and redirect endpoints are matched to nodes with `np.searchsorted`. Two
+distinct URLs with the same 64-bit hash are detected (the node hashes would
+not be unique) and the read is repeated with another hash seed.
 """
 
 from __future__ import annotations
@@ -48,9 +54,10 @@ COPY (
 ) TO STDOUT (FORMAT BINARY)
 """
 
-# Every URL that is a link endpoint or a stored page (its request URL and,
-# after a redirect, its final URL), with the best crawl status seen (-1: not
-# fetched).
+# Every URL that is a link endpoint, a stored page (its request URL and, after
+# a redirect, its final URL) or an end of a redirect hop, with the best crawl
+# status seen (-1: not fetched; a URL that redirected was fetched: its status,
+# 0 for a meta refresh).
 _NODES_ALL = """
     SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
         SELECT source_url AS url, -1 AS status FROM links WHERE job_id = ANY(%(jobs)s)
@@ -61,6 +68,10 @@ _NODES_ALL = """
         UNION ALL
         SELECT final_url, status FROM pages
         WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        UNION ALL
+        SELECT url, coalesce(status, 0) FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT target_url, -1 FROM redirects WHERE job_id = ANY(%(jobs)s)
     ) AS endpoints
     GROUP BY url
 """
@@ -76,11 +87,34 @@ _NODES_FAST = """
         SELECT final_url, status FROM pages
         WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
         UNION ALL
+        SELECT url, coalesce(status, 0) FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT target_url, -1 FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
         SELECT DISTINCT l.target_url, -1 FROM links AS l
         WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
             SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
     ) AS endpoints
     GROUP BY url
+"""
+
+# One hop per URL that redirected: its row in `redirects` if it has one (a hop
+# of the chain), else where its stored page landed (the end of the chain).
+_REDIRECTS_COPY = """
+COPY (
+    SELECT string_agg(int8send(hashtextextended(url, %(seed)s)), ''::bytea),
+           string_agg(int8send(hashtextextended(target, %(seed)s)), ''::bytea)
+    FROM (
+        SELECT DISTINCT ON (url) url, target FROM (
+            SELECT url, target_url AS target, 0 AS rank FROM redirects
+            WHERE job_id = ANY(%(jobs)s)
+            UNION ALL
+            SELECT url, final_url, 1 FROM pages
+            WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        ) AS hops
+        ORDER BY url, rank, target
+    ) AS r
+) TO STDOUT (FORMAT BINARY)
 """
 
 
@@ -122,6 +156,9 @@ class LinkTable:
     target: np.ndarray  # int64 node id per link
     count: np.ndarray  # int32 per link: <a> elements on the source page pointing at the target
     nofollow: np.ndarray  # bool per link
+    # One hop per URL that redirected: node ids of the URL and of where it led.
+    redirect_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    redirect_target: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # True when no (source, target) pair occurs twice (one job: the links' primary key).
     unique_pairs: bool = False
     timings: dict[str, float] = field(default_factory=dict)
@@ -133,6 +170,10 @@ class LinkTable:
     @property
     def link_count(self) -> int:
         return len(self.source)
+
+    @property
+    def redirect_count(self) -> int:
+        return len(self.redirect_source)
 
 
 def _binary_rows(buf: bytes | bytearray) -> list[list[bytes | None]]:
@@ -171,6 +212,14 @@ def _decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
         "target": _column(rows, 1, ">i8").astype(np.int64),
         "count": _column(rows, 2, ">i4").astype(np.int32),
         "nofollow": _column(rows, 3, "u1").astype(bool),
+    }
+
+
+def _decode_redirects(buf: bytes | bytearray) -> dict[str, np.ndarray]:
+    rows = _binary_rows(buf)
+    return {
+        "source": _column(rows, 0, ">i8").astype(np.int64),
+        "target": _column(rows, 1, ">i8").astype(np.int64),
     }
 
 
@@ -246,27 +295,35 @@ class _Collision(Exception):
     """Two distinct URLs hashed to the same 64-bit value with this seed."""
 
 
-def _map(rows: dict[str, np.ndarray], nodes: tuple[np.ndarray, np.ndarray, list[str]],
+def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
+    """True when every key is at its looked-up index of `node_hash`."""
+    if not len(keys):
+        return True
+    if not len(node_hash):
+        return False
+    return bool((node_hash[np.minimum(index, len(node_hash) - 1)] == keys).all())
+
+
+def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
+         nodes: tuple[np.ndarray, np.ndarray, list[str]],
          timings: dict[str, float]) -> LinkTable | None:
-    """Node ids for the link endpoints; None when an endpoint is not among the nodes."""
+    """Node ids for the link and redirect endpoints; None when one is not among the nodes."""
     node_hash, status, urls = nodes
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
         raise _Collision
     source_hash, target_hash = rows["source"], rows["target"]
-    if len(source_hash) and not len(node_hash):
-        return None
     with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
         target_job = pool.submit(_lookup, node_hash, target_hash)
         source = _lookup(node_hash, source_hash)
         target = target_job.result()
-    if len(source_hash):
-        last = len(node_hash) - 1
-        found = (node_hash[np.minimum(source, last)] == source_hash)
-        found &= (node_hash[np.minimum(target, last)] == target_hash)
-        if not found.all():
-            return None
+    hop_source = np.searchsorted(node_hash, redirects["source"])
+    hop_target = np.searchsorted(node_hash, redirects["target"])
+    if not (_found(node_hash, source, source_hash) and _found(node_hash, target, target_hash)
+            and _found(node_hash, hop_source, redirects["source"])
+            and _found(node_hash, hop_target, redirects["target"])):
+        return None
     return LinkTable(
         urls=[urls[i] for i in order.tolist()],
         status=status[order],
@@ -274,6 +331,8 @@ def _map(rows: dict[str, np.ndarray], nodes: tuple[np.ndarray, np.ndarray, list[
         target=target.astype(np.int64),
         count=rows["count"],
         nofollow=rows["nofollow"],
+        redirect_source=hop_source.astype(np.int64),
+        redirect_target=hop_target.astype(np.int64),
         timings=timings,
     )
 
@@ -281,7 +340,7 @@ def _map(rows: dict[str, np.ndarray], nodes: tuple[np.ndarray, np.ndarray, list[
 def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
     timings: dict[str, float] = {}
     params = {"jobs": jobs, "seed": seed}
-    edges_buf, nodes_buf = bytearray(), bytearray()
+    edges_buf, nodes_buf, redirects_buf = bytearray(), bytearray(), bytearray()
     # Two connections read at once (Postgres runs one backend per connection, so
     # the links and the nodes queries use both cores), in one snapshot.
     with psycopg.connect(conninfo, autocommit=True) as first, \
@@ -295,14 +354,17 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         with ThreadPoolExecutor(max_workers=1) as pool:
             nodes_job = pool.submit(_copy_out, second, _NODES_FAST_COPY, params, nodes_buf)
             timings["read_links"] = _copy_out(first, _EDGES_COPY, params, edges_buf)
+            timings["read_redirects"] = _copy_out(first, _REDIRECTS_COPY, params,
+                                                  redirects_buf)
             timings["read_nodes"] = nodes_job.result()
         first.execute("ROLLBACK")
         started = time.perf_counter()
         rows = _decode_edges(edges_buf)
         del edges_buf
+        redirects = _decode_redirects(redirects_buf)
         nodes = _decode_packed_nodes(nodes_buf)
         try:
-            table = _map(rows, nodes, timings) if nodes is not None else None
+            table = _map(rows, redirects, nodes, timings) if nodes is not None else None
             if table is None:
                 # A link source that is not a stored page, or a URL with a newline:
                 # every endpoint, read in the same snapshot.
@@ -314,13 +376,13 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
                     timings["read_nodes_rows"] = _copy_out(second, _NODES_ROWS_COPY, params,
                                                            nodes_buf)
                     nodes = _decode_nodes(nodes_buf.decode("utf-8"))
-                table = _map(rows, nodes, timings)
+                table = _map(rows, redirects, nodes, timings)
         except _Collision:
             return None
         finally:
             second.execute("ROLLBACK")
     if table is None:
-        raise GraphBuildFailed("A link endpoint is missing from the node list.")
+        raise GraphBuildFailed("A link or redirect endpoint is missing from the node list.")
     timings["decode"] = time.perf_counter() - started
     return table
 

@@ -80,10 +80,42 @@ def test_host_level_build(client, api_settings, users, job):
     assert [n["pages"] for n in nodes] == [2, 12]
 
 
+def test_redirects_fold_unless_the_build_says_not(client, api_settings, users, job,
+                                                 database_url):
+    # shop.test/0 links to http://shop.test/1, which 301s to shop.test/1/ (linked as well).
+    moved, landed = "http://shop.test/moved", "http://shop.test/landed/"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_links(conn, job, [(PAGES[0], moved, 2, False), (PAGES[0], landed, 1, False)])
+        conn.execute("INSERT INTO redirects (job_id, url, target_url, status) "
+                     "VALUES (%s, %s, %s, 301)", (job, moved, landed))
+    alice = login(client, "alice")
+    folded = _build(client, api_settings, job, alice, metrics=["degree"])
+    kept = _build(client, api_settings, job, alice, metrics=["degree"], fold_redirects=False)
+    assert (folded["options"]["fold_redirects"], kept["options"]["fold_redirects"]) == (
+        True, False)
+    assert kept["node_count"] == folded["node_count"] + 1
+    assert kept["summary"]["redirects_read"] == folded["summary"]["redirects_read"] == 1
+
+    def edges(build):
+        response = client.get(f"/api/v1/graphs/{build['id']}/export",
+                              params={"format": "json"}, headers=alice)
+        data = response.json()
+        labels = {n["id"]: n["label"] for n in data["nodes"]}
+        return {(labels[e["source"]], labels[e["target"]]): (e["weight"], e.get("redirect"))
+                for e in data["links"] if labels[e["source"]] in (PAGES[0], moved)}
+
+    assert edges(folded) == {(PAGES[0], landed): (3, None), (PAGES[0], PAGES[1]): (1, None),
+                             (PAGES[0], "http://ext.test/"): (1, None)}
+    assert edges(kept) == {(PAGES[0], landed): (1, False), (PAGES[0], moved): (2, False),
+                           (moved, landed): (1, True), (PAGES[0], PAGES[1]): (1, False),
+                           (PAGES[0], "http://ext.test/"): (1, False)}
+
+
 def test_unknown_metric_level_or_option_is_422(client, users, job):
     alice = login(client, "alice")
     for body, word in (({"metrics": ["pagerank", "fame"]}, "fame"),
-                       ({"level": "planet"}, "planet"), ({"damping": 2}, "damping")):
+                       ({"level": "planet"}, "planet"), ({"damping": 2}, "damping"),
+                       ({"fold_redirects": "yes"}, "fold_redirects")):
         response = client.post(f"/api/v1/jobs/{job}/graphs", json=body, headers=alice)
         assert word in assert_error(response, 422)["message"]
 

@@ -134,3 +134,54 @@ def test_bundle_writes_the_crawl_files(graph, tmp_path):
     assert sorted(p.name for p in written) == sorted(
         ["page.gexf", "page.graphml", "host.gexf", "nodes.csv", "edges.csv"])
     assert all(p.stat().st_size > 0 for p in written)
+
+
+@pytest.fixture(scope="module")
+def unfolded():
+    """A page graph built with fold_redirects off: links and redirect hops, one edge both."""
+    urls = ["http://a.test/", "http://a.test/x", "http://a.test/x/", "https://a.test/x/",
+            "http://a.test/&<odd>"]
+    links = [(0, 1, 2), (0, 3, 1), (3, 0, 1), (2, 3, 4), (0, 4, 1)]
+    table = LinkTable(
+        urls=urls, status=np.array([200, 301, 301, 200, -1], dtype=np.int32),
+        source=np.array([s for s, _, _ in links]), target=np.array([t for _, t, _ in links]),
+        count=np.array([c for _, _, c in links], dtype=np.int32),
+        nofollow=np.zeros(len(links), dtype=bool),
+        redirect_source=np.array([1, 2]), redirect_target=np.array([2, 3]),
+    )
+    return build_graph(table, BuildOptions(fold_redirects=False))
+
+
+UNFOLDED_EDGES = {("http://a.test/", "http://a.test/x"): (2, False),
+                  ("http://a.test/", "https://a.test/x/"): (1, False),
+                  ("https://a.test/x/", "http://a.test/"): (1, False),
+                  ("http://a.test/x", "http://a.test/x/"): (1, True),
+                  ("http://a.test/x/", "https://a.test/x/"): (5, True),  # a link and a hop
+                  ("http://a.test/", "http://a.test/&<odd>"): (1, False)}
+
+
+def test_every_format_marks_the_redirect_edges_of_an_unfolded_graph(unfolded, tmp_path):
+    path = _write(unfolded, "gexf", tmp_path)
+    xmlschema.XMLSchema(GEXF_XSD).validate(path)
+    for fmt, read in (("gexf", nx.read_gexf), ("graphml", nx.read_graphml)):
+        loaded = read(_write(unfolded, fmt, tmp_path))
+        labels = dict(loaded.nodes(data="label"))
+        assert {(labels[s], labels[t]): (d["weight"], d["redirect"])
+                for s, t, d in loaded.edges(data=True)} == UNFOLDED_EDGES, fmt
+    data = json.loads(_write(unfolded, "json", tmp_path).read_text())
+    labels = {n["id"]: n["label"] for n in data["nodes"]}
+    assert {(labels[e["source"]], labels[e["target"]]): (e["weight"], e["redirect"])
+            for e in data["links"]} == UNFOLDED_EDGES
+    nodes = list(csv.DictReader(io.StringIO(_write(unfolded, "csv", tmp_path).read_text())))
+    labels = {row["id"]: row["label"] for row in nodes}
+    edges = csv.DictReader(io.StringIO(_write(unfolded, "csv", tmp_path, "edges").read_text()))
+    assert {(labels[e["source"]], labels[e["target"]]): (int(e["weight"]),
+                                                         e["redirect"] == "true")
+            for e in edges} == UNFOLDED_EDGES
+
+
+def test_a_folded_graph_has_no_redirect_attribute(graph, tmp_path):
+    assert "redirect" not in graph.ep
+    assert "redirect" not in _write(graph, "graphml", tmp_path).read_text()
+    assert _write(graph, "csv", tmp_path, "edges").read_text().startswith(
+        "source,target,weight\n")
