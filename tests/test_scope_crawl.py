@@ -1,131 +1,134 @@
-"""One crawl per scope against the mock server: the crawled set is exactly what the scope says.
+"""One crawl per scope on named sites: the crawled set is exactly what the scope says.
 
-Host names: the mock server is also the crawl's HTTP proxy (`http_proxy`), so
-that every name reaches it, and it renders each page for the name it was
-asked under (its links are relative, or written with the `Host` header's
-origin). A tricky site also links to `http://external.invalid/page/N`: the
-bare name of `www.external.invalid`'s site, and a sibling of
-`shop.external.invalid` under one registered domain. The expected sets come
-from the generator's data (`tests.sitegen`), never from a crawl; the server's
-request log tells which names were asked.
-
-The two-worker crawl runs on the Redis frontier with loopback names that
-differ (`localhost` redirecting to `127.0.0.1`). (`tests/websites.py`, named
-HTTPS sites on loopback, had not landed when these were written; its `World`
-would let the one-crawl-per-scope tests run on real-looking sites too.)
+The sites are `tests.websites` (HTTPS on loopback under their names, with the
+redirects real sites have: the apex and `http://` 301 to `https://www.`, a
+short-link host `go.`, trailing slashes), two of them linking to each other.
+What a crawl must fetch comes from the world's own data: the pages reachable
+from the start following the links the scope takes (`World.reachable`, with
+the scope's rule written out here, independently of the scope function), and
+every URL of those links' redirect chains; the server's request log is what
+was fetched.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import quote
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import redis
 
 from tests.crawlrun import run_crawl
-from tests.sitegen import EXTERNAL_ORIGIN, Site
 from tests.test_frontier_queue import BlockingFrontier
+from tests.websites import (
+    World,
+    websites_fixture,  # noqa: F401 - the `websites` fixture
+)
 
 SITE = "crawler.spiders.site.SiteSpider"
-LOOPBACK = {"CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS": True}
-
-
-def through_proxy(server) -> dict[str, str]:
-    """The environment that sends every http:// request of a crawl to `server`."""
-    return {"http_proxy": server.origin, "HTTP_PROXY": server.origin, "no_proxy": "",
-            "NO_PROXY": ""}
+HOME = "https://www.example.test/"
+SITES = ("example.test", "other.test")
 
 
 def final_urls(result) -> set[str]:
     return {p["final_url"] for p in result.pages}
 
 
-def names_asked(server) -> set[str]:
-    return {r.host for r in server.requests()}
+def on(*hosts: str) -> Callable[[str], bool]:
+    return lambda url: urlsplit(url).hostname in hosts
 
 
-def external_pages(site: Site) -> set[str]:
-    """The tricky site's links to `http://external.invalid/page/N` (404s there)."""
-    return {target for _, target in site.link_set("http://x") if
-            target.startswith(EXTERNAL_ORIGIN)}
+def chain(world: World, url: str) -> set[str]:
+    """A URL and every URL its redirects lead to."""
+    urls = {url}
+    while (hop := world.redirect(url)) is not None:
+        url = urljoin(url, hop[1])
+        urls.add(url)
+    return urls
 
 
-def reachable_in_prefix(site: Site, origin: str, start: str) -> set[str]:
-    """What a crawl from `start` reaches following links that start with `start` (a path)."""
-    seen, todo = {start}, [start]
-    while todo:
-        for link in site.pages[todo.pop()].links:
-            target = link.target
-            if (target is None or link.nofollow or not target.startswith(start)
-                    or target in seen or target not in site.pages):
-                continue
-            seen.add(target)
-            if site.pages[target].content_type.startswith("text/html"):
-                todo.append(target)
-    return {origin + path for path in seen}
+def must_fetch(world: World, start: str, in_scope: Callable[[str], bool]) -> set[str]:
+    """Every URL a crawl from `start` requests: the start, the links the scope takes
+    from the pages it reaches, and their redirect chains (redirects are not judged)."""
+    urls = chain(world, start)
+    for page in world.reachable(start, in_scope):
+        for link in world.pages[page].links:
+            if in_scope(link.target):
+                urls |= chain(world, link.target)
+    return urls
 
 
-def crawl(server, start: str, scope: str, **args: str):
+def crawl(sites, start: str, scope: str, in_scope: Callable[[str], bool], **args: str):
+    """Crawl from `start` under `scope`; check pages and fetches against `in_scope`."""
     result = run_crawl(SITE, {"start_urls": json.dumps([start]), "scope": scope, **args},
-                       LOOPBACK, env=through_proxy(server), timeout=240)
+                       sites.settings, timeout=240)
     assert result.reason == "finished", result.log[-3000:]
+    world = sites.world
+    assert final_urls(result) == world.reachable(start, in_scope)
+    fetched = {r.url for r in sites.requests() if r.path != "/robots.txt"}
+    assert fetched == must_fetch(world, start, in_scope)
     return result
 
 
-def test_site_follows_a_start_url_that_moved_and_host_does_not(mock_server):
-    server = mock_server(pages=120, seed=31, tricky=True)
-    moved = "http://old.invalid/redirect?status=301&to=" + quote("http://www.external.invalid/p/0")
-    www = "http://www.external.invalid"
-    result = crawl(server, moved, "site")
-    # The site of the redirect's target: its pages, and the bare name's pages it links to.
-    assert final_urls(result) == server.site.page_urls(www) | external_pages(server.site)
-    assert names_asked(server) == {"old.invalid", "www.external.invalid", "external.invalid"}
-    assert result.stats["crawlgraph/scope/learned"] == 1
-    assert "crawlgraph/offsite/site" not in result.stats  # every link is on the site
+def test_site_follows_the_apex_www_and_http_and_a_start_url_that_moved(websites):
+    sites = websites(sites=SITES, pages=12, seed=41)
+    result = crawl(sites, "http://example.test/", "site", on("example.test", "www.example.test"))
+    assert final_urls(result) == sites.world.page_urls("example.test")
+    assert result.stats["crawlgraph/offsite/site"] > 0  # go.example.test and other.test
+    assert "crawlgraph/scope/learned" not in result.stats  # www is the site already
 
-    server = mock_server(pages=120, seed=31, tricky=True)
-    result = crawl(server, moved, "host")
-    assert final_urls(result) == {www + "/p/0"}  # today's default: one page, then offsite
-    assert names_asked(server) == {"old.invalid", "www.external.invalid"}
+    # A short link as the start URL: where it lands (www.example.test) joins the scope.
+    sites = websites(sites=SITES, pages=12, seed=41)
+    result = crawl(sites, "https://go.example.test/3", "site",
+                   on("go.example.test", "example.test", "www.example.test"))
+    assert final_urls(result) == sites.world.page_urls("example.test")
+    assert result.stats["crawlgraph/scope/learned"] == 1
+
+
+def test_host_keeps_to_the_start_origin_so_a_redirected_start_crawls_one_page(websites):
+    sites = websites(sites=SITES, pages=12, seed=42)
+    start = "http://example.test/"
+    result = crawl(sites, start, "host", lambda url: url.startswith(start))
+    assert final_urls(result) == {HOME}  # the old default's one page, then "finished"
     assert result.stats["crawlgraph/offsite/host"] > 0
 
 
-def test_domain_takes_the_registered_domain_and_site_only_the_host(mock_server):
-    server = mock_server(pages=120, seed=32, tricky=True)
-    shop = "http://shop.external.invalid"
-    result = crawl(server, shop + "/p/0", "domain")
-    assert final_urls(result) == server.site.page_urls(shop) | external_pages(server.site)
-    assert names_asked(server) == {"shop.external.invalid", "external.invalid"}
-
-    server = mock_server(pages=120, seed=32, tricky=True)
-    result = crawl(server, shop + "/p/0", "site")
-    assert final_urls(result) == server.site.page_urls(shop)
-    assert names_asked(server) == {"shop.external.invalid"}
-    assert result.stats["crawlgraph/offsite/site"] == len(external_pages(server.site))
+def test_domain_takes_every_subdomain_and_not_the_other_site(websites):
+    sites = websites(sites=SITES, pages=12, seed=43)
+    result = crawl(sites, HOME, "domain",
+                   lambda url: (urlsplit(url).hostname or "").endswith("example.test"))
+    assert final_urls(result) == sites.world.page_urls("example.test")
+    assert {r.host for r in sites.requests()} == {"example.test", "www.example.test",
+                                                  "go.example.test"}
+    assert result.stats["crawlgraph/offsite/domain"] > 0  # http://other.test/
 
 
-def test_prefix_takes_the_urls_that_start_with_a_start_url(mock_server):
-    server = mock_server(pages=200, seed=33, tricky=True)
-    www = "http://www.external.invalid"
-    result = crawl(server, www + "/p/1", "prefix")
-    expected = reachable_in_prefix(server.site, www, "/p/1")
-    assert {www + "/p/1", www + "/p/10", www + "/p/100"} <= expected  # /p/1 is a prefix
-    assert final_urls(result) == expected
-    assert names_asked(server) == {"www.external.invalid"}
+def test_prefix_takes_the_urls_that_start_with_a_start_url(websites):
+    sites = websites(sites=SITES, pages=12, seed=44)
+    docs = HOME + "docs/"
+
+    def in_docs(url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.hostname in ("example.test", "www.example.test") and \
+            parts.path.startswith("/docs/")
+
+    result = crawl(sites, docs, "prefix", in_docs)
+    assert final_urls(result) == {u for u in sites.world.page_urls("example.test")
+                                  if u.startswith(docs)}
     assert result.stats["crawlgraph/offsite/prefix"] > 0
 
 
-def test_two_workers_share_the_host_one_of_them_learned(mock_server, redis_url):
-    """Worker A fetches the start URL, which redirects to another host, and learns it;
-    worker B, which never saw that redirect, is then handed a page of that host and must
-    follow its links. Sequential by construction: B starts once A has finished."""
-    server = mock_server(pages=25, seed=34, links_per_page=2)
-    port = server.port
-    start = f"http://localhost:{port}/redirect?status=301&to=" + quote(server.url("/p/0"))
+def test_two_workers_share_the_host_one_of_them_learned(websites, redis_url):
+    """Worker A fetches the start URL, a short link landing on www.example.test, and
+    learns that host; worker B, which never saw that redirect, is then handed a page of
+    it and must follow its links. Sequential by construction: B starts once A is done."""
+    sites = websites(sites=SITES, pages=12, seed=45)
+    world = sites.world
+    start, landed = "https://go.example.test/3", world.final_url("https://go.example.test/3")
     job = str(uuid.uuid4())
-    settings = {**LOOPBACK, "SCHEDULER": "crawler.frontier.scheduler.RedisScheduler",
+    settings = {**sites.settings, "SCHEDULER": "crawler.frontier.scheduler.RedisScheduler",
                 "CRAWLGRAPH_REDIS_URL": redis_url}
     args = {"job_id": job, "start_urls": json.dumps([start]), "scope": "site"}
     frontier = BlockingFrontier(redis_url, job)
@@ -133,21 +136,23 @@ def test_two_workers_share_the_host_one_of_them_learned(mock_server, redis_url):
 
     a = run_crawl(SITE, {**args, "max_depth": "0"}, settings)
     assert a.reason == "finished", a.log[-3000:]
-    assert final_urls(a) == {server.url("/p/0")}
+    assert final_urls(a) == {landed}
     assert a.stats["crawlgraph/scope/learned"] == 1
     client = redis.Redis.from_url(redis_url)
     try:
-        assert client.smembers(f"crawlgraph:{job}:scope") == {server.url("/p/0").encode()}
+        assert client.smembers(f"crawlgraph:{job}:scope") == {landed.encode()}
     finally:
         client.close()
 
-    frontier.seed([server.url("/p/1")])  # the frontier hands B a page of the learned host
+    frontier.seed([HOME + "docs/"])  # the frontier hands B a page of the learned host
     b = run_crawl(SITE, args, settings)
     assert b.reason == "finished", b.log[-3000:]
-    assert final_urls(b) == server.site.page_urls(server.origin) - {server.url("/p/0")}
+    in_scope = on("go.example.test", "example.test", "www.example.test")
+    assert final_urls(b) == world.reachable(HOME + "docs/", in_scope) - {landed}
+    assert final_urls(b) | {landed} == world.page_urls("example.test")
     assert b.stats["crawlgraph/scope/adopted"] == 1
     assert "crawlgraph/scope/learned" not in b.stats
-    assert "crawlgraph/offsite" not in b.stats
+    assert b.stats["crawlgraph/offsite"] == b.stats["crawlgraph/offsite/site"]  # other.test
 
 
 class RecordingClient:
