@@ -81,8 +81,11 @@ def test_a_failed_download_is_a_page_and_a_refusal_is_none():
     (failed,) = spider.on_failure(failure(ConnectionRefusedError(), request))
     assert (failed.url, failed.final_url, failed.status, failed.depth) == (
         f"{START}old", f"{START}new", 0, 2)
-    assert failed.error.startswith("ConnectionRefusedError")
+    # The error says its cause and host first (crawler.failures), then the exception.
+    assert failed.error.startswith("refused: a.example: the connection was refused (")
+    assert "ConnectionRefusedError" in failed.error
     assert crawler.stats.get_value("crawlgraph/error/ConnectionRefusedError") == 1
+    assert crawler.stats.get_value("crawlgraph/error_cause/refused") == 1
     assert list(spider.on_failure(failure(RobotsForbidden("no"), request))) == []
 
 
