@@ -19,12 +19,14 @@ from tests.test_spider_site_stack import make_job, schedule_site, seed, wait_fin
 
 
 def _expected_counts(site, origin: str) -> Counter:
-    """(source, target) -> number of <a> elements on the source page pointing at the target."""
+    """(source, target) -> number of <a> elements on the source page pointing at the target,
+    a target that redirects counted as the page it lands on (builds fold redirects)."""
     counts: Counter = Counter()
     for path, page in site.pages.items():
         for link in page.links:
             if link.target is not None:
-                counts[(origin + path, _absolute(origin, link.target))] += 1
+                target = _absolute(origin, site.final_path(link.target))
+                counts[(origin + path, target)] += 1
     return counts
 
 
@@ -55,12 +57,15 @@ def test_crawled_mock_site_graphs_equal_the_generated_site(mock_server, scrapyd_
     report = crawl_report(database_url, tmp_path / "home", job, tmp_path / "out" / job)
     out = tmp_path / "out" / job
 
-    # Page graph (self-loops are dropped by default): every page and link target, every
-    # link between two different URLs, weighted by its number of <a> elements.
+    # Page graph (self-loops are dropped by default, redirects folded): every page and
+    # link target, a redirecting URL replaced by where it lands, every link between two
+    # different URLs, weighted by its number of <a> elements.
     counts = _expected_counts(site, origin)
+    folded = site.link_set(origin, resolve_redirects=True)
     nodes, edges = _gexf_edges(out / "page.gexf")
-    assert nodes == site.page_urls(origin) | {u for pair in links for u in pair}
-    assert set(edges) == {(s, t) for s, t in links if s != t}
+    assert nodes == site.page_urls(origin) | {u for pair in folded for u in pair}
+    assert not nodes & set(site.redirect_urls(origin))
+    assert set(edges) == {(s, t) for s, t in folded if s != t}
     assert edges == {pair: c for pair, c in counts.items() if pair[0] != pair[1]}
 
     graphml = nx.read_graphml(out / "page.graphml")
