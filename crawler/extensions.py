@@ -7,25 +7,34 @@ without them; ``CRAWLGRAPH_REDIS_URL`` is where it looks at the job's frontier.
 ``CRAWLGRAPH_STATS_INTERVAL`` (seconds, default 5) sets how often live stats
 are written.
 
-When a worker opens, the job becomes ``running``. Every interval the worker's
-stats (pages, items, errors, bytes, pages/s, queue length, leases in flight,
-rows stored, dead letters) are merged into ``jobs.stats``: under
-``workers.<worker id>`` and summed at the top level. When a worker closes:
+When a worker opens, the job becomes ``running``. If the job has ended
+already (finished, failed or cancelled: scrapyd started this process late, or
+the API stopped the job meanwhile), the worker closes at once instead, with
+the reason ``job_ended`` (`crawler.frontier.ENDED_REASON`): nothing fetched,
+the job's row left as it is. Every interval the worker's stats (pages, items,
+errors, bytes, pages/s, queue length, leases in flight, rows stored, dead
+letters) are merged into ``jobs.stats``: under ``workers.<worker id>`` and
+summed at the top level. When a worker closes:
 
 - reason ``finished``: if no other worker is alive and the frontier holds no
-  queued or leased request, the job is ``finished`` and its frontier is cleared;
-  otherwise the other workers finish it;
+  queued or leased request, the job is ``finished`` and its frontier is ended
+  (`JobFrontier.end`); otherwise the other workers finish it;
 - ``max_pages`` (or a Scrapy ``closespider_*`` limit): the budget is spent; the
-  last worker to stop marks the job ``finished`` and clears its frontier;
+  last worker to stop marks the job ``finished`` and ends its frontier;
 - ``paused``: the job is ``paused`` (its frontier stays);
 - ``cancelled``: the job is ``cancelled``;
 - ``shutdown`` (a signal): a job the API cancelled stays ``cancelled``; any
   other (scrapyd or the machine stopped the process) is ``failed``: the crawl
   did not finish, and its unfinished requests are back in the frontier;
+- ``job_ended``: the job had ended before this worker crawled (seen here, or
+  by the frontier, which hands out nothing of an ended job): nothing is written;
 - anything else: the job is ``failed`` with the reason as its error.
 
-A job the API has already cancelled stays cancelled. Database writes run in a
-thread, never on the reactor.
+Whether a worker is the last is decided in Redis in the same step that ends
+the frontier, so a worker starting meanwhile either counts as live (and
+finishes the job itself) or finds the job ended. A job the API has already
+cancelled stays cancelled. Database writes run in a thread, never on the
+reactor.
 """
 
 from __future__ import annotations
@@ -42,17 +51,25 @@ import psycopg
 import redis
 import redis.asyncio
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CloseSpider, NotConfigured
 
-from crawler.frontier.queue import JobFrontier
+from crawler.frontier.queue import ENDED_REASON, JobFrontier
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The job's status after this worker opened: 'running', or the status of a job that
+# has ended (left as it is); None if there is no such job.
 MARK_RUNNING: Final = """
-UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
-WHERE id = %s AND status IN ('pending', 'running', 'paused')
+WITH marked AS (
+    UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()),
+           updated_at = now()
+    WHERE id = %(job_id)s AND status IN ('pending', 'running', 'paused')
+    RETURNING status
+)
+SELECT COALESCE((SELECT status FROM marked), (SELECT status FROM jobs WHERE id = %(job_id)s))
 """
+ENDED_STATUSES: Final = frozenset({"finished", "failed", "cancelled"})
 LOCK_STATS: Final = "SELECT stats FROM jobs WHERE id = %s FOR UPDATE"
 WRITE_STATS: Final = "UPDATE jobs SET stats = %s, updated_at = now() WHERE id = %s"
 FINISH: Final = """
@@ -108,12 +125,20 @@ class JobStateExtension:
     async def spider_opened(self) -> None:
         self.worker = getattr(self.crawler.engine.scheduler, "worker", self.worker)
         self._started = time.monotonic()
-        await asyncio.to_thread(self._execute, MARK_RUNNING, (self.job_id,))
+        status = await asyncio.to_thread(self._mark_running)
+        if status in ENDED_STATUSES:
+            logger.warning("jobstate: job %s is %s already; this worker closes without "
+                           "crawling", self.job_id, status)
+            raise CloseSpider(ENDED_REASON)
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def spider_closed(self, reason: str) -> None:
         if self._task is not None:
             self._task.cancel()
+        if reason == ENDED_REASON:
+            logger.info("jobstate: worker closed (%s), job %s left as it is", reason,
+                        self.job_id)
+            return
         try:
             await self._close(reason)
         except (psycopg.Error, redis.RedisError) as exc:
@@ -147,9 +172,11 @@ class JobStateExtension:
             "updated": time.time(),
         }
 
-    def _execute(self, sql: str, params: Any) -> None:
+    def _mark_running(self) -> str | None:
+        """Mark the job running unless it has ended; return its status."""
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
-            conn.execute(sql, params)
+            row = conn.execute(MARK_RUNNING, {"job_id": self.job_id}).fetchone()
+        return row[0] if row else None
 
     def _write_stats(self, snapshot: dict[str, Any],
                      conn: psycopg.Connection | None = None) -> None:
@@ -175,18 +202,13 @@ class JobStateExtension:
         snapshot["leases_in_flight"] = 0
         snapshot["pages_per_s"] = 0
         status, error = TERMINAL_REASONS.get(reason), None
-        clear = False
         if reason == "finished":
-            frontier_done, clear = await self._frontier_done()
-            status = "finished" if frontier_done else None
+            status = "finished" if await self._end_frontier(require_empty=True) else None
         elif reason in BUDGET_REASONS:
-            last, clear = await self._last_worker()
-            status = "finished" if last else None
+            status = "finished" if await self._end_frontier(require_empty=False) else None
         elif status is None:
             status, error = "failed", f"crawler closed: {reason}"
         await asyncio.to_thread(self._record_end, snapshot, status, reason, error)
-        if clear:
-            await self._on_frontier(JobFrontier.clear)
         logger.info("jobstate: worker closed (%s), job %s", reason, status or "still running")
 
     def _record_end(self, snapshot: dict[str, Any], status: str | None, reason: str,
@@ -205,17 +227,12 @@ class JobStateExtension:
         finally:
             await client.aclose()
 
-    async def _frontier_done(self) -> tuple[bool, bool]:
-        """(the job is done, this worker should clear its frontier)."""
-        if not self.redis_url:
-            return True, False
-        stats = await self._on_frontier(JobFrontier.stats)
-        done = stats["queued"] == 0 and stats["leased"] == 0 and stats["workers"] == 0
-        return done, done
+    async def _end_frontier(self, *, require_empty: bool) -> bool:
+        """End the job's frontier if this was its last worker; return whether it ended.
 
-    async def _last_worker(self) -> tuple[bool, bool]:
-        """(no other worker is alive, this worker should clear the frontier)."""
+        `require_empty`: only if nothing is queued or leased either (a crawl that
+        ran out of work, not one whose budget is spent).
+        """
         if not self.redis_url:
-            return True, False
-        alive = (await self._on_frontier(JobFrontier.stats))["workers"]
-        return alive == 0, alive == 0
+            return True
+        return await self._on_frontier(lambda f: f.end(require_empty=require_empty))

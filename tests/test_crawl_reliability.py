@@ -173,9 +173,10 @@ def test_crawl_stores_every_page_and_link_once(mock_server, scrapyd_url, databas
     row = job_row(database_url, job)
     assert row["close_reason"] == "finished"
     assert row["stats"]["pages"] == PAGES and row["stats"]["rows_stored"] > PAGES
-    # The job's frontier is cleared when it finishes.
+    # The job's frontier is cleared when it finishes, but for the tombstone that
+    # keeps a worker starting late from crawling it again.
     client, frontier = frontier_of(redis_url, job)
-    assert not list(client.scan_iter(match=frontier.keys.pattern))
+    assert list(client.scan_iter(match=frontier.keys.pattern)) == [frontier.keys.ended.encode()]
     client.close()
 
 
@@ -224,15 +225,40 @@ def test_killed_worker_leases_are_fetched_again(mock_server, scrapyd_url, databa
     assert "requeued" in crawl_log(scrapyd_url, second, tail=0)
 
 
+# A worker holds at most CONCURRENT_REQUESTS requests in its downloader and PREFETCH
+# more in its local queue.
+SHARED_SETTINGS = {"CONCURRENT_REQUESTS": 8, "CRAWLGRAPH_PREFETCH": 8}
+HELD_PER_WORKER = 16
+# robots.txt is held until every worker asked for it (a barrier, bounded in time);
+# their robots.txt requests must not time out meanwhile, and only the crawl's own
+# latencies may set the delay (not the held robots.txt's).
+ROBOTS_HOLD_TIMEOUT = 120
+HELD_ROBOTS_SETTINGS = {"ROBOTSTXT_OBEY": True, "CRAWLGRAPH_THROTTLE_ADAPTIVE": False,
+                        "DOWNLOAD_TIMEOUT": ROBOTS_HOLD_TIMEOUT + 30}
+
+
 @pytest.mark.parametrize("workers", [2, 4])
 def test_workers_share_the_job_and_fetch_each_url_once(mock_server, scrapyd_url, database_url,
                                                        redis_url, workers: int) -> None:
-    server = mock_server(pages=PAGES, seed=7)
+    """Every worker takes part by construction, not by timing.
+
+    The frontier is seeded with more pages than the other workers can hold, and the
+    server answers robots.txt (which a worker reads before its first page) only once
+    every worker has asked for it: no page is fetched before the last worker to start
+    has a page of its own.
+    """
+    server = mock_server(pages=PAGES, seed=7, robots_hold=workers,
+                         robots_hold_timeout=ROBOTS_HOLD_TIMEOUT)
     job = make_job(database_url, workers=workers)
-    ids = [schedule(scrapyd_url, job, server.start_url, database_url, redis_url)
+    pages = sorted(server.site.page_urls(server.origin) - {server.start_url})
+    seeds = [server.start_url, *pages[:(workers - 1) * HELD_PER_WORKER]]
+    assert BlockingFrontier(redis_url, job).seed(seeds) == len(seeds)
+    ids = [schedule(scrapyd_url, job, server.start_url, database_url, redis_url,
+                    **SHARED_SETTINGS, **HELD_ROBOTS_SETTINGS)
            for _ in range(workers)]
-    wait_finished(scrapyd_url, ids, timeout=300)
+    wait_finished(scrapyd_url, ids, timeout=ROBOTS_HOLD_TIMEOUT + 300)
     logs = [crawl_log(scrapyd_url, sj, tail=15) for sj in ids]
+    assert len(server.paths("/robots.txt")) == workers, server.paths("/robots.txt")
     assert_complete(server, database_url, job)
     fetched = page_fetches(server)
     assert len(fetched) == PAGES
@@ -241,7 +267,9 @@ def test_workers_share_the_job_and_fetch_each_url_once(mock_server, scrapyd_url,
     for log in logs:
         assert "'frontier/dequeued'" in log
     stats = job_row(database_url, job)["stats"]
-    assert len(stats["workers"]) == workers and stats["pages"] == PAGES
+    # "pages" counts responses: each worker's robots.txt too.
+    assert len(stats["workers"]) == workers and stats["pages"] == PAGES + workers
+    assert all(w["items"] >= 1 for w in stats["workers"].values()), stats["workers"]
 
 
 def _service(test_stack, name: str):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import psycopg
 import pytest
 import redis
 import redis.asyncio
 from scrapy import Spider
+from scrapy.exceptions import CloseSpider
 from scrapy.utils.test import get_crawler
 
-from crawler.extensions import MARK_RUNNING, JobStateExtension
-from crawler.frontier import JobFrontier
+from crawler.extensions import JobStateExtension
+from crawler.frontier import ENDED_REASON, JobFrontier
 from tests.test_frontier_queue import BlockingFrontier
 from tests.test_pipeline_store import make_job
 
@@ -38,7 +40,7 @@ def row(database_url: str, job: str) -> dict:
 def test_running_then_finished_clears_the_frontier(database_url, redis_url) -> None:
     job = make_job(database_url)
     ext = extension(database_url, redis_url, job, "w1")
-    ext._execute(MARK_RUNNING, (job,))
+    ext._mark_running()
     assert row(database_url, job)["status"] == "running" and row(database_url, job)["started"]
     client = redis.Redis.from_url(redis_url)
     frontier = BlockingFrontier(redis_url, job)
@@ -49,7 +51,8 @@ def test_running_then_finished_clears_the_frontier(database_url, redis_url) -> N
     got = row(database_url, job)
     assert (got["status"], got["reason"], got["finished"]) == ("finished", "finished", True)
     assert got["stats"]["pages"] == 7
-    assert not list(client.scan_iter(match=frontier.keys.pattern))
+    # The frontier is gone but for its tombstone: a late worker finds the job ended.
+    assert list(client.scan_iter(match=frontier.keys.pattern)) == [frontier.keys.ended.encode()]
     client.close()
 
 
@@ -57,7 +60,7 @@ def test_finished_worker_leaves_the_job_running_while_work_remains(database_url,
                                                                    redis_url) -> None:
     job = make_job(database_url)
     ext = extension(database_url, redis_url, job, "w1")
-    ext._execute(MARK_RUNNING, (job,))
+    ext._mark_running()
     frontier = BlockingFrontier(redis_url, job)
     frontier.seed(["http://a.test/"])
     frontier.lease(1, 60_000)  # another worker holds it
@@ -74,7 +77,7 @@ def test_finished_worker_leaves_the_job_running_while_work_remains(database_url,
 def test_close_reasons(database_url, redis_url, reason, status, error) -> None:
     job = make_job(database_url)
     ext = extension(database_url, redis_url, job, "w1")
-    ext._execute(MARK_RUNNING, (job,))
+    ext._mark_running()
     asyncio.run(ext.spider_closed(reason))
     got = row(database_url, job)
     assert (got["status"], got["reason"], got["error"]) == (status, reason, error)
@@ -86,7 +89,7 @@ def test_a_job_cancelled_by_the_api_stays_cancelled(database_url, redis_url) -> 
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE jobs SET status = 'cancelled' WHERE id = %s", (job,))
     ext = extension(database_url, redis_url, job, "w1")
-    ext._execute(MARK_RUNNING, (job,))
+    ext._mark_running()
     asyncio.run(ext.spider_closed("finished"))
     assert row(database_url, job)["status"] == "cancelled"
 
@@ -130,7 +133,7 @@ def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
         await other.client.aclose()
 
     first = extension(database_url, redis_url, job, "w1")
-    first._execute(MARK_RUNNING, (job,))
+    first._mark_running()
     asyncio.run(register("w2"))  # a second worker is still crawling
     asyncio.run(first.spider_closed("max_pages"))
     assert row(database_url, job)["status"] == "running"
@@ -140,5 +143,24 @@ def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
     asyncio.run(second.spider_closed("max_pages"))
     got = row(database_url, job)
     assert (got["status"], got["reason"], got["error"]) == ("finished", "max_pages", None)
-    assert not list(client.scan_iter(match=frontier.keys.pattern))
+    assert list(client.scan_iter(match=frontier.keys.pattern)) == [frontier.keys.ended.encode()]
     client.close()
+
+
+@pytest.mark.parametrize("status", ["finished", "failed", "cancelled"])
+def test_a_worker_of_an_ended_job_closes_at_once_and_leaves_the_row(database_url, redis_url,
+                                                                    status) -> None:
+    job = make_job(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE jobs SET status = %s, close_reason = 'finished', "
+                     "stats = '{\"pages\": 3}' WHERE id = %s", (status, job))
+    before = row(database_url, job)
+    ext = extension(database_url, redis_url, job, "late")
+    ext.crawler.engine = SimpleNamespace(scheduler=None)  # spider_opened reads the worker id
+
+    with pytest.raises(CloseSpider) as closed:
+        asyncio.run(ext.spider_opened())
+    assert closed.value.reason == ENDED_REASON
+    ext.crawler.stats.set_value("response_received_count", 1)
+    asyncio.run(ext.spider_closed(ENDED_REASON))
+    assert row(database_url, job) == before

@@ -125,7 +125,7 @@ def test_ack_after_expiry_drops_the_requeued_copy(frontier: BlockingFrontier) ->
     assert frontier.reclaim() == 1
     frontier.ack([member])
     assert frontier.stats()["queued"] == 0
-    assert frontier.lease(1, 1000) == ([], False)
+    assert frontier.lease(1, 1000) == ([], "open")
 
 
 def test_release_gives_leases_back(frontier: BlockingFrontier) -> None:
@@ -146,11 +146,11 @@ def test_pause_stops_leasing_and_resume_goes_on(frontier: BlockingFrontier) -> N
     frontier.seed(["http://a.test/a"])
     frontier.pause()
     assert frontier.is_paused()
-    assert frontier.lease(5, 60_000) == ([], True)  # nothing, and says it is paused
+    assert frontier.lease(5, 60_000) == ([], "paused")  # nothing, and says it is paused
     frontier.resume()
     assert not frontier.is_paused()
-    taken, paused = frontier.lease(5, 60_000)
-    assert len(taken) == 1 and not paused
+    taken, state = frontier.lease(5, 60_000)
+    assert len(taken) == 1 and state == "open"
 
 
 def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis,
@@ -162,9 +162,41 @@ def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis,
     assert two.stats()["queued"] == 1
     one.clear()
     assert one.stats() == {"queued": 0, "leased": 0, "seen": 0, "paused": 0, "workers": 0}
-    assert not list(client.scan_iter(match=one.keys.pattern))
+    # Only the tombstone is left, and the cleared job takes nothing again.
+    assert list(client.scan_iter(match=one.keys.pattern)) == [one.keys.ended.encode()]
+    assert client.ttl(one.keys.ended) > 86_400
+    assert one.seed(["http://a.test/1"]) == 0
     assert two.stats()["queued"] == 1
-    assert one.seed(["http://a.test/1"]) == 1
+
+
+def test_the_last_worker_ends_an_empty_job_and_nothing_comes_after(
+        client: redis.Redis, frontier: BlockingFrontier) -> None:
+    frontier.seed(["http://a.test/a"])
+    assert not frontier.end()  # queued
+    ((member, _),), _ = frontier.lease(1, 60_000, "w1")
+    assert frontier.stats()["workers"] == 1  # leasing made w1 live
+    frontier.ack([member])
+    assert not frontier.end()  # w1 is live
+    frontier.leave("w1")
+    assert frontier.end() and frontier.has_ended()
+    assert list(client.scan_iter(match=frontier.keys.pattern)) == [frontier.keys.ended.encode()]
+    # A worker starting now: its start URL is not queued again, it leases nothing,
+    # it is told the job has ended, and it does not count as live.
+    assert frontier.seed(["http://a.test/a"]) == 0
+    assert frontier.lease(16, 60_000, "late") == ([], "ended")
+    assert frontier.stats("late", 60_000) == {"queued": 0, "leased": 0, "seen": 0,
+                                               "paused": 0, "workers": 0}
+    assert frontier.end()  # ended before: still ended
+
+
+def test_a_spent_budget_ends_the_job_with_work_left(frontier: BlockingFrontier) -> None:
+    frontier.seed(["http://a.test/a", "http://a.test/b"])
+    frontier.lease(1, 60_000, "w2")  # w2 still crawls
+    assert not frontier.end(require_empty=False)
+    frontier.leave("w2")
+    assert not frontier.end()  # requests are left: not done ...
+    assert frontier.end(require_empty=False)  # ... but the budget is spent
+    assert frontier.lease(1, 60_000) == ([], "ended")
 
 
 def test_workers_heartbeat_and_expire(frontier: BlockingFrontier) -> None:

@@ -12,6 +12,6 @@
 """
 
 from crawler.frontier.errors import FrontierError
-from crawler.frontier.queue import FrontierKeys, JobFrontier
+from crawler.frontier.queue import ENDED_REASON, FrontierKeys, JobFrontier
 
-__all__ = ["FrontierError", "FrontierKeys", "JobFrontier"]
+__all__ = ["ENDED_REASON", "FrontierError", "FrontierKeys", "JobFrontier"]

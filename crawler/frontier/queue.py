@@ -7,13 +7,20 @@ leases, renews and acknowledges. Every operation is a Lua script
 (`crawler.frontier.scripts`), so each step is atomic on the Redis side and a
 retried call changes nothing twice. A caller without an event loop (a
 benchmark, a test) runs a call in ``asyncio.run``.
+
+A job's frontier ends once (`end` when its last worker finishes, `clear` when
+the API cancels or abandons it): a tombstone is set, then every other key is
+deleted. From then on a push queues nothing and a lease answers ``"ended"``,
+so a crawler process that starts late (scrapyd had no free slot, a
+replacement) closes with the reason `ENDED_REASON` instead of crawling the job
+again from its start URLs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import redis
 import redis.asyncio
@@ -23,7 +30,14 @@ from crawler.frontier.serialize import request_to_bytes, url_member
 
 # A pushed request: (member, priority, payload, filtered by the seen-set).
 Entry = tuple[bytes, int, bytes, bool]
+# What a lease says about the job: it hands out requests, it is paused, or it has ended.
+LeaseState = Literal["open", "paused", "ended"]
 RECLAIM_BATCH = 1000
+# How long an ended job's tombstone outlives it. Past that, a worker that starts
+# still finds the job's row finished or cancelled (`crawler.extensions`).
+ENDED_TTL_SECONDS: Final = 7 * 86_400
+#: The close reason of a crawler process whose job had ended before it could crawl.
+ENDED_REASON: Final = "job_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,10 @@ class FrontierKeys:
         return self.key("w")
 
     @property
+    def ended(self) -> str:
+        return self.key("x")
+
+    @property
     def pattern(self) -> str:
         return self.key("*")
 
@@ -80,13 +98,15 @@ def _push_args(keys: FrontierKeys, entries: Iterable[Entry]) -> tuple[list[str],
     argv: list[Any] = [keys.seen_prefix]
     for member, priority, payload, filtered in entries:
         argv += [member, int(priority), payload, b"1" if filtered else b"0"]
-    return [keys.queue, keys.requests, keys.seen_count, keys.sequence], argv
+    return [keys.queue, keys.requests, keys.seen_count, keys.sequence, keys.ended], argv
 
 
-def _pairs(flat: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+def _lease_result(flat: Sequence[Any]) -> tuple[list[tuple[bytes, bytes]], LeaseState]:
     if flat and flat[0] == -1:
-        return []
-    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        return [], "paused"
+    if flat and flat[0] == -2:
+        return [], "ended"
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)], "open"
 
 
 def _stats(values: Sequence[int]) -> dict[str, int]:
@@ -112,11 +132,12 @@ class JobFrontier:
         self._release = client.register_script(scripts.RELEASE)
         self._reclaim = client.register_script(scripts.RECLAIM)
         self._stats = client.register_script(scripts.STATS)
+        self._end = client.register_script(scripts.END)
 
     @property
     def _lease_keys(self) -> list[str]:
         k = self.keys
-        return [k.queue, k.requests, k.leases, k.lease_scores, k.paused]
+        return [k.queue, k.requests, k.leases, k.lease_scores, k.paused, k.workers, k.ended]
 
     @property
     def _ack_keys(self) -> list[str]:
@@ -131,7 +152,7 @@ class JobFrontier:
     @property
     def _stats_keys(self) -> list[str]:
         k = self.keys
-        return [k.queue, k.leases, k.seen_count, k.paused, k.workers]
+        return [k.queue, k.leases, k.seen_count, k.paused, k.workers, k.ended]
 
     async def seed(self, urls: list[str]) -> int:
         """Queue depth-0 GET requests for the URLs not seen yet; return how many were new."""
@@ -147,20 +168,25 @@ class JobFrontier:
         return await self.push(entries)
 
     async def push(self, entries: Sequence[Entry]) -> int:
-        """Queue serialized requests; filtered ones only if their member is unseen."""
+        """Queue serialized requests; filtered ones only if their member is unseen.
+
+        Returns how many were queued: none once the job has ended.
+        """
         if not entries:
             return 0
         keys, argv = _push_args(self.keys, entries)
         return int(await self._push(keys=keys, args=argv))
 
-    async def lease(self, count: int, lease_ms: int) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Take up to `count` requests, leased for `lease_ms`: ([(member, payload)], paused).
+    async def lease(self, count: int, lease_ms: int, worker: str = ""
+                    ) -> tuple[list[tuple[bytes, bytes]], LeaseState]:
+        """Take up to `count` requests, leased for `lease_ms`: ([(member, payload)], state).
 
-        A paused job hands out nothing, and says so in the same round trip.
+        A paused or ended job hands out nothing, and says so (`state`) in the same
+        round trip. With a `worker`, its heartbeat is recorded first (live for
+        `lease_ms`), so that a worker holding leases always counts as live.
         """
-        flat = await self._lease(keys=self._lease_keys, args=[count, lease_ms])
-        paused = bool(flat) and flat[0] == -1
-        return _pairs(flat), paused
+        flat = await self._lease(keys=self._lease_keys, args=[count, lease_ms, worker, lease_ms])
+        return _lease_result(flat)
 
     async def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
         """Extend the leases that still exist to `lease_ms` from now; return how many."""
@@ -210,10 +236,34 @@ class JobFrontier:
     async def is_paused(self) -> bool:
         return bool(await self.client.exists(self.keys.paused))
 
+    async def end(self, *, require_empty: bool = True) -> bool:
+        """End the job if no worker is live (and, by default, nothing is queued or leased).
+
+        The check and the tombstone are one step, then the job's other keys are
+        deleted. Returns whether the job has ended (now or before).
+        """
+        k = self.keys
+        ended = int(await self._end(keys=[k.queue, k.leases, k.workers, k.ended],
+                                    args=[b"1" if require_empty else b"0",
+                                          ENDED_TTL_SECONDS * 1000]))
+        if ended:
+            await self._delete_all_but_the_tombstone()
+        return bool(ended)
+
+    async def has_ended(self) -> bool:
+        return bool(await self.client.exists(self.keys.ended))
+
     async def clear(self) -> None:
-        """Delete every key of the job (queue, leases, seen-set, flags)."""
+        """End the job now: its tombstone, then no queue, leases, seen-set or flags."""
+        await self.client.set(self.keys.ended, b"1", ex=ENDED_TTL_SECONDS)
+        await self._delete_all_but_the_tombstone()
+
+    async def _delete_all_but_the_tombstone(self) -> None:
+        tombstone = self.keys.ended.encode()
         batch: list[bytes] = []
         async for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            if key == tombstone:
+                continue
             batch.append(key)
             if len(batch) >= 1000:
                 await self.client.unlink(*batch)

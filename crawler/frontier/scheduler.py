@@ -31,7 +31,12 @@ acknowledgements in memory; the crawl goes on with what is leased. While any
 request of the job is queued or leased by anyone, `has_pending_requests()`
 stays true, so no worker quits while work may still come back. A paused job
 (`JobFrontier.pause()`) stops handing out requests and its workers close with
-reason ``paused`` once their in-flight requests are done.
+reason ``paused`` once their in-flight requests are done. An ended job (its
+frontier cleared when it finished or was cancelled) hands out nothing and
+takes no push: a worker that starts late, or still runs then, fetches nothing
+more and closes with reason ``job_ended`` (`crawler.frontier.ENDED_REASON`).
+Both reasons are given from the `spider_idle` signal, so the engine closes
+the spider once it runs and is idle, never while it is still opening.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ import uuid
 from typing import Any
 
 import redis.asyncio
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.core.scheduler import BaseScheduler, Scheduler
+from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.frontier.errors import FrontierError
@@ -129,9 +135,9 @@ class RedisScheduler(BaseScheduler):
             decode=lambda payload: request_from_bytes(payload, spider),
             in_progress=lambda: requests_in_progress(self.crawler),
             wake_engine=lambda: wake_engine(self.crawler),
-            close_spider=lambda: self.crawler.engine.close_spider_async(reason="paused"),
         )
         self._frontier.start()
+        self.crawler.signals.connect(self._spider_idle, signal=signals.spider_idle)
         storage = StoragePipeline.for_crawler(self.crawler)
         if storage is not None:
             self._frontier.acks.watch_commits(storage)
@@ -147,6 +153,12 @@ class RedisScheduler(BaseScheduler):
 
     def has_pending_requests(self) -> bool:
         return self._frontier.has_pending()
+
+    def _spider_idle(self) -> None:
+        """Close a spider whose job paused or ended with that reason, not as finished."""
+        reason = self._frontier.stop_reason
+        if reason is not None:
+            raise CloseSpider(reason)
 
     def enqueue_request(self, request: Request) -> bool:
         filtered = not request.dont_filter

@@ -11,13 +11,16 @@ Keys of one job (`crawler.frontier.queue.FrontierKeys`), all sharing the hash ta
   bytes (small hashes use Redis's compact listpack encoding: about 16 bytes per
   URL against 56 in one big set);
 - ``n``  seen count, ``c`` push sequence, ``p`` paused flag, ``w`` workers
-  sorted set (member -> heartbeat expiry).
+  sorted set (member -> heartbeat expiry);
+- ``x``  the tombstone of an ended job (finished, cancelled or abandoned): set
+  before its other keys are deleted, it makes every later push and lease a
+  no-op, so that a worker starting late cannot crawl the job again.
 
 A member is a request's 8-byte fingerprint, or ``dontfilter:<n>`` for requests
 that bypass the seen-set. A fingerprint enters the seen-set in the same script
 that queues its request, and leaves the queue only into a lease, and a lease
 only by acknowledgement (done) or expiry (back into the queue): a URL is
-skipped only while it is queued, leased or done.
+skipped only while it is queued, leased or done, or once its job has ended.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: q, r, n, c ; ARGV: seen-prefix, then (member, priority, payload, filter) * N
-# Returns how many requests were queued.
+# KEYS: q, r, n, c, x ; ARGV: seen-prefix, then (member, priority, payload, filter) * N
+# Returns how many requests were queued (none once the job has ended).
 PUSH: Final = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 local added = 0
 local prefix = ARGV[1]
 for i = 2, #ARGV, 4 do
@@ -56,11 +60,16 @@ end
 return added
 """
 
-# KEYS: q, r, l, ls, p ; ARGV: count, lease ms
-# Returns {member, payload, ...}, or {-1} while the job is paused.
+# KEYS: q, r, l, ls, p, w, x ; ARGV: count, lease ms, worker id ('' for none), heartbeat ms
+# Records the worker's heartbeat first: a worker that holds leases counts as live.
+# Returns {member, payload, ...}, {-1} while the job is paused, {-2} once it has ended.
 LEASE: Final = (
     _NOW_MS
     + """
+if redis.call('EXISTS', KEYS[7]) == 1 then return {-2} end
+if ARGV[3] ~= '' then
+    redis.call('ZADD', KEYS[6], now + tonumber(ARGV[4]), ARGV[3])
+end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
 local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
 local out = {}
@@ -135,13 +144,13 @@ return #expired
 """
 )
 
-# KEYS: q, l, n, p, w ; ARGV: worker id ('' for none), heartbeat ms
-# Records the worker's heartbeat, drops dead workers, and returns
-# {queued, leased, seen, paused, live workers}.
+# KEYS: q, l, n, p, w, x ; ARGV: worker id ('' for none), heartbeat ms
+# Records the worker's heartbeat (not on an ended job), drops dead workers, and
+# returns {queued, leased, seen, paused, live workers}.
 STATS: Final = (
     _NOW_MS
     + """
-if ARGV[1] ~= '' then
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[6]) == 0 then
     redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
@@ -152,5 +161,24 @@ return {
     redis.call('EXISTS', KEYS[4]),
     redis.call('ZCARD', KEYS[5]),
 }
+"""
+)
+
+# KEYS: q, l, w, x ; ARGV: '1' if the job must also be empty, tombstone ms
+# The last worker ends the job: if no other worker is live (and, with '1', nothing
+# is queued or leased), the tombstone is set in the same step, so that no worker
+# can lease, or push into a seen-set about to be deleted, after the decision.
+# Returns 1 if the job has ended (now or before), 0 if it goes on.
+END: Final = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+if ARGV[1] == '1' and (redis.call('ZCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0) then
+    return 0
+end
+redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[2]))
+return 1
 """
 )

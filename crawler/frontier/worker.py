@@ -14,8 +14,11 @@ them, as often as there is something to trade and at least every
 3. every third of the lease it renews the leases it holds, requeues expired
    ones (any dead worker's) and refreshes the job's counts (an idle worker
    refreshes them every round);
-4. on a paused job it gives back what it has not handed out and, once nothing
-   is in flight, has the spider closed.
+4. on a paused job it gives back what it has not handed out; on an ended job
+   (finished or cancelled, its frontier cleared: `crawler.frontier.queue`) it
+   drops its leased requests and its outbox and leases nothing more. Once
+   nothing is in flight it has no pending requests, and `stop_reason` tells
+   the scheduler why the spider closes (``paused``, or ``ENDED_REASON``).
 
 While Redis is unreachable the task backs off (up to ``retry_max_seconds``)
 and retries, keeping the outbox and the acknowledgements in memory; the crawl
@@ -34,7 +37,7 @@ from redis.exceptions import RedisError
 from scrapy import Request
 
 from crawler.frontier.acks import Acknowledgements
-from crawler.frontier.queue import Entry, JobFrontier
+from crawler.frontier.queue import ENDED_REASON, Entry, JobFrontier
 
 logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 30.0
@@ -44,8 +47,7 @@ class FrontierWorker:
     """The local state of one worker on a job's frontier; see the module docstring.
 
     `decode` restores a leased request, `wake_engine` makes the engine ask for
-    requests now, `close_spider` returns the coroutine that closes the spider
-    (reason ``paused``); `in_progress` is passed on to `Acknowledgements`.
+    requests now; `in_progress` is passed on to `Acknowledgements`.
     """
 
     def __init__(
@@ -61,7 +63,6 @@ class FrontierWorker:
         decode: Callable[[bytes], Request],
         in_progress: Callable[[], Container[Request] | None],
         wake_engine: Callable[[], None],
-        close_spider: Callable[[], Any],
     ) -> None:
         self.frontier = frontier
         self.stats = stats
@@ -72,7 +73,6 @@ class FrontierWorker:
         self.retry_max_seconds = retry_max_seconds
         self._decode = decode
         self._wake_engine = wake_engine
-        self._close_spider = close_spider
         self.acks = Acknowledgements(in_progress, self.wake)
         self.outbox: list[Entry] = []
         self.local: deque[tuple[bytes, Request]] = deque()
@@ -81,11 +81,10 @@ class FrontierWorker:
         # the remote counts do not show what this worker just did.
         self._stale = True
         self.paused = False
+        self.ended = False
         self._closing = False
-        self._close_requested = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_maintenance = 0.0
 
@@ -115,12 +114,21 @@ class FrontierWorker:
         self.stats.inc_value("frontier/dequeued")
         return request
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why this worker stops although the crawl is not done: the job paused or ended."""
+        if self.ended:
+            return ENDED_REASON
+        return "paused" if self.paused else None
+
     def has_pending(self) -> bool:
         """True while this worker or, as far as it knows, any other may still get work."""
+        if self.ended:
+            return self.acks.busy  # what is in flight finishes; nothing more comes
         if self.local or self.outbox or self.acks.busy or self._stale:
             return True
         if self.paused:
-            return not self._close_requested
+            return False
         if self.remote is None:
             return True
         return self.remote["queued"] + self.remote["leased"] > 0
@@ -185,8 +193,12 @@ class FrontierWorker:
         if not self.local:
             self.acks.hurry_commits()
         got = 0
-        if not self.paused and len(self.local) <= self.prefetch // 2:
+        if not self.paused and not self.ended and len(self.local) <= self.prefetch // 2:
             got = await self._lease(self.prefetch - len(self.local))
+        if self.ended:
+            self._on_ended()
+            self._wake_engine()  # to see that nothing is pending
+            return
         now = self._loop.time()
         idle = not self.local and not self.acks.inflight
         if now >= self._next_maintenance:
@@ -200,13 +212,19 @@ class FrontierWorker:
             await self._refresh()
         elif idle or self.remote is None:
             await self._refresh()
-        if self.paused and not self._close_requested:
+        if self.paused and self.local:
             await self._on_paused()
         if got or idle:
             self._wake_engine()
 
     async def _lease(self, count: int) -> int:
-        taken, paused = await self.frontier.lease(count, self.lease_ms)
+        taken, state = await self.frontier.lease(count, self.lease_ms, self.worker_id)
+        if state == "ended":
+            logger.info("frontier: job %s has ended (finished or cancelled); this worker "
+                        "fetches nothing more", self.frontier.job_id)
+            self.ended = True
+            return 0
+        paused = state == "paused"
         if paused != self.paused:
             logger.info("frontier: job %s %s", self.frontier.job_id,
                         "paused" if paused else "resumed")
@@ -236,14 +254,19 @@ class FrontierWorker:
                              len(self.acks.inflight) + len(self.local) + len(self.acks.awaiting))
 
     async def _on_paused(self) -> None:
-        if self.local:
-            members = [m for m, _ in self.local]
-            self.local.clear()
-            await self.frontier.release(members)
-        if not self.acks.busy and not self.outbox:
-            self._close_requested = True
-            logger.info("frontier: job paused, closing this worker")
-            self._closer = self._loop.create_task(self._close_spider())
+        """Give back what this worker has not handed out; the spider closes once idle."""
+        members = [m for m, _ in self.local]
+        self.local.clear()
+        await self.frontier.release(members)
+        logger.info("frontier: job paused, this worker closes once its requests are done")
+
+    def _on_ended(self) -> None:
+        """Drop what is leased and to push: the job's frontier is gone and takes nothing."""
+        if self.local or self.outbox:
+            logger.info("frontier: dropping %d leased and %d new requests of the ended job",
+                        len(self.local), len(self.outbox))
+        self.local.clear()
+        self.outbox.clear()
 
     # --- closing ----------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Scenario 1: `kill -9` one of two crawler workers mid-crawl, then restart it."""
+"""Scenario 1: `kill -9` one of two crawler workers mid-crawl, then restart it.
+
+Scenario 18: scrapyd starts one more worker of a job that has finished (its slots
+were full, or a replacement came too late): it fetches and stores nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import os
 import signal
 from collections import Counter
 
+import psycopg
 import pytest
 
+from crawler.frontier import ENDED_REASON
 from tests.test_crawl_reliability import (
     assert_complete,
     crawl_log,
     leased_urls,
     make_job,
     schedule,
+    stored_links,
     stored_pages,
     wait_finished,
     wait_pages,
@@ -57,3 +64,37 @@ def test_killed_worker_of_two_is_replaced_and_every_page_stored_once(
     fetches = Counter(r.path for r in server.requests("/p/"))
     repeated = {server.origin + path for path, n in fetches.items() if n > 1}
     assert repeated <= held_at_kill, sorted(repeated - held_at_kill)[:5]
+
+
+def whole_row(database_url: str, job_id: str) -> dict:
+    """Every column of the job's row."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT to_jsonb(jobs) FROM jobs WHERE id = %s",
+                            (job_id,)).fetchone()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.scenario(18, done="start one more worker (scrapyd) of a finished job",
+                      checked="a worker that starts after its job ended fetches nothing, "
+                              "stores nothing, leaves the job row as it was")
+def test_a_worker_that_starts_after_its_job_ended_fetches_nothing(
+        mock_server, scrapyd_url, database_url, redis_url) -> None:
+    server = mock_server(pages=200, seed=23)
+    job = make_job(database_url)
+    first = schedule(scrapyd_url, job, server.start_url, database_url, redis_url)
+    wait_finished(scrapyd_url, [first], timeout=240)
+    crawl_log(scrapyd_url, first, tail=5)
+    assert_complete(server, database_url, job)
+    fetched = len(server.requests())
+    pages, links = sorted(stored_pages(database_url, job)), stored_links(database_url, job)
+    row = whole_row(database_url, job)
+
+    # The same process again: it would seed the job from its start URL once more.
+    late = schedule(scrapyd_url, job, server.start_url, database_url, redis_url)
+    wait_finished(scrapyd_url, [late], timeout=120)
+    log = crawl_log(scrapyd_url, late, tail=20)
+    assert [r.path for r in server.requests()[fetched:]] == []
+    assert sorted(stored_pages(database_url, job)) == pages
+    assert stored_links(database_url, job) == links
+    assert whole_row(database_url, job) == row
+    assert f"Spider closed ({ENDED_REASON})" in log
