@@ -168,7 +168,7 @@ class JobStateExtension:
             "dead_letters": int(stats.get("storage/dead_letters", 0)),
             "queue_length": int(stats.get("frontier/queued", 0)),
             "leases_in_flight": int(stats.get("frontier/inflight", 0)),
-            "leased_total": int(stats.get("frontier/leased", 0)),
+            "leased_total": int(stats.get("frontier/leased_total", 0)),
             "updated": time.time(),
         }
 

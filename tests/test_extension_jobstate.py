@@ -115,6 +115,16 @@ def test_live_stats_of_workers_are_merged_and_summed(database_url, redis_url) ->
         assert key in stats
 
 
+def test_leased_total_is_the_worker_s_counter_not_the_job_s_gauge(database_url,
+                                                                   redis_url) -> None:
+    ext = extension(database_url, redis_url, make_job(database_url), "w1")
+    ext.crawler.stats.set_value("frontier/leased_total", 120)  # leased by this worker
+    ext.crawler.stats.set_value("frontier/leased", 7)  # leased in the job right now
+    ext.crawler.stats.set_value("frontier/inflight", 3)
+    snapshot = ext._snapshot()
+    assert (snapshot["leased_total"], snapshot["leases_in_flight"]) == (120, 3)
+
+
 def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
                                                                    redis_url) -> None:
     job = make_job(database_url)

@@ -45,7 +45,9 @@ def test_every_page_is_fetched_stored_and_acknowledged_once(mock_server, databas
     assert set(page_fetches(server).values()) == {1}
     stats = result.stats
     assert stats["frontier/dequeued"] == stats["frontier/acked"] == 60
-    assert stats["frontier/leased"] == 0  # the last refresh's count: nothing left leased
+    # What this worker leased in all, and what the job has leased as of the last refresh.
+    assert stats["frontier/leased_total"] == 60
+    assert stats["frontier/leased"] == 0
     client = redis.Redis.from_url(redis_url)
     try:
         # Nothing of the finished job is left but its tombstone.

@@ -23,6 +23,13 @@ them, as often as there is something to trade and at least every
 While Redis is unreachable the task backs off (up to ``retry_max_seconds``)
 and retries, keeping the outbox and the acknowledgements in memory; the crawl
 goes on with what is leased. On close it gives back the leases it did not use.
+
+Stats: counters of this worker (``frontier/leased_total`` requests leased,
+``frontier/dequeued``, ``frontier/pushed_new``, ``frontier/acked``,
+``frontier/reclaimed``, ``frontier/redis_errors``, ``frontier/undecodable``),
+and gauges of the whole job as of the last refresh (``frontier/queued``,
+``frontier/leased``, ``frontier/seen``, ``frontier/workers``), with this
+worker's ``frontier/inflight``.
 """
 
 from __future__ import annotations
@@ -240,7 +247,7 @@ class FrontierWorker:
                 self.acks.done(member)
                 continue
             self.local.append((member, request))
-        self.stats.inc_value("frontier/leased", len(taken))
+        self.stats.inc_value("frontier/leased_total", len(taken))
         return len(taken)
 
     async def _refresh(self) -> None:
