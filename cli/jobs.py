@@ -144,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crawl.add_argument("--workers", type=int, default=1, help="crawler processes (default 1)")
     crawl.add_argument("--scope", choices=get_args(ScopeKind), help=SCOPE_HELP)
     crawl.add_argument("--allow", action="append", metavar="DOMAIN",
-                       help="allowed domain (repeat; default: the start hosts)")
+                       help="allowed domain (repeat; default: the --scope of the start URLs)")
     crawl.add_argument("--tag", action="append", help="tag the job (repeat)")
     crawl.add_argument("--wait", action="store_true", help="show progress until it ends")
     crawl.set_defaults(func=cmd_crawl)

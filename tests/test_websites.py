@@ -87,10 +87,11 @@ def test_a_crawl_of_the_https_site_by_name_verifies_and_finds_the_true_pages_and
         websites):
     sites = websites(pages=12)
     world = sites.world
-    result = run_crawl(SITE, {"start_urls": json.dumps([HOME])}, sites.settings)
+    result = run_crawl(SITE, {"start_urls": json.dumps([HOME]), "scope": "host"},
+                       sites.settings)
     assert result.reason == "finished", result.log[-3000:]
-    # Scoped to www.example.test:443: links through the apex, http:// and go. are
-    # stored but not followed; every page is still reachable on www.
+    # Scoped to the host www.example.test:443: links through the apex, http:// and go.
+    # are stored but not followed; every page is still reachable on www.
     in_scope = world.reachable(HOME, lambda u: urlsplit(u).netloc == "www.example.test")
     assert final_urls(result) == in_scope == world.page_urls("example.test")
     assert {p["status"] for p in result.pages} == {200}

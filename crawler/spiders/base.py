@@ -7,10 +7,13 @@ yielding items and requests. It gets:
   of the class attribute `Args`, `crawler.spiders.args.SpiderArgs` or a
   subclass); a bad parameter closes the spider with a reason naming it;
 - from the kit's spider middlewares (`crawler.spidermiddlewares`, on in the
-  project settings): canonical request URLs, the scope (start hosts or
-  `allowed_domains`, `include` / `exclude`), `max_depth`, the `max_pages`
-  budget, JavaScript rendering per `render_js`, and a `Page` item for every
-  response and a `Link` item for every hyperlink;
+  project settings): canonical request URLs, the `scope` (`site` by
+  default: the start hosts with and without `www.`, over http and https,
+  and where the start URLs redirect; or `host`, `domain`, `prefix`; or
+  `allowed_domains`; `include` / `exclude` on top), `max_depth`, the
+  `max_pages` budget, JavaScript rendering per `render_js`, a `Page` item
+  for every response, a `Link` item for every hyperlink and a `Redirect`
+  item for every redirect hop;
 - a `Page` for every failed download too, through its errback `on_failure`
   (which the pages middleware gives every request that has none);
 - robots.txt, throttling, user agents, retries, block detection, limits and
