@@ -22,7 +22,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 
 from core.domains import registered_domain
-from crawler.spidermiddlewares.scope import RedisScope, Scope, ScopeMiddleware
+from crawler.scope import Scope
+from crawler.spidermiddlewares.scope import ScopeMiddleware
+from crawler.spidermiddlewares.scopeshare import RedisScope
 from crawler.spiders.site import SiteSpider
 from crawler.urls import canonicalize
 from tests.spiders.kit import PlainSpider, kit_crawler, page, scrape, start
