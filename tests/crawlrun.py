@@ -6,6 +6,12 @@ production), with the project settings plus the crawling middlewares, and by
 default Scrapy's in-memory scheduler and a pipeline writing items to a JSON
 lines file instead of the frontier and Postgres (`stack=True` keeps the
 project's frontier, storage pipeline and extensions).
+
+With `record_throttle=True` the throttle's in-process state records every
+reservation it hands out (`CrawlResult.reservations`: host, reserved start and
+the interval the next one must keep, in the throttle's clock), so that a test
+asserts the delays the throttle guarantees rather than when the server saw
+the requests.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 from itemadapter import ItemAdapter
 
 REPO = Path(__file__).resolve().parent.parent
+RESERVATIONS = "reservations.jsonl"
 
 
 @dataclass
@@ -36,15 +43,17 @@ class CrawlResult:
     pages: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     other: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_crawl(spider: str, args: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None, *, stack: bool = False,
-              env: dict[str, str] | None = None, timeout: float = 120) -> CrawlResult:
+              env: dict[str, str] | None = None, timeout: float = 120,
+              record_throttle: bool = False) -> CrawlResult:
     """Crawl with `spider` (a dotted class path) and return what it produced."""
     with tempfile.TemporaryDirectory(prefix="crawlgraph-crawl-") as out:
         config = {"spider": spider, "args": args or {}, "settings": settings or {},
-                  "stack": stack, "out": out}
+                  "stack": stack, "out": out, "record_throttle": record_throttle}
         environ = {**os.environ, **(env or {})}
         proc = subprocess.run([sys.executable, "-m", "tests.crawlrun", json.dumps(config)],
                               cwd=REPO, env=environ, capture_output=True, text=True,
@@ -55,9 +64,12 @@ def run_crawl(spider: str, args: dict[str, Any] | None = None,
             items = [json.loads(line) for line in items_path.read_text().splitlines() if line]
         stats_path = Path(out) / "stats.json"
         summary = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+        reservations_path = Path(out) / RESERVATIONS
+        reservations = ([json.loads(line) for line in reservations_path.read_text().splitlines()]
+                        if reservations_path.exists() else [])
     result = CrawlResult(items=items, stats=summary.get("stats", {}),
                          reason=summary.get("reason"), returncode=proc.returncode,
-                         log=proc.stderr)
+                         log=proc.stderr, reservations=reservations)
     for item in items:
         kind = item.pop("_type")
         {"Page": result.pages, "Link": result.links}.get(kind, result.other).append(item)
@@ -107,6 +119,27 @@ class StatsDump:
                       default=_json_default)
 
 
+def _recording_throttle_state(path: str) -> type:
+    """`LocalThrottleState` that also writes every reservation it hands out to `path`."""
+    from crawler.middlewares.throttlestate import LocalThrottleState
+
+    class RecordingThrottleState(LocalThrottleState):
+        async def acquire(self, host: str, min_delay: float, max_concurrency: int, token: str,
+                          lease: float) -> float:
+            wait = await super().acquire(host, min_delay, max_concurrency, token, lease)
+            if wait >= 0:
+                # The in-process state never yields inside a call, so this reads
+                # what the reservation left: its `next`, and the interval in force.
+                h = await self.get(host)
+                interval = max(min_delay, h.get("delay", 0.0), h.get("crawl_delay", 0.0))
+                with open(path, "a") as fh:
+                    fh.write(json.dumps({"host": host, "start": h["next"] - interval,
+                                         "interval": interval}) + "\n")
+            return wait
+
+    return RecordingThrottleState
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -124,6 +157,11 @@ def main() -> None:
     )
 
     config = json.loads(sys.argv[1])
+    if config.get("record_throttle"):
+        import crawler.middlewares.throttle
+
+        crawler.middlewares.throttle.LocalThrottleState = _recording_throttle_state(
+            os.path.join(config["out"], RESERVATIONS))
     settings = get_project_settings()
     # Until (and whether or not) the project settings merge the crawling
     # components, the crawl runs with them.
