@@ -127,11 +127,13 @@ def _download(client: ApiClient, builds: dict[str, dict], out_dir: Path) -> list
 
 def _summary(client: ApiClient, job_id: str, builds: dict[str, dict], files: list[Path]) -> str:
     job = client.call("GET", f"/api/v1/jobs/{job_id}")
-    stats = job.get("stats") or {}
+    stored = client.call("GET", f"/api/v1/jobs/{job_id}/summary")
+    classes = stored["pages_by_status"]
     page = builds["page"]
     top = client.call("GET", f"/api/v1/graphs/{page['id']}/nodes",
                       params={"sort": "pagerank", "limit": 10})
-    summary = CrawlSummary(job=job_id, status=job["status"], pages=int(stats.get("pages", 0)),
-                           links=page["edge_count"], errors=int(stats.get("errors", 0)),
+    errors = classes.get("4xx", 0) + classes.get("5xx", 0) + classes.get("failed", 0)
+    summary = CrawlSummary(job=job_id, status=job["status"], pages=stored["pages"],
+                           links=page["edge_count"], errors=errors,
                            page_build=page, host_build=builds["host"], top=top["nodes"])
     return summary.text() + "\n  files: " + ", ".join(str(p) for p in files)

@@ -76,8 +76,8 @@ def _summary(job: dict[str, Any], elapsed: float) -> str:
     lines = [
         f"job {job['id']} {job['status']}"
         + (f" ({job['close_reason']})" if job.get("close_reason") else ""),
-        f"  pages {int(stat(job, 'pages'))}, items {int(stat(job, 'items'))}, "
-        f"errors {int(stat(job, 'errors'))}, rows stored {int(stat(job, 'rows_stored'))}, "
+        f"  responses {int(stat(job, 'pages'))} (robots.txt included), items "
+        f"{int(stat(job, 'items'))}, rows stored {int(stat(job, 'rows_stored'))}, "
         f"elapsed {duration(elapsed)}",
     ]
     if job.get("error"):
