@@ -62,6 +62,9 @@ crawlgraph settings (defaults in brackets), by component:
   ``CRAWLGRAPH_PAGES_ENABLED``, ``CRAWLGRAPH_RENDER_ENABLED``,
   ``CRAWLGRAPH_BUDGET_ENABLED`` [True each]; ``CRAWLGRAPH_PAGES_LINKS`` [True]
   stores the links of pages.
+- Canonical URLs (`crawler.spidermiddlewares.canonical`):
+  ``CRAWLGRAPH_STRIP_SESSION_PARAMS`` [True] removes session ids and tracking
+  parameters (`crawler.urls.SESSION_PARAMS`) from request URLs.
 - Rendering (`crawler.rendering`): ``CRAWLGRAPH_CHROMIUM`` [/usr/bin/chromium];
   ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context.
 - Names (`crawler.resolver`): ``CRAWLGRAPH_RESOLVE`` [none] entries

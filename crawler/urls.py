@@ -3,25 +3,85 @@
 The same URL written two ways must be one node of the link graph, so every
 spider, middleware and the storage pipeline call `canonicalize` (and
 `resolve` for hrefs) instead of comparing URLs as written.
+
+Session ids and tracking parameters are removed (`strip_params`, on by
+default; the canonical-URL spider middleware passes
+``CRAWLGRAPH_STRIP_SESSION_PARAMS``). The list is conservative on purpose:
+stripping a parameter that selects content merges distinct pages into one,
+a loss nothing later can undo, while keeping a session parameter only costs
+duplicate fetches, which the trap limits bound
+(`crawler.spidermiddlewares.traps`). So only names that mean a session or a
+click tracker on every site are removed: the servlet, PHP, classic ASP and
+ColdFusion session ids and the analytics and ad click ids (`SESSION_PARAMS`,
+`SESSION_PARAM_PREFIXES`); the Java servlet's `;jsessionid=` path parameter
+too. Generic names (`sid`, `session`, `s`, `ref`, `source`) are kept: `sid`
+is a story, site or search id on many sites (and phpBB's session id, which
+a forum crawl would need the trap limits for).
 """
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit, urlunsplit
+import re
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: Query parameters removed by `canonicalize` (names compared in lower case).
+SESSION_PARAMS = frozenset({
+    # session ids: Java servlets, PHP, ColdFusion
+    "jsessionid", "phpsessid", "cfid", "cftoken",
+    # click and campaign trackers: Google, Meta, Microsoft, Mailchimp, HubSpot,
+    # Marketo, Yandex, Instagram
+    "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "_ga", "_gl", "fbclid", "msclkid",
+    "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "yclid", "igshid",
+})
+#: Prefixes of removed query parameters: Google Analytics' campaign tags and
+#: classic ASP's session cookie (`ASPSESSIONIDQQGGQGPA`: its suffix varies).
+SESSION_PARAM_PREFIXES = ("utm_", "aspsessionid")
+# `;jsessionid=...` in a path segment (servlet URL rewriting), up to the next / or ;.
+_PATH_SESSION = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
 
-def canonicalize(url: str) -> str:
+
+def _session_param(pair: str) -> bool:
+    name = unquote_plus(pair.split("=", 1)[0]).lower()
+    return name in SESSION_PARAMS or name.startswith(SESSION_PARAM_PREFIXES)
+
+
+def _strip_session(url: str) -> str:
+    """`url` (canonical) without its session and tracking parameters."""
+    parts = urlsplit(url)
+    path = _PATH_SESSION.sub("", parts.path) or "/"
+    query = "&".join(p for p in parts.query.split("&") if p and not _session_param(p))
+    if path == parts.path and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def canonicalize(url: str, *, strip_params: bool = True) -> str:
     """The canonical form of an absolute http(s) URL.
 
     RFC 3986 normalisation plus the usual crawler rules: lower-case scheme and
     host, default port dropped, empty path made "/", dot segments resolved,
     unreserved characters decoded and the rest percent-encoded in upper case,
-    query arguments sorted (blank values kept), fragment dropped.
+    query arguments sorted (blank values kept), fragment dropped; with
+    `strip_params`, session ids and tracking parameters removed (see the
+    module docstring).
+
+    >>> canonicalize("http://h/a;jsessionid=1F?utm_source=x&id=2")
+    'http://h/a?id=2'
     """
+    url = _canonical(url)
+    if strip_params:
+        stripped = _strip_session(url)
+        # Once more if something went: `/x/..;jsessionid=1/y` has a dot segment only now.
+        if stripped != url:
+            url = _canonical(stripped)
+    return url
+
+
+def _canonical(url: str) -> str:
     url = canonicalize_url(url.strip(), keep_blank_values=True, keep_fragments=False)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -42,12 +102,15 @@ def canonicalize(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-def resolve(base_url: str, href: str) -> str | None:
-    """Resolve an href against a page's base URL; None unless it is an http(s) URL."""
+def resolve(base_url: str, href: str, *, strip_params: bool = True) -> str | None:
+    """Resolve an href against a page's base URL; None unless it is an http(s) URL.
+
+    The URL is canonical (`canonicalize`, with `strip_params`).
+    """
     href = href.strip()
     if not href:
         # An empty href is a link to the base URL itself (HTML's URL parsing).
-        return canonicalize(base_url)
+        return canonicalize(base_url, strip_params=strip_params)
     try:
         absolute = urljoin(base_url, href)
     except ValueError:  # an href that does not parse, such as "http://[::1"
@@ -59,7 +122,7 @@ def resolve(base_url: str, href: str) -> str | None:
         # "http://:80/", "https://@" or "http:////x" name no host: no link anywhere.
         if not urlsplit(absolute).hostname:
             return None
-        url = canonicalize(absolute)
+        url = canonicalize(absolute, strip_params=strip_params)
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises for a port that is no number
     except ValueError:

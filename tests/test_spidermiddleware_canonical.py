@@ -28,3 +28,16 @@ def test_switched_off():
     assert [r.url for r in scrape(crawler, page("http://a.example/"),
                                   [Request("http://a.example/a#b")])
             if isinstance(r, Request)] == ["http://a.example/a#b"]
+
+
+def test_session_and_tracking_parameters_are_stripped_unless_switched_off():
+    written = "http://a.example/shop;jsessionid=0AF3?utm_source=news&id=7&PHPSESSID=x"
+    crawler = kit_crawler({"start_urls": "http://a.example/"})
+    out = scrape(crawler, page("http://a.example/"), [Request(written)])
+    assert [r.url for r in out if isinstance(r, Request)] == ["http://a.example/shop?id=7"]
+
+    kept = kit_crawler({"start_urls": "http://a.example/"},
+                       {"CRAWLGRAPH_STRIP_SESSION_PARAMS": False})
+    out = scrape(kept, page("http://a.example/"), [Request(written)])
+    assert [r.url for r in out if isinstance(r, Request)] == [
+        "http://a.example/shop;jsessionid=0AF3?PHPSESSID=x&id=7&utm_source=news"]
