@@ -33,6 +33,7 @@ from scrapy.http import Request, Response, TextResponse
 from scrapy.settings import Settings
 
 from crawler.middlewares.addressguard import address_reason, private_networks_allowed
+from crawler.scrapyinternals import download_handler
 
 HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 CHROMIUM = "/usr/bin/chromium"
@@ -198,13 +199,13 @@ class RenderContextMiddleware:
                     await wrapper.context.close()
 
     def _handlers(self) -> list[Any]:
-        """The Playwright handlers (one instance per scheme, each with its contexts)."""
-        engine = self.crawler.engine
-        if engine is None:
-            return []
+        """The Playwright handlers (one instance per scheme, each with its contexts).
+
+        Called from the download hooks only, so the crawl (and its engine) runs.
+        """
         found = []
         for scheme in ("http", "https"):
-            handler = engine.downloader.handlers._get_handler(scheme)
+            handler = download_handler(self.crawler, scheme)
             if hasattr(handler, "context_wrappers") and handler not in found:
                 found.append(handler)
         return found

@@ -3,7 +3,8 @@
 Scrapy (2.19) offers no signal or public attribute for these three things;
 everything else in crawlgraph goes through Scrapy's public API. If an upgrade
 of Scrapy moves one of them, `tests/test_scrapyinternals.py` fails. Each takes
-a crawler whose crawl has started (`crawler.engine` is set).
+a crawler whose crawl has started: before that, `crawler.engine` raises
+RuntimeError (Scrapy 2.19) rather than being None.
 
 - `requests_in_progress(crawler)`: the requests the engine is working on,
   from the start of their download until the spider has handled their response

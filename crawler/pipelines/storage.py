@@ -309,13 +309,14 @@ class StoragePipeline:
         return total
 
     def _pause_engine(self) -> None:
-        engine = getattr(self.crawler, "engine", None)
-        if engine is None:
+        # Items arrive only while the crawl runs, so a crawler's engine is set by
+        # then; a pipeline made without a crawler (a unit test) has none to pause.
+        if self.crawler is None:
             return
         logger.warning("storage: %d rows buffered, pausing the crawl until they are written",
                        self.buffered)
         self._inc("storage/backpressure_pauses")
-        engine.pause()
+        self.crawler.engine.pause()
         self._paused_engine = True
 
     def _unpause_engine(self) -> None:
