@@ -2,10 +2,11 @@
 
 Tests of spiders and middlewares call `run_crawl(spider, args, settings)`: it
 starts `python -m tests.crawlrun` (a fresh Twisted reactor per crawl, as in
-production), with the project settings plus the crawling middlewares, and by
-default Scrapy's in-memory scheduler and a pipeline writing items to a JSON
-lines file instead of the frontier and Postgres (`stack=True` keeps the
-project's frontier, storage pipeline and extensions).
+production) with the project settings (`crawler.settings`, its crawling
+middlewares included) and by default Scrapy's in-memory scheduler and a
+pipeline writing items to a JSON lines file instead of the frontier and
+Postgres (`stack=True` keeps the project's frontier, storage pipeline and
+extensions).
 
 With `record_throttle=True` the throttle's in-process state records every
 reservation it hands out (`CrawlResult.reservations`: host, reserved start and
@@ -151,11 +152,6 @@ def main() -> None:
     from scrapy.utils.misc import load_object
     from scrapy.utils.project import get_project_settings
 
-    from crawler.middlewares.defaults import (
-        CRAWLING_DOWNLOADER_MIDDLEWARES,
-        CRAWLING_SETTINGS,
-    )
-
     config = json.loads(sys.argv[1])
     if config.get("record_throttle"):
         import crawler.middlewares.throttle
@@ -163,15 +159,6 @@ def main() -> None:
         crawler.middlewares.throttle.LocalThrottleState = _recording_throttle_state(
             os.path.join(config["out"], RESERVATIONS))
     settings = get_project_settings()
-    # Until (and whether or not) the project settings merge the crawling
-    # components, the crawl runs with them.
-    for name, value in CRAWLING_SETTINGS.items():
-        if settings.getpriority(name) in (None, 0):
-            settings.set(name, value)
-    mws = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
-    for name, prio in CRAWLING_DOWNLOADER_MIDDLEWARES.items():
-        mws.setdefault(name, prio)
-    settings.set("DOWNLOADER_MIDDLEWARES", mws)
     extensions = {"tests.crawlrun.StatsDump": 900}
     pipelines = {"tests.crawlrun.JsonlWriter": 100}
     if config["stack"]:
