@@ -65,6 +65,11 @@ crawlgraph settings (defaults in brackets), by component:
 - Canonical URLs (`crawler.spidermiddlewares.canonical`):
   ``CRAWLGRAPH_STRIP_SESSION_PARAMS`` [True] removes session ids and tracking
   parameters (`crawler.urls.SESSION_PARAMS`) from request URLs.
+- Traps (`crawler.spidermiddlewares.traps`): ``CRAWLGRAPH_TRAPS_ENABLED``
+  [True]; ``CRAWLGRAPH_TRAPS_MAX_URL_LENGTH`` [2048] characters;
+  ``CRAWLGRAPH_TRAPS_MAX_SEGMENT_REPEATS`` [3] times one path segment occurs;
+  ``CRAWLGRAPH_TRAPS_MAX_QUERY_VARIANTS`` [100] distinct query strings of one
+  path, for the job (0: no limit, each).
 - Rendering (`crawler.rendering`): ``CRAWLGRAPH_CHROMIUM`` [/usr/bin/chromium];
   ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context.
 - Names (`crawler.resolver`): ``CRAWLGRAPH_RESOLVE`` [none] entries
@@ -158,6 +163,8 @@ SPIDER_MIDDLEWARES: dict[str, int | None] = {
     "crawler.spidermiddlewares.canonical.CanonicalUrlMiddleware": 980,
     "crawler.spidermiddlewares.scope.ScopeMiddleware": 970,
     "crawler.spidermiddlewares.depth.MaxDepthMiddleware": 960,
+    # After scope and max_depth: only requests that would be queued spend a path's variants.
+    "crawler.spidermiddlewares.traps.TrapsMiddleware": 955,
     "crawler.spidermiddlewares.pages.PagesMiddleware": 560,
     "crawler.spidermiddlewares.render.RenderMiddleware": 550,
     "crawler.spidermiddlewares.budget.PageBudgetMiddleware": 540,
