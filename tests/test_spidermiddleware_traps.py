@@ -24,6 +24,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 
 from crawler.spidermiddlewares.traps import RedisVariants, TrapsMiddleware
+from crawler.spiders.args import MAX_URL_LENGTH
 from tests.crawlrun import run_crawl
 from tests.graphdata import make_job, make_user
 from tests.spiders.kit import kit_crawler, page, scrape, start
@@ -49,6 +50,12 @@ def test_a_url_over_the_length_limit_is_cut_and_recorded_once_per_pattern():
     assert crawler.stats.get_value("crawlgraph/trap/url_length") == 3
     # /l/... twice is one pattern, /m/... another.
     assert crawler.stats.get_value("ledger/events/trap_url_length") == 2
+
+
+def test_by_default_a_link_may_be_as_long_as_a_start_url():
+    crawler = kit_crawler({"start_urls": START})
+    longest = START + "y" * (MAX_URL_LENGTH - len(START))
+    assert passed(crawler, longest, longest + "y") == [longest]
 
 
 def test_a_path_repeating_a_segment_more_than_the_limit_is_cut():

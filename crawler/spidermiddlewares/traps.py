@@ -6,9 +6,10 @@ search whose filters combine without end, session ids in every link. Three
 limits cut the requests of a callback that look like one, each a setting (0:
 no limit):
 
-- ``CRAWLGRAPH_TRAPS_MAX_URL_LENGTH`` [2048]: a URL longer than this many
-  characters (canonical form; below Scrapy's ``URLLENGTH_LIMIT``, 2083, so
-  that this middleware, which records, sees them first);
+- ``CRAWLGRAPH_TRAPS_MAX_URL_LENGTH`` [2048, the longest start URL a job
+  takes]: a URL longer than this many characters (canonical form; below
+  Scrapy's ``URLLENGTH_LIMIT``, 2083, so that this middleware, which records,
+  sees them first);
 - ``CRAWLGRAPH_TRAPS_MAX_SEGMENT_REPEATS`` [3]: a path in which one segment
   occurs more than this many times, anywhere in it: `/x/x/x/x/`, and loops of
   any period (`/a/b/a/b/a/b/a/b/`). Empty segments do not count; segments are
@@ -61,6 +62,7 @@ from scrapy.http import Request, Response
 
 from crawler.middlewares.ledger import CrawlLedger
 from crawler.spidermiddlewares import kit_spider
+from crawler.spiders.args import MAX_URL_LENGTH
 from crawler.urls import host_key
 
 logger = logging.getLogger(__name__)
@@ -178,7 +180,7 @@ class RedisVariants:
 class TrapsMiddleware:
     """Spider middleware cutting a callback's requests that fall into a crawler trap."""
 
-    def __init__(self, crawler: Crawler, *, max_url_length: int = 2048,
+    def __init__(self, crawler: Crawler, *, max_url_length: int = MAX_URL_LENGTH,
                  max_segment_repeats: int = 3, max_query_variants: int = 100,
                  variants: Variants | None = None) -> None:
         self.crawler = crawler
@@ -194,7 +196,7 @@ class TrapsMiddleware:
     def from_crawler(cls, crawler: Crawler) -> Self:
         spider = kit_spider(crawler, "CRAWLGRAPH_TRAPS_ENABLED")
         s = crawler.settings
-        limits = {"max_url_length": s.getint("CRAWLGRAPH_TRAPS_MAX_URL_LENGTH", 2048),
+        limits = {"max_url_length": s.getint("CRAWLGRAPH_TRAPS_MAX_URL_LENGTH", MAX_URL_LENGTH),
                   "max_segment_repeats": s.getint("CRAWLGRAPH_TRAPS_MAX_SEGMENT_REPEATS", 3),
                   "max_query_variants": s.getint("CRAWLGRAPH_TRAPS_MAX_QUERY_VARIANTS", 100)}
         if not any(v > 0 for v in limits.values()):
