@@ -7,6 +7,8 @@ callback's output passes them from the highest number down:
 - 980 `canonical.CanonicalUrlMiddleware`: requests get their canonical URL;
 - 970 `scope.ScopeMiddleware`: requests leaving the scope are dropped;
 - 960 `depth.MaxDepthMiddleware`: requests deeper than `max_depth` are dropped;
+- 955 `traps.TrapsMiddleware`: crawler traps are cut (URL length, a repeated
+  path segment, too many query variants of one path), each recorded once;
 - (Scrapy's DepthMiddleware 900, UrlLengthMiddleware 800, RefererMiddleware 700)
 - 560 `pages.PagesMiddleware`: a `Page` and the `Link` items of every response
   come first; requests without an errback get the spider's `on_failure`;
