@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+Discovery = Literal["start", "link", "sitemap"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -28,6 +31,8 @@ class Page:
     elapsed_ms: int | None = None
     rendered: bool = False
     error: str | None = None
+    #: How the crawl first reached `url`: a start URL, a link of a page, a sitemap.
+    discovered: Discovery | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -20,7 +20,11 @@ The graph carries `vp.label` (URL, host or domain), `vp.pages` (pages folded
 into the node), `vp.crawled` (of which fetched), `ep.weight` (number of
 links, i.e. `<a>` elements, it stands for, plus one per redirect hop) and,
 when redirects are not folded, `ep.redirect` (the edge stands for a redirect,
-maybe as well as links).
+maybe as well as links). The page level also has `vp.discovered`: how the
+crawl first reached the page (`start`, `link`, `sitemap`; empty for a URL it
+did not fetch, or a crawl from before it was recorded), so a page found only
+through a sitemap is told apart from one nobody links to by mistake, without
+an edge made up for it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import graph_tool as gt
 import numpy as np
 
 from graphs.domains import domains_of, hosts_of
-from graphs.read import LinkTable
+from graphs.read import DISCOVERY, LinkTable
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,11 @@ def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
         g.ep.redirect = g.new_ep("bool")
         if edge_redirect is not None:
             g.ep.redirect.a = edge_redirect
+    if options.level == "page":
+        codes = (table.discovered[kept] if len(table.discovered) == table.node_count
+                 else np.zeros(len(kept), dtype=np.int8))
+        g.vp.discovered = g.new_vp("string",
+                                   vals=np.array(DISCOVERY, dtype=object)[codes].tolist())
     g.gp.level = g.new_gp("string", options.level)
     g.gp.fold_redirects = g.new_gp("bool", options.fold_redirects)
     return g

@@ -7,9 +7,10 @@ exported snapshot (read-only REPEATABLE READ), so they see the same data:
   (`hashtextextended`), the columns packed server-side into bytea values that
   are big-endian arrays, decoded by `np.frombuffer` — no Python loop per link,
   and not one protocol message per link either;
-* the nodes: each distinct URL with its hash and best crawl status (the
-  stored pages, both ends of every redirect and the link targets that are not
-  pages; every link endpoint when a link source is not a stored page), packed
+* the nodes: each distinct URL with its hash, best crawl status and how the
+  crawl first reached it (a code of `DISCOVERY`), for the stored pages, both
+  ends of every redirect and the link targets that are not pages (every link
+  endpoint when a link source is not a stored page), packed
   the same way with the URLs joined by newlines and split by `str.split` (a C
   loop).
 
@@ -57,21 +58,28 @@ COPY (
 # Every URL that is a link endpoint, a stored page (its request URL and, after
 # a redirect, its final URL) or an end of a redirect hop, with the best crawl
 # status seen (-1: not fetched; a URL that redirected was fetched: its status,
-# 0 for a meta refresh).
+# 0 for a meta refresh) and how the crawl first reached it (a code of
+# `DISCOVERY`, the position in this array: a stored page's `discovered`, also
+# for its final URL; the first of start, link, sitemap when jobs differ; 0 for
+# a URL no page row says it of).
 _NODES_ALL = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
-        SELECT source_url AS url, -1 AS status FROM links WHERE job_id = ANY(%(jobs)s)
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
+           coalesce(min(d), 0)::int2 AS d, url FROM (
+        SELECT source_url AS url, -1 AS status, NULL::int AS d FROM links
+        WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT target_url, -1 FROM links WHERE job_id = ANY(%(jobs)s)
+        SELECT target_url, -1, NULL FROM links WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT url, status FROM pages WHERE job_id = ANY(%(jobs)s)
+        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT final_url, status FROM pages
+        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages
         WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
         UNION ALL
-        SELECT url, coalesce(status, 0) FROM redirects WHERE job_id = ANY(%(jobs)s)
+        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT target_url, -1 FROM redirects WHERE job_id = ANY(%(jobs)s)
+        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
     ) AS endpoints
     GROUP BY url
 """
@@ -81,17 +89,20 @@ _NODES_ALL = """
 # endpoint is among these nodes, and reads `_NODES_ALL` in the same snapshot
 # when one is not.
 _NODES_FAST = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status, url FROM (
-        SELECT url, status FROM pages WHERE job_id = ANY(%(jobs)s)
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
+           coalesce(min(d), 0)::int2 AS d, url FROM (
+        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered) AS d
+        FROM pages WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT final_url, status FROM pages
+        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages
         WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
         UNION ALL
-        SELECT url, coalesce(status, 0) FROM redirects WHERE job_id = ANY(%(jobs)s)
+        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT target_url, -1 FROM redirects WHERE job_id = ANY(%(jobs)s)
+        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
         UNION ALL
-        SELECT DISTINCT l.target_url, -1 FROM links AS l
+        SELECT DISTINCT l.target_url, -1, NULL::int FROM links AS l
         WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
             SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
     ) AS endpoints
@@ -125,7 +136,7 @@ def _packed(nodes: str) -> sql.Composed:
     return sql.SQL("""
 COPY (
     SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
-           string_agg(url, E'\\n')
+           string_agg(int2send(d), ''::bytea), string_agg(url, E'\\n')
     FROM ({nodes}) AS n
     GROUP BY h & 63
 ) TO STDOUT (FORMAT BINARY)
@@ -134,12 +145,25 @@ COPY (
 
 _NODES_FAST_COPY = _packed(_NODES_FAST)
 _NODES_COPY = _packed(_NODES_ALL)
-_NODES_ROWS_COPY = sql.SQL("COPY ({nodes}) TO STDOUT").format(nodes=sql.SQL(_NODES_ALL))
+# The rows read leaves the discovery codes to a packed read without the URLs.
+_NODES_ROWS_COPY = sql.SQL("COPY (SELECT h, status, url FROM ({nodes}) AS n) TO STDOUT").format(
+    nodes=sql.SQL(_NODES_ALL))
+_DISCOVERED_COPY = sql.SQL("""
+COPY (
+    SELECT string_agg(int8send(h), ''::bytea), string_agg(int2send(d), ''::bytea)
+    FROM ({nodes}) AS n
+    GROUP BY h & 63
+) TO STDOUT (FORMAT BINARY)
+""").format(nodes=sql.SQL(_NODES_ALL))
 
 # Grouping a few million URLs fits in memory with this; the default (4 MB)
 # would spill the hash table to disk.
 _SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+#: The values of a node's `discovered` code (`pages.discovered`, in the order of
+#: the array the node queries look it up in; "" for none).
+DISCOVERY = ("", "start", "link", "sitemap")
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00"
 _MAX_SEEDS = 4
@@ -159,6 +183,8 @@ class LinkTable:
     # One hop per URL that redirected: node ids of the URL and of where it led.
     redirect_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     redirect_target: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # int8 per node: how the crawl first reached it, an index of `DISCOVERY` (empty: unknown).
+    discovered: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
     # True when no (source, target) pair occurs twice (one job: the links' primary key).
     unique_pairs: bool = False
     timings: dict[str, float] = field(default_factory=dict)
@@ -223,17 +249,21 @@ def _decode_redirects(buf: bytes | bytearray) -> dict[str, np.ndarray]:
     }
 
 
-def _decode_packed_nodes(buf: bytes | bytearray) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+_Nodes = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]  # hash, status, discovered, url
+
+
+def _decode_packed_nodes(buf: bytes | bytearray) -> _Nodes | None:
     rows = _binary_rows(buf)
     hashes = _column(rows, 0, ">i8").astype(np.int64)
     status = _column(rows, 1, ">i4").astype(np.int32)
+    discovered = _column(rows, 2, ">i2").astype(np.int8)
     urls: list[str] = []
     for row in rows:
-        urls.extend((row[2] or b"").decode("utf-8").split("\n"))
+        urls.extend((row[3] or b"").decode("utf-8").split("\n"))
     # Splitting never loses a URL; a URL with a newline in it adds one part.
     if len(urls) != len(hashes):
         return None  # a URL with a newline in it
-    return hashes, status, urls
+    return hashes, status, discovered, urls
 
 
 def _unescape(value: str) -> str:
@@ -265,6 +295,18 @@ def _decode_nodes(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if "\\" in text:
         urls = [_unescape(u) for u in urls]
     return hashes, status, urls
+
+
+def _with_discovered(nodes: tuple[np.ndarray, np.ndarray, list[str]],
+                     buf: bytes | bytearray) -> _Nodes:
+    """The rows read's nodes with their discovery codes, matched by hash."""
+    rows = _binary_rows(buf)
+    hashes, codes = _column(rows, 0, ">i8").astype(np.int64), _column(rows, 1, ">i2")
+    order = np.argsort(hashes, kind="stable")
+    found = np.searchsorted(hashes[order], nodes[0])
+    if not _found(hashes[order], found, nodes[0]):
+        raise GraphBuildFailed("A node is missing from the discovery codes.")
+    return nodes[0], nodes[1], codes[order][found].astype(np.int8), nodes[2]
 
 
 def _copy_out(conn: psycopg.Connection, query: str | sql.Composable, params: dict,
@@ -305,10 +347,10 @@ def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
 
 
 def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
-         nodes: tuple[np.ndarray, np.ndarray, list[str]],
+         nodes: _Nodes,
          timings: dict[str, float]) -> LinkTable | None:
     """Node ids for the link and redirect endpoints; None when one is not among the nodes."""
-    node_hash, status, urls = nodes
+    node_hash, status, discovered, urls = nodes
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
@@ -327,6 +369,7 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
     return LinkTable(
         urls=[urls[i] for i in order.tolist()],
         status=status[order],
+        discovered=discovered[order],
         source=source.astype(np.int64),
         target=target.astype(np.int64),
         count=rows["count"],
@@ -375,7 +418,11 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
                     nodes_buf = bytearray()
                     timings["read_nodes_rows"] = _copy_out(second, _NODES_ROWS_COPY, params,
                                                            nodes_buf)
-                    nodes = _decode_nodes(nodes_buf.decode("utf-8"))
+                    codes_buf = bytearray()
+                    timings["read_nodes_discovered"] = _copy_out(second, _DISCOVERED_COPY,
+                                                                 params, codes_buf)
+                    nodes = _with_discovered(_decode_nodes(nodes_buf.decode("utf-8")),
+                                             codes_buf)
                 table = _map(rows, redirects, nodes, timings)
         except _Collision:
             return None

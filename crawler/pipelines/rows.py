@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from itemadapter import ItemAdapter
 
-from crawler.items import Link, Page, Redirect
+from crawler.items import Discovery, Link, Page, Redirect
 
 Kind = Literal["page", "link", "redirect", "item"]
 _Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
@@ -40,6 +40,7 @@ class PageRow(msgspec.Struct, frozen=True):
     elapsed_ms: _Int4 | None
     rendered: bool
     error: str | None
+    discovered: Discovery | None
 
 
 class LinkRow(msgspec.Struct, frozen=True):

@@ -33,7 +33,7 @@ STAGING_DDL: Final = """
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_pages (
     url text COLLATE "C", final_url text COLLATE "C", status integer, content_type text,
     title text, depth integer, fetched_at timestamptz, size bigint, content_hash text,
-    elapsed_ms integer, rendered boolean, error text
+    elapsed_ms integer, rendered boolean, error text, discovered text
 ) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
@@ -55,7 +55,7 @@ COPY: Final[dict[Kind, str]] = {
 }
 COPY_TYPES: Final[dict[Kind, list[str]]] = {
     "page": ["text", "text", "int4", "text", "text", "int4", "timestamptz", "int8", "text",
-             "int4", "bool", "text"],
+             "int4", "bool", "text", "text"],
     "link": ["text", "text", "int4", "text", "bool"],
     "redirect": ["text", "text", "int4"],
     "item": ["text", "text", "text", "text"],
@@ -64,16 +64,19 @@ COPY_TYPES: Final[dict[Kind, list[str]]] = {
 MERGE: Final[dict[Kind, str]] = {
     "page": """
 INSERT INTO pages AS p (job_id, url, final_url, status, content_type, title, depth,
-                        fetched_at, size, content_hash, elapsed_ms, rendered, error)
+                        fetched_at, size, content_hash, elapsed_ms, rendered, error,
+                        discovered)
 SELECT %(job_id)s, url, final_url, status, content_type, title, depth, fetched_at, size,
-       content_hash, elapsed_ms, rendered, error
+       content_hash, elapsed_ms, rendered, error, discovered
 FROM cg_stage_pages
 ON CONFLICT (job_id, url) DO UPDATE SET
     final_url = EXCLUDED.final_url, status = EXCLUDED.status,
     content_type = EXCLUDED.content_type, title = EXCLUDED.title,
     depth = LEAST(p.depth, EXCLUDED.depth), fetched_at = EXCLUDED.fetched_at,
     size = EXCLUDED.size, content_hash = EXCLUDED.content_hash,
-    elapsed_ms = EXCLUDED.elapsed_ms, rendered = EXCLUDED.rendered, error = EXCLUDED.error
+    elapsed_ms = EXCLUDED.elapsed_ms, rendered = EXCLUDED.rendered, error = EXCLUDED.error,
+    -- how the crawl first reached the page stays (a row from before 0009 learns it)
+    discovered = coalesce(p.discovered, EXCLUDED.discovered)
 """,
     # count is set, never added to: a replayed page stores nothing twice.
     "link": """

@@ -26,6 +26,13 @@ the hop is committed; without the pipeline it is only counted
 (`crawlgraph/redirects`). A request a callback yields with a redirected
 response's meta copied into it is not a redirect.
 
+A response carries how the crawl reached its URL into its Page
+(`discovered`): the request's `crawlgraph_discovered` meta if it has one
+(`sitemap`, set by the `site` spider), else `start` at depth 0 and `link`
+deeper. A response whose request has the `crawlgraph_sitemap` meta (a
+sitemap file the spider reads) is not a page: it gets no Page, no Links, and
+its redirects are no Redirect items.
+
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
 """
@@ -45,6 +52,7 @@ from scrapy.http import Request, Response
 from crawler import rendering
 from crawler.items import Link, Page, Redirect
 from crawler.pipelines.storage import StoragePipeline
+from crawler.sitemaps import SITEMAP_META, discovery
 from crawler.spidermiddlewares import kit_spider
 from crawler.spiders.links import extract_links, is_html
 from crawler.urls import canonicalize
@@ -66,7 +74,7 @@ def response_page(response: Response) -> Page:
         depth=response.meta.get("depth", 0), size=len(response.body),
         content_hash=hashlib.sha256(response.body).hexdigest(),
         elapsed_ms=int(latency * 1000) if latency is not None else None,
-        rendered=rendering.is_marked(response.meta))
+        rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta))
 
 
 def redirect_hop(request: Request) -> Redirect | None:
@@ -114,6 +122,10 @@ class PagesMiddleware:
 
     async def process_spider_output(self, response: Response,
                                     result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if response.meta.get(SITEMAP_META):
+            async for out in result:
+                yield self._with_errback(out)
+            return
         stats = self.crawler.stats
         stats.inc_value("crawlgraph/pages")
         yield response_page(response)
@@ -136,8 +148,9 @@ class PagesMiddleware:
         return out
 
     def _scheduled(self, request: Request) -> None:
-        if "redirect_urls" not in request.meta or request in self._from_spider:
-            return
+        if ("redirect_urls" not in request.meta or request in self._from_spider
+                or request.meta.get(SITEMAP_META)):
+            return  # no hop; or a sitemap file's: it is no page, so its hops are none either
         hop = redirect_hop(request)
         if hop is None:
             return

@@ -64,6 +64,7 @@ class CrawlParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     render_selector: Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable)] | None \
         = None
     obey_robots: bool = True
+    sitemaps: bool = False
 
 
 class SpiderArgs(CrawlParams, kw_only=True, forbid_unknown_fields=True):

@@ -42,6 +42,7 @@ from crawler.middlewares.addressguard import AddressRefused
 from crawler.middlewares.ledger import CrawlLedger
 from crawler.middlewares.limits import cut_off_reason
 from crawler.middlewares.robots import RobotsForbidden, RobotsMiddleware
+from crawler.sitemaps import discovery
 from crawler.spiders.args import SpiderArgs, SpiderArgumentError, parse_args
 from crawler.urls import canonicalize, host_key
 
@@ -143,7 +144,8 @@ class CrawlgraphSpider(scrapy.Spider):
         url = canonicalize((request.meta.get("redirect_urls") or [request.url])[0])
         return Page(url=url, final_url=canonicalize(request.url), status=0,
                     fetched_at=datetime.now(UTC), depth=request.meta.get("depth", 0),
-                    rendered=rendering.is_marked(request.meta), error=error)
+                    rendered=rendering.is_marked(request.meta), error=error,
+                    discovered=discovery(request.meta))
 
     def robots_sitemaps(self, url: str) -> list[str]:
         """`Sitemap:` URLs in the robots.txt of `url`'s host (once it has been read)."""
