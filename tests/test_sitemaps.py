@@ -28,11 +28,13 @@ from scrapy.http import Request, Response, XmlResponse
 from crawler.items import Link, Page
 from crawler.sitemaps import DISCOVERED_META, MAX_BYTES, MAX_URLS, SITEMAP_META, read_sitemap
 from graphs import store
+from graphs.build import BuildOptions, build_graph
 from graphs.exports import write_export
 from graphs.models import GraphBuildRequest
 from graphs.pipeline import build_now
+from graphs.read import read_links
 from tests.crawlrun import run_crawl
-from tests.graphdata import make_job, make_user
+from tests.graphdata import add_links, make_job, make_user
 from tests.spiders.kit import kit_crawler, page, scrape
 
 SITE = "crawler.spiders.site.SiteSpider"
@@ -145,6 +147,55 @@ def test_a_start_page_asks_for_its_sitemaps_only_when_the_job_says_so():
         assert list(crawler.spider.parse(deeper)) == []
         (stored,) = [o for o in out if isinstance(o, Page)]
         assert stored.discovered == "start"
+
+
+def test_a_page_row_takes_only_the_known_ways():
+    from datetime import UTC, datetime
+
+    from crawler.pipelines.rows import RowError, to_row
+
+    def found(how):
+        return Page(url="https://a.test/", final_url="https://a.test/", status=200,
+                    fetched_at=datetime.now(UTC), discovered=how)
+
+    assert to_row(found("sitemap")).values[-1] == "sitemap"
+    assert to_row(found(None)).values[-1] is None
+    with pytest.raises(RowError):
+        to_row(found("guessed"))
+
+
+# --- the read: each node's discovery, in both node reads ---------------------------------
+
+def _add_found(conn: psycopg.Connection, job, pages: dict[str, str | None]) -> None:
+    with conn.cursor() as cur, cur.copy(
+            "COPY pages (job_id, url, final_url, status, fetched_at, discovered) FROM STDIN"
+    ) as copy:
+        for url, how in pages.items():
+            final = url + "landed/" if url.endswith("/moved/") else url
+            copy.write_row((job, url, final, 200, "2024-01-01T00:00:00Z", how))
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_the_page_graph_says_how_each_page_was_found(database_url, odd):
+    home, a, orphan, moved, old = ("https://x.test/", "https://x.test/a", "https://x.test/orphan",
+                                   "https://x.test/moved/", "https://x.test/old")
+    # A URL with a newline in it makes the read fall back to rows, which read the codes apart.
+    out = "https://elsewhere.test/x\ny" if odd else "https://elsewhere.test/x"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        owner = make_user(conn)
+        job, other = make_job(conn, owner), make_job(conn, owner)
+        _add_found(conn, job, {home: "start", a: "link", orphan: "sitemap", moved: "link",
+                               old: None})
+        _add_found(conn, other, {orphan: "link", a: "sitemap"})  # the first way of the two
+        add_links(conn, job, [(home, a, 1, False), (a, moved, 1, False), (a, out, 1, False)])
+    table = read_links(database_url, [job, other])
+    assert ("read_nodes_rows" in table.timings) == odd
+    g = build_graph(table, BuildOptions())
+    assert dict(zip(g.vp.label, g.vp.discovered, strict=True)) == {
+        home: "start", a: "link", orphan: "link", moved + "landed/": "link", old: "", out: ""}
+    alone = build_graph(read_links(database_url, [job]), BuildOptions())
+    assert dict(zip(alone.vp.label, alone.vp.discovered, strict=True))[orphan] == "sitemap"
+    assert "discovered" not in build_graph(table, BuildOptions(level="host")).vp
 
 
 # --- a real crawl: an orphan page reached through robots.txt and a gzipped index ---------
