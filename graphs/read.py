@@ -36,138 +36,33 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from graphs.copydecode import (
+    Nodes,
+    binary_rows,
+    column,
+    decode_edges,
+    decode_nodes,
+    decode_packed_nodes,
+    decode_redirects,
+)
 from graphs.errors import GraphBuildFailed
-
-# Postgres sends COPY output one protocol message per row, and a Python loop
-# over ten million messages costs seconds. So the links are packed server-side
-# into one row of bytea columns that are the big-endian arrays themselves,
-# decoded by `np.frombuffer` (half the time of the row-per-link COPY). A bytea
-# holds at most 1 GB: up to about 130 million links per build.
-_EDGES_COPY = """
-COPY (
-    SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
-           string_agg(int4send(c), ''::bytea), string_agg(boolsend(n), ''::bytea)
-    FROM (
-        SELECT hashtextextended(source_url, %(seed)s) AS s,
-               hashtextextended(target_url, %(seed)s) AS t, count AS c, nofollow AS n
-        FROM links WHERE job_id = ANY(%(jobs)s)
-    ) AS l
-) TO STDOUT (FORMAT BINARY)
-"""
-
-# Every URL that is a link endpoint, a stored page (its request URL and, after
-# a redirect, its final URL) or an end of a redirect hop, with the best crawl
-# status seen (-1: not fetched; a URL that redirected was fetched: its status,
-# 0 for a meta refresh) and how the crawl first reached it (a code of
-# `DISCOVERY`, the position in this array: a stored page's `discovered`, also
-# for its final URL; the first of start, link, sitemap when jobs differ; 0 for
-# a URL no page row says it of).
-_NODES_ALL = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
-           coalesce(min(d), 0)::int2 AS d, url FROM (
-        SELECT source_url AS url, -1 AS status, NULL::int AS d FROM links
-        WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT target_url, -1, NULL FROM links WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered)
-        FROM pages WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
-        FROM pages
-        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
-        UNION ALL
-        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-    ) AS endpoints
-    GROUP BY url
-"""
-# The same set, usually, for much less work: the stored pages and the link
-# targets that are not stored pages (an anti-join on the pages' primary key),
-# leaving out link sources, which are pages. The read checks that every link
-# endpoint is among these nodes, and reads `_NODES_ALL` in the same snapshot
-# when one is not.
-_NODES_FAST = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
-           coalesce(min(d), 0)::int2 AS d, url FROM (
-        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered) AS d
-        FROM pages WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
-        FROM pages
-        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
-        UNION ALL
-        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT DISTINCT l.target_url, -1, NULL::int FROM links AS l
-        WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
-            SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
-    ) AS endpoints
-    GROUP BY url
-"""
-
-# One hop per URL that redirected: its row in `redirects` if it has one (a hop
-# of the chain), else where its stored page landed (the end of the chain).
-_REDIRECTS_COPY = """
-COPY (
-    SELECT string_agg(int8send(hashtextextended(url, %(seed)s)), ''::bytea),
-           string_agg(int8send(hashtextextended(target, %(seed)s)), ''::bytea)
-    FROM (
-        SELECT DISTINCT ON (url) url, target FROM (
-            SELECT url, target_url AS target, 0 AS rank FROM redirects
-            WHERE job_id = ANY(%(jobs)s)
-            UNION ALL
-            SELECT url, final_url, 1 FROM pages
-            WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
-        ) AS hops
-        ORDER BY url, rank, target
-    ) AS r
-) TO STDOUT (FORMAT BINARY)
-"""
-
-
-def _packed(nodes: str) -> sql.Composed:
-    # Packed like the links, in 64 rows so that the URL text of no row nears the
-    # 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
-    # disagree, and the read falls back to rows).
-    return sql.SQL("""
-COPY (
-    SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
-           string_agg(int2send(d), ''::bytea), string_agg(url, E'\\n')
-    FROM ({nodes}) AS n
-    GROUP BY h & 63
-) TO STDOUT (FORMAT BINARY)
-""").format(nodes=sql.SQL(nodes))
-
-
-_NODES_FAST_COPY = _packed(_NODES_FAST)
-_NODES_COPY = _packed(_NODES_ALL)
-# The rows read leaves the discovery codes to a packed read without the URLs.
-_NODES_ROWS_COPY = sql.SQL("COPY (SELECT h, status, url FROM ({nodes}) AS n) TO STDOUT").format(
-    nodes=sql.SQL(_NODES_ALL))
-_DISCOVERED_COPY = sql.SQL("""
-COPY (
-    SELECT string_agg(int8send(h), ''::bytea), string_agg(int2send(d), ''::bytea)
-    FROM ({nodes}) AS n
-    GROUP BY h & 63
-) TO STDOUT (FORMAT BINARY)
-""").format(nodes=sql.SQL(_NODES_ALL))
-
-# Grouping a few million URLs fits in memory with this; the default (4 MB)
-# would spill the hash table to disk.
-_SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
-_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+from graphs.readsql import (
+    BEGIN,
+    DISCOVERED_COPY,
+    EDGES_COPY,
+    NODES_COPY,
+    NODES_FAST_COPY,
+    NODES_ROWS_COPY,
+    REDIRECTS_COPY,
+    SET_WORK_MEM,
+)
 
 #: The values of a node's `discovered` code (`pages.discovered`, in the order of
 #: the array the node queries look it up in; "" for none).
 DISCOVERY = ("", "start", "link", "sitemap")
 
-_HEADER = b"PGCOPY\n\xff\r\n\x00"
 _MAX_SEEDS = 4
-_TEXT_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
+
 
 
 @dataclass
@@ -202,106 +97,11 @@ class LinkTable:
         return len(self.redirect_source)
 
 
-def _binary_rows(buf: bytes | bytearray) -> list[list[bytes | None]]:
-    """The rows of a binary COPY stream (few rows here, so a Python loop is fine)."""
-    view = memoryview(buf)
-    if len(view) < 19 or bytes(view[:11]) != _HEADER:
-        raise GraphBuildFailed("The COPY stream has no binary COPY header.")
-    pos = 19 + int.from_bytes(view[15:19], "big")
-    rows = []
-    while True:
-        nfields = int.from_bytes(view[pos:pos + 2], "big", signed=True)
-        pos += 2
-        if nfields == -1:
-            return rows
-        row: list[bytes | None] = []
-        for _ in range(nfields):
-            size = int.from_bytes(view[pos:pos + 4], "big", signed=True)
-            pos += 4
-            if size < 0:
-                row.append(None)
-            else:
-                row.append(bytes(view[pos:pos + size]))
-                pos += size
-        rows.append(row)
-
-
-def _column(rows: list[list[bytes | None]], index: int, dtype: str) -> np.ndarray:
-    data = b"".join(row[index] or b"" for row in rows)
-    return np.frombuffer(data, dtype=dtype)
-
-
-def _decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
-    rows = _binary_rows(buf)
-    return {
-        "source": _column(rows, 0, ">i8").astype(np.int64),
-        "target": _column(rows, 1, ">i8").astype(np.int64),
-        "count": _column(rows, 2, ">i4").astype(np.int32),
-        "nofollow": _column(rows, 3, "u1").astype(bool),
-    }
-
-
-def _decode_redirects(buf: bytes | bytearray) -> dict[str, np.ndarray]:
-    rows = _binary_rows(buf)
-    return {
-        "source": _column(rows, 0, ">i8").astype(np.int64),
-        "target": _column(rows, 1, ">i8").astype(np.int64),
-    }
-
-
-_Nodes = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]  # hash, status, discovered, url
-
-
-def _decode_packed_nodes(buf: bytes | bytearray) -> _Nodes | None:
-    rows = _binary_rows(buf)
-    hashes = _column(rows, 0, ">i8").astype(np.int64)
-    status = _column(rows, 1, ">i4").astype(np.int32)
-    discovered = _column(rows, 2, ">i2").astype(np.int8)
-    urls: list[str] = []
-    for row in rows:
-        urls.extend((row[3] or b"").decode("utf-8").split("\n"))
-    # Splitting never loses a URL; a URL with a newline in it adds one part.
-    if len(urls) != len(hashes):
-        return None  # a URL with a newline in it
-    return hashes, status, discovered, urls
-
-
-def _unescape(value: str) -> str:
-    if "\\" not in value:
-        return value
-    out, i = [], 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            out.append(_TEXT_ESCAPES.get(value[i + 1], value[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def _decode_nodes(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    if not text:
-        return np.empty(0, np.int64), np.empty(0, np.int32), []
-    # Rows end with "\n" and fields are separated by "\t" (both escaped inside
-    # values), so one split gives hash, status, url, hash, status, url, ...
-    flat = text[:-1].replace("\n", "\t").split("\t")
-    if len(flat) % 3:
-        raise GraphBuildFailed("The nodes COPY stream has rows of an unexpected shape.")
-    hashes = np.array(flat[0::3]).astype(np.int64)
-    status = np.array(flat[1::3]).astype(np.int32)
-    urls = flat[2::3]
-    if "\\" in text:
-        urls = [_unescape(u) for u in urls]
-    return hashes, status, urls
-
-
 def _with_discovered(nodes: tuple[np.ndarray, np.ndarray, list[str]],
-                     buf: bytes | bytearray) -> _Nodes:
+                     buf: bytes | bytearray) -> Nodes:
     """The rows read's nodes with their discovery codes, matched by hash."""
-    rows = _binary_rows(buf)
-    hashes, codes = _column(rows, 0, ">i8").astype(np.int64), _column(rows, 1, ">i2")
+    rows = binary_rows(buf)
+    hashes, codes = column(rows, 0, ">i8").astype(np.int64), column(rows, 1, ">i2")
     order = np.argsort(hashes, kind="stable")
     found = np.searchsorted(hashes[order], nodes[0])
     if not _found(hashes[order], found, nodes[0]):
@@ -347,7 +147,7 @@ def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
 
 
 def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
-         nodes: _Nodes,
+         nodes: Nodes,
          timings: dict[str, float]) -> LinkTable | None:
     """Node ids for the link and redirect endpoints; None when one is not among the nodes."""
     node_hash, status, discovered, urls = nodes
@@ -388,40 +188,40 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
     # the links and the nodes queries use both cores), in one snapshot.
     with psycopg.connect(conninfo, autocommit=True) as first, \
             psycopg.connect(conninfo, autocommit=True) as second:
-        first.execute(_BEGIN)
-        first.execute(_SET_WORK_MEM)
+        first.execute(BEGIN)
+        first.execute(SET_WORK_MEM)
         snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        second.execute(_BEGIN)
+        second.execute(BEGIN)
         second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
-        second.execute(_SET_WORK_MEM)
+        second.execute(SET_WORK_MEM)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            nodes_job = pool.submit(_copy_out, second, _NODES_FAST_COPY, params, nodes_buf)
-            timings["read_links"] = _copy_out(first, _EDGES_COPY, params, edges_buf)
-            timings["read_redirects"] = _copy_out(first, _REDIRECTS_COPY, params,
+            nodes_job = pool.submit(_copy_out, second, NODES_FAST_COPY, params, nodes_buf)
+            timings["read_links"] = _copy_out(first, EDGES_COPY, params, edges_buf)
+            timings["read_redirects"] = _copy_out(first, REDIRECTS_COPY, params,
                                                   redirects_buf)
             timings["read_nodes"] = nodes_job.result()
         first.execute("ROLLBACK")
         started = time.perf_counter()
-        rows = _decode_edges(edges_buf)
+        rows = decode_edges(edges_buf)
         del edges_buf
-        redirects = _decode_redirects(redirects_buf)
-        nodes = _decode_packed_nodes(nodes_buf)
+        redirects = decode_redirects(redirects_buf)
+        nodes = decode_packed_nodes(nodes_buf)
         try:
             table = _map(rows, redirects, nodes, timings) if nodes is not None else None
             if table is None:
                 # A link source that is not a stored page, or a URL with a newline:
                 # every endpoint, read in the same snapshot.
                 nodes_buf = bytearray()
-                timings["read_nodes_all"] = _copy_out(second, _NODES_COPY, params, nodes_buf)
-                nodes = _decode_packed_nodes(nodes_buf)
+                timings["read_nodes_all"] = _copy_out(second, NODES_COPY, params, nodes_buf)
+                nodes = decode_packed_nodes(nodes_buf)
                 if nodes is None:
                     nodes_buf = bytearray()
-                    timings["read_nodes_rows"] = _copy_out(second, _NODES_ROWS_COPY, params,
+                    timings["read_nodes_rows"] = _copy_out(second, NODES_ROWS_COPY, params,
                                                            nodes_buf)
                     codes_buf = bytearray()
-                    timings["read_nodes_discovered"] = _copy_out(second, _DISCOVERED_COPY,
+                    timings["read_nodes_discovered"] = _copy_out(second, DISCOVERED_COPY,
                                                                  params, codes_buf)
-                    nodes = _with_discovered(_decode_nodes(nodes_buf.decode("utf-8")),
+                    nodes = _with_discovered(decode_nodes(nodes_buf.decode("utf-8")),
                                              codes_buf)
                 table = _map(rows, redirects, nodes, timings)
         except _Collision:

@@ -10,11 +10,12 @@ import psycopg
 import pytest
 
 from graphs.build import BuildOptions, build_graph
+from graphs.copydecode import decode_nodes
 from graphs.domains import host_of, registered_domain
 from graphs.errors import InvalidGraphRequest
 from graphs.metrics import compute_metrics
 from graphs.models import METRICS, GraphBuildRequest
-from graphs.read import _decode_nodes, read_links
+from graphs.read import read_links
 from tests.graphdata import add_links, add_pages, make_job, make_user
 
 HOSTS = ["http://www.example.co.uk", "http://blog.example.co.uk", "https://news.example.org",
@@ -198,7 +199,7 @@ def test_bad_requests_are_422(body, word):
 
 def test_text_copy_escapes_are_undone():
     text = "5\t200\thttp://a/\\\\x\\ty\n-3\t-1\thttp://b/\n"
-    hashes, status, urls = _decode_nodes(text)
+    hashes, status, urls = decode_nodes(text)
     assert hashes.tolist() == [5, -3] and status.tolist() == [200, -1]
     assert urls == ["http://a/\\x\ty", "http://b/"]
 

@@ -1,0 +1,132 @@
+"""The SQL of the graph read (`graphs.read`): packed binary COPY statements.
+
+Kept apart from the reading code so that each query stands with the reason
+for its shape.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+# Postgres sends COPY output one protocol message per row, and a Python loop
+# over ten million messages costs seconds. So the links are packed server-side
+# into one row of bytea columns that are the big-endian arrays themselves,
+# decoded by `np.frombuffer` (half the time of the row-per-link COPY). A bytea
+# holds at most 1 GB: up to about 130 million links per build.
+EDGES_COPY = """
+COPY (
+    SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
+           string_agg(int4send(c), ''::bytea), string_agg(boolsend(n), ''::bytea)
+    FROM (
+        SELECT hashtextextended(source_url, %(seed)s) AS s,
+               hashtextextended(target_url, %(seed)s) AS t, count AS c, nofollow AS n
+        FROM links WHERE job_id = ANY(%(jobs)s)
+    ) AS l
+) TO STDOUT (FORMAT BINARY)
+"""
+
+# Every URL that is a link endpoint, a stored page (its request URL and, after
+# a redirect, its final URL) or an end of a redirect hop, with the best crawl
+# status seen (-1: not fetched; a URL that redirected was fetched: its status,
+# 0 for a meta refresh) and how the crawl first reached it (a code of
+# `DISCOVERY`, the position in this array: a stored page's `discovered`, also
+# for its final URL; the first of start, link, sitemap when jobs differ; 0 for
+# a URL no page row says it of).
+NODES_ALL = """
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
+           coalesce(min(d), 0)::int2 AS d, url FROM (
+        SELECT source_url AS url, -1 AS status, NULL::int AS d FROM links
+        WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT target_url, -1, NULL FROM links WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        UNION ALL
+        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+    ) AS endpoints
+    GROUP BY url
+"""
+# The same set, usually, for much less work: the stored pages and the link
+# targets that are not stored pages (an anti-join on the pages' primary key),
+# leaving out link sources, which are pages. The read checks that every link
+# endpoint is among these nodes, and reads `NODES_ALL` in the same snapshot
+# when one is not.
+NODES_FAST = """
+    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
+           coalesce(min(d), 0)::int2 AS d, url FROM (
+        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered) AS d
+        FROM pages WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
+        FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        UNION ALL
+        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT DISTINCT l.target_url, -1, NULL::int FROM links AS l
+        WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
+            SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
+    ) AS endpoints
+    GROUP BY url
+"""
+
+# One hop per URL that redirected: its row in `redirects` if it has one (a hop
+# of the chain), else where its stored page landed (the end of the chain).
+REDIRECTS_COPY = """
+COPY (
+    SELECT string_agg(int8send(hashtextextended(url, %(seed)s)), ''::bytea),
+           string_agg(int8send(hashtextextended(target, %(seed)s)), ''::bytea)
+    FROM (
+        SELECT DISTINCT ON (url) url, target FROM (
+            SELECT url, target_url AS target, 0 AS rank FROM redirects
+            WHERE job_id = ANY(%(jobs)s)
+            UNION ALL
+            SELECT url, final_url, 1 FROM pages
+            WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
+        ) AS hops
+        ORDER BY url, rank, target
+    ) AS r
+) TO STDOUT (FORMAT BINARY)
+"""
+
+
+def packed(nodes: str) -> sql.Composed:
+    # Packed like the links, in 64 rows so that the URL text of no row nears the
+    # 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
+    # disagree, and the read falls back to rows).
+    return sql.SQL("""
+COPY (
+    SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
+           string_agg(int2send(d), ''::bytea), string_agg(url, E'\\n')
+    FROM ({nodes}) AS n
+    GROUP BY h & 63
+) TO STDOUT (FORMAT BINARY)
+""").format(nodes=sql.SQL(nodes))
+
+
+NODES_FAST_COPY = packed(NODES_FAST)
+NODES_COPY = packed(NODES_ALL)
+# The rows read leaves the discovery codes to a packed read without the URLs.
+NODES_ROWS_COPY = sql.SQL("COPY (SELECT h, status, url FROM ({nodes}) AS n) TO STDOUT").format(
+    nodes=sql.SQL(NODES_ALL))
+DISCOVERED_COPY = sql.SQL("""
+COPY (
+    SELECT string_agg(int8send(h), ''::bytea), string_agg(int2send(d), ''::bytea)
+    FROM ({nodes}) AS n
+    GROUP BY h & 63
+) TO STDOUT (FORMAT BINARY)
+""").format(nodes=sql.SQL(NODES_ALL))
+
+# Grouping a few million URLs fits in memory with this; the default (4 MB)
+# would spill the hash table to disk.
+SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
+BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
