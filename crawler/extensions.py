@@ -53,6 +53,7 @@ import redis.asyncio
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, NotConfigured
 
+from crawler.failures import parse as parse_failure
 from crawler.frontier.queue import ENDED_REASON, JobFrontier
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,23 @@ WHERE id = %(job_id)s AND status NOT IN ('cancelled', 'finished', 'failed')
 """
 # Stats summed over workers; the others are the latest worker's view.
 COUNTERS: Final = ("pages", "items", "errors", "bytes", "pages_per_s", "rows_stored",
-                   "dead_letters", "leases_in_flight")
+                   "dead_letters", "leases_in_flight", "offsite")
+# Whether a job that is about to finish stored a page that answered (2xx or 3xx),
+# and if not, the most frequent failure: (reason, count, HTTP status or 0).
+NOTHING_FETCHED: Final = """
+SELECT NOT EXISTS (SELECT 1 FROM pages WHERE job_id = %(job)s AND status BETWEEN 200 AND 399),
+       (SELECT array[reason, n::text] FROM (
+            SELECT split_part(error, ' (', 1) AS reason, count(*) AS n FROM pages
+            WHERE job_id = %(job)s AND status = 0 AND error IS NOT NULL
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1) AS failed),
+       (SELECT array[host, status::text, n::text] FROM (
+            SELECT substring(url from '^https?://([^/:?#]+)') AS host, status, count(*) AS n
+            FROM pages WHERE job_id = %(job)s AND status >= 400
+            GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 1) AS http),
+       (SELECT array[host, n::text] FROM (
+            SELECT host, count(*) AS n FROM robots_decisions WHERE job_id = %(job)s
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1) AS robots)
+"""
 # "shutdown" is a signal (SIGTERM/SIGINT): the API's cancel, which has marked the job
 # cancelled already (FINISH leaves it so), or scrapyd or the machine stopping:
 # then the crawl did not finish and the job fails; its requests stay queued.
@@ -169,6 +186,7 @@ class JobStateExtension:
             "queue_length": int(stats.get("frontier/queued", 0)),
             "leases_in_flight": int(stats.get("frontier/inflight", 0)),
             "leased_total": int(stats.get("frontier/leased_total", 0)),
+            "offsite": int(stats.get("crawlgraph/offsite", 0)),
             "updated": time.time(),
         }
 
@@ -215,6 +233,13 @@ class JobStateExtension:
                     error: str | None) -> None:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
             self._write_stats(snapshot, conn)
+            if status == "finished":
+                why = _nothing_fetched(conn.execute(NOTHING_FETCHED,
+                                                    {"job": self.job_id}).fetchone())
+                if why is not None:
+                    status, error = "failed", why
+                    logger.warning("jobstate: job %s stored no page that answered: %s",
+                                   self.job_id, why)
             if status is not None:
                 with conn.transaction():
                     conn.execute(FINISH, {"status": status, "reason": reason, "error": error,
@@ -236,3 +261,25 @@ class JobStateExtension:
         if not self.redis_url:
             return True
         return await self._on_frontier(lambda f: f.end(require_empty=require_empty))
+
+
+def _nothing_fetched(row: tuple | None) -> str | None:
+    """Why a job that stored no answering page failed; None if it stored one."""
+    if row is None or not row[0]:
+        return None
+    failure, http, robots = row[1], row[2], row[3]
+    if failure:
+        reason, count = failure
+        parsed = parse_failure(reason)
+        said = parsed[1] if parsed else reason
+        return f"no page could be fetched: {said} ({count} URL{'s' * (int(count) != 1)})"
+    if http:
+        host, code, count = http
+        return (f"no page could be fetched: {host} answered HTTP {code} "
+                f"({count} URL{'s' * (int(count) != 1)})")
+    if robots:
+        host, count = robots
+        return (f"no page could be fetched: robots.txt of {host} disallows the crawl "
+                f"({count} URL{'s' * (int(count) != 1)})")
+    return ("no page could be fetched: no start URL was crawled (refused by the "
+            "private-address guard, out of scope, or none given); see the crawler's log")

@@ -143,6 +143,8 @@ DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # First: a frontier seed gets the spider's errback before anything can refuse it.
+    "crawler.middlewares.seeds.SeedErrbackMiddleware": 50,
     # Before robots.txt: a private host's robots.txt is not fetched either.
     "crawler.middlewares.addressguard.AddressGuardMiddleware": 60,
     "crawler.middlewares.robots.RobotsMiddleware": 100,

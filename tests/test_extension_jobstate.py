@@ -37,8 +37,17 @@ def row(database_url: str, job: str) -> dict:
             "started": started, "finished": finished}
 
 
+def store_pages(database_url: str, job: str, *pages: tuple[str, int, str | None]) -> None:
+    """Pages as the storage pipeline writes them: (url, status, error)."""
+    with psycopg.connect(database_url) as conn:
+        for url, status, error in pages:
+            conn.execute("INSERT INTO pages (job_id, url, final_url, status, fetched_at, error) "
+                         "VALUES (%s, %s, %s, %s, now(), %s)", (job, url, url, status, error))
+
+
 def test_running_then_finished_clears_the_frontier(database_url, redis_url) -> None:
     job = make_job(database_url)
+    store_pages(database_url, job, ("http://a.test/", 200, None))  # a job that fetched a page
     ext = extension(database_url, redis_url, job, "w1")
     ext._mark_running()
     assert row(database_url, job)["status"] == "running" and row(database_url, job)["started"]
@@ -128,6 +137,7 @@ def test_leased_total_is_the_worker_s_counter_not_the_job_s_gauge(database_url,
 def test_spent_budget_finishes_the_job_when_the_last_worker_stops(database_url,
                                                                    redis_url) -> None:
     job = make_job(database_url)
+    store_pages(database_url, job, ("http://a.test/", 200, None))  # a job that fetched a page
     client = redis.Redis.from_url(redis_url)
     frontier = BlockingFrontier(redis_url, job)
     frontier.seed(["http://a.test/", "http://a.test/more"])  # work left over
@@ -174,3 +184,41 @@ def test_a_worker_of_an_ended_job_closes_at_once_and_leaves_the_row(database_url
     ext.crawler.stats.set_value("response_received_count", 1)
     asyncio.run(ext.spider_closed(ENDED_REASON))
     assert row(database_url, job) == before
+
+
+DNS = "dns: gone.test: the name does not resolve (CannotResolveHostError: no results)"
+
+
+@pytest.mark.parametrize(("pages", "robots", "error"), [
+    ([("http://gone.test/", 0, DNS), ("http://gone.test/a", 0, DNS),
+      ("http://b.test/", 404, None)],
+     False, "no page could be fetched: gone.test: the name does not resolve (2 URLs)"),
+    ([("http://b.test/", 404, None), ("http://b.test/x", 404, None)], False,
+     "no page could be fetched: b.test answered HTTP 404 (2 URLs)"),
+    ([], True, "no page could be fetched: robots.txt of a.test disallows the crawl (1 URL)"),
+    ([], False, "no page could be fetched: no start URL was crawled (refused by the "
+                "private-address guard, out of scope, or none given); see the crawler's log"),
+])
+def test_a_job_that_stored_no_answering_page_fails_and_says_why(database_url, redis_url, pages,
+                                                               robots, error) -> None:
+    job = make_job(database_url)
+    store_pages(database_url, job, *pages)
+    if robots:
+        with psycopg.connect(database_url) as conn:
+            conn.execute("INSERT INTO robots_decisions (job_id, url, host, decision, "
+                         "robots_status) VALUES (%s, 'http://a.test/', 'a.test', "
+                         "'disallowed', 200)", (job,))
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._mark_running()
+    asyncio.run(ext.spider_closed("finished"))
+    got = row(database_url, job)
+    assert (got["status"], got["reason"], got["error"]) == ("failed", "finished", error)
+
+
+def test_one_answering_page_is_enough_to_finish(database_url, redis_url) -> None:
+    job = make_job(database_url)
+    store_pages(database_url, job, ("http://gone.test/", 0, DNS), ("http://b.test/", 301, None))
+    ext = extension(database_url, redis_url, job, "w1")
+    ext._mark_running()
+    asyncio.run(ext.spider_closed("finished"))
+    assert row(database_url, job)["status"] == "finished"

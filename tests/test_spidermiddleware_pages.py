@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -66,12 +65,6 @@ def test_requests_without_an_errback_get_the_spiders():
     out = [o for o in scrape(crawler, page(START), [Request(f"{START}a"), own])
            if isinstance(o, Request)]
     assert [r.errback for r in out] == [spider.on_failure, spider.parse]
-    # A frontier seed reaches the downloader with neither callback nor errback.
-    seed, robots = Request(START), Request(f"{START}robots.txt", callback=lambda r: None)
-    for request in (seed, robots):
-        crawler.signals.send_catch_log(signals.request_reached_downloader, request=request,
-                                       spider=spider)
-    assert seed.errback == spider.on_failure and robots.errback is None
 
 
 def test_a_failed_download_is_a_page_and_a_refusal_is_none():

@@ -9,10 +9,10 @@ one `Link` item per target of its `<a href>` / `<area href>`
 A failed download has no response to pass here: the spider's errback
 `CrawlgraphSpider.on_failure` stores its Page. This middleware gives that
 errback to every request without one, those of the spider's start and
-callbacks, and the frontier's seeds (which reach the downloader with neither
-callback nor errback). Stats: `crawlgraph/pages` and `crawlgraph/links`
-(items made here; a failed download's Page counts under
-`crawlgraph/error/<exception>`).
+callbacks (the frontier's seeds, which have neither, get it from
+`crawler.middlewares.seeds` before any downloader middleware can refuse
+them). Stats: `crawlgraph/pages` and `crawlgraph/links` (items made here;
+a failed download's Page counts under `crawlgraph/error/<exception>`).
 
 Every redirect Scrapy follows (`RedirectMiddleware`, `MetaRefreshMiddleware`)
 is a `Redirect` item (the URL that redirected, where to, the status), made
@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 from weakref import WeakSet
 
-from scrapy import Spider, signals
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.http import Request, Response
 
@@ -107,7 +107,6 @@ class PagesMiddleware:
         # redirected response): scheduling them follows no redirect.
         self._from_spider: WeakSet[Request] = WeakSet()
         self._storage: StoragePipeline | None = None
-        crawler.signals.connect(self._adopt, signals.request_reached_downloader)
         crawler.signals.connect(self._scheduled, signals.request_scheduled)
 
     @classmethod
@@ -160,7 +159,3 @@ class PagesMiddleware:
         if self._storage is not None:
             self._storage.process_item(hop)
 
-    def _adopt(self, request: Request, spider: Spider) -> None:
-        # A frontier seed: Scrapy calls the spider's `parse` for it; give it the errback.
-        if request.callback is None and request.errback is None:
-            request.errback = self.errback
