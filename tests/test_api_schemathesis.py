@@ -35,6 +35,8 @@ from schemathesis.checks import (
 from core.settings import CREDENTIALS_FILE, Settings, read_credentials
 from jobapi.users import hash_password
 from tests.conftest import TEMPLATE_DB, free_port
+from tests.faults.test_api_kill import cancel_on_scrapyd
+from tests.test_crawl_reliability import scrapyd_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "schemathesis-password"
@@ -105,9 +107,27 @@ def api_server(stack_settings, tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        # The fuzzed submissions really ran on the session's scrapyd: stop them before
+        # their database goes, or they wait for it (storage retries) for the rest of
+        # the session.
+        _stop_crawls(database_url, stack_settings.scrapyd_urls[0])
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop_crawls(database_url: str, scrapyd_url: str, timeout: float = 60.0) -> None:
+    with psycopg.connect(database_url) as conn:
+        ids = {f"{job}-{n}" for job, workers in conn.execute("SELECT id, workers FROM jobs")
+               for n in range(workers)}
+    cancel_on_scrapyd(scrapyd_url, ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listing = scrapyd_jobs(scrapyd_url)
+        if not {j["id"] for j in listing["pending"] + listing["running"]} & ids:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the fuzzed crawls did not stop within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
