@@ -61,6 +61,15 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def pending(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """The names of the migrations in `directory` that this database has not applied."""
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        applied: set[int] = set()
+    else:
+        applied = {row[0] for row in conn.execute(_SELECT_APPLIED).fetchall()}
+    return [m.name for m in load_migrations(directory) if m.version not in applied]
+
+
 def upgrade(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Bring the database up to date; return the names of the files applied."""
     migrations = load_migrations(directory)

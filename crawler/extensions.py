@@ -53,6 +53,7 @@ import redis.asyncio
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, NotConfigured
 
+from core.migrate import pending
 from crawler.failures import parse as parse_failure
 from crawler.frontier.queue import ENDED_REASON, JobFrontier
 
@@ -191,8 +192,22 @@ class JobStateExtension:
         }
 
     def _mark_running(self) -> str | None:
-        """Mark the job running unless it has ended; return its status."""
+        """Mark the job running unless it has ended; return its status.
+
+        A database whose schema is behind this code (the code was updated, the
+        migrations not applied) would send every row to the dead letters: the
+        job fails at once instead, saying what to run.
+        """
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+            missing = pending(conn)
+            if missing:
+                error = (f"the database schema is behind this crawler ({', '.join(missing)} "
+                         "not applied): run `crawlgraph db upgrade` (or `crawlgraph up`), "
+                         "then submit the job again")
+                logger.error("jobstate: job %s: %s", self.job_id, error)
+                conn.execute(FINISH, {"status": "failed", "reason": "schema_outdated",
+                                      "error": error, "job_id": self.job_id})
+                return "failed"
             row = conn.execute(MARK_RUNNING, {"job_id": self.job_id}).fetchone()
         return row[0] if row else None
 

@@ -222,3 +222,21 @@ def test_one_answering_page_is_enough_to_finish(database_url, redis_url) -> None
     ext._mark_running()
     asyncio.run(ext.spider_closed("finished"))
     assert row(database_url, job)["status"] == "finished"
+
+
+def test_a_schema_behind_the_code_fails_the_job_at_once_and_says_what_to_run(
+        database_url, redis_url) -> None:
+    # The code was updated, its migrations not applied: every row would be a dead letter.
+    job = make_job(database_url)
+    with psycopg.connect(database_url) as conn:
+        newest = conn.execute("DELETE FROM schema_migrations WHERE version = "
+                              "(SELECT max(version) FROM schema_migrations) "
+                              "RETURNING name").fetchone()[0]
+    ext = extension(database_url, redis_url, job, "w1")
+    ext.crawler.engine = SimpleNamespace(scheduler=None)  # spider_opened reads the worker id
+    with pytest.raises(CloseSpider) as closed:
+        asyncio.run(ext.spider_opened())
+    assert closed.value.reason == ENDED_REASON  # nothing fetched
+    got = row(database_url, job)
+    assert (got["status"], got["reason"]) == ("failed", "schema_outdated")
+    assert newest in got["error"] and "crawlgraph db upgrade" in got["error"]
