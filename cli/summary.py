@@ -55,7 +55,8 @@ def render(summary: dict[str, Any]) -> list[str]:
         example = f", e.g. {_safe(e['example_url'])}" if e.get("example_url") else ""
         lines.append(f"  events   {e['count']:,} {_safe(e['kind'], 40)}{example}")
     if summary.get("offsite_links"):
-        lines.append(f"  offsite  {summary['offsite_links']:,} links left the crawl's scope "
+        n = summary["offsite_links"]
+        lines.append(f"  offsite  {n:,} link{'s' * (n != 1)} left the crawl's scope "
                      "(stored, not followed)")
     cap = summary.get("cap")
     if cap:
