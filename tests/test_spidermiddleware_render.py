@@ -8,6 +8,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 
 from crawler import rendering
+from crawler.sitemaps import SITEMAP_META
 from crawler.spidermiddlewares.render import RenderMiddleware
 from tests.spiders.kit import kit_crawler, page, scrape, start
 
@@ -25,6 +26,14 @@ def test_always_marks_start_callback_and_seeded_requests():
     crawler.signals.send_catch_log(signals.request_reached_downloader, request=seed,
                                    spider=crawler.spider)
     assert rendering.is_marked(seed.meta) and mw.mode == "always"
+
+
+def test_always_leaves_sitemap_files_to_the_spider():
+    crawler = kit_crawler({"start_urls": START, "render_js": "always"})
+    sitemap = Request(f"{START}sitemap.xml", meta={SITEMAP_META: True})
+    (out,) = [o for o in scrape(crawler, page(START, "<p>x</p>"), [sitemap])
+              if isinstance(o, Request)]
+    assert not rendering.is_marked(out.meta)
 
 
 def test_auto_fetches_a_script_page_again_rendered_and_yields_nothing_for_it():

@@ -24,6 +24,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response
 
 from crawler import rendering
+from crawler.sitemaps import SITEMAP_META
 from crawler.spidermiddlewares import kit_spider
 
 
@@ -59,7 +60,9 @@ class RenderMiddleware:
             yield self._mark(out)
 
     def _mark(self, out: Any) -> Any:
-        if self.mode == "always" and isinstance(out, Request):
+        # A sitemap file is XML for the spider, never a page for Chromium.
+        if (self.mode == "always" and isinstance(out, Request)
+                and not out.meta.get(SITEMAP_META)):
             rendering.mark(out.meta)
         return out
 
