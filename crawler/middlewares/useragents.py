@@ -96,7 +96,7 @@ class UserAgentRotationMiddleware:
                 profile = self._sticky[key] = next(self._cycle)
         else:
             profile = next(self._cycle)
-        # Scrapy's own UserAgentMiddleware is off (see defaults), so a User-Agent
+        # Scrapy's own UserAgentMiddleware is off (crawler.settings), so a User-Agent
         # present here was set by the spider on purpose.
         user_set = b"User-Agent" in request.headers
         for name, value in profile.items():

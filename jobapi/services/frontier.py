@@ -39,7 +39,8 @@ async def seed(client: aioredis.Redis, job_id: str, urls: Sequence[str]) -> int:
 
 
 async def clear(client: aioredis.Redis, job_id: str) -> None:
-    """Drop everything a job has queued or leased."""
+    """Drop everything a job has queued or leased; a tombstone stays (7 days) so no late
+    worker or seed can start it again."""
     await _call(client, job_id, lambda frontier: frontier.clear())
 
 
