@@ -78,7 +78,8 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
     link_rows = [(job_uuid, x.source_url, x.target_url, x.count, x.anchor_text, x.nofollow)
                  for x in links]
     page_rows = [(job_uuid, p.url, p.final_url, p.status, p.content_type, p.title, p.depth,
-                  p.fetched_at, p.size, p.content_hash, p.elapsed_ms, p.rendered, p.error)
+                  p.fetched_at, p.size, p.content_hash, p.elapsed_ms, p.rendered, p.error,
+                  p.discovered)
                  for p in pages]
     with psycopg.connect(url) as conn:
         conn.execute(RAW_TABLES)
@@ -87,7 +88,8 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
         for table, rows, types in (
             ("raw_links", link_rows, ["uuid", "text", "text", "int4", "text", "bool"]),
             ("raw_pages", page_rows, ["uuid", "text", "text", "int4", "text", "text", "int4",
-                                      "timestamptz", "int8", "text", "int4", "bool", "text"]),
+                                      "timestamptz", "int8", "text", "int4", "bool", "text",
+                                      "text"]),
         ):
             start = time.perf_counter()
             with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as cp:
