@@ -287,14 +287,17 @@ def _nothing_fetched(row: tuple | None) -> str | None:
         reason, count = failure
         parsed = parse_failure(reason)
         said = parsed[1] if parsed else reason
-        return f"no page could be fetched: {said} ({count} URL{'s' * (int(count) != 1)})"
+        return f"no page could be fetched: {said} ({_urls(count)})"
     if http:
         host, code, count = http
-        return (f"no page could be fetched: {host} answered HTTP {code} "
-                f"({count} URL{'s' * (int(count) != 1)})")
+        return f"no page could be fetched: {host} answered HTTP {code} ({_urls(count)})"
     if robots:
         host, count = robots
         return (f"no page could be fetched: robots.txt of {host} disallows the crawl "
-                f"({count} URL{'s' * (int(count) != 1)})")
+                f"({_urls(count)})")
     return ("no page could be fetched: no start URL was crawled (refused by the "
             "private-address guard, out of scope, or none given); see the crawler's log")
+
+
+def _urls(count: str | int) -> str:
+    return f"{count} URL{'s' * (int(count) != 1)}"
