@@ -39,7 +39,10 @@ def make_items(links: int, pages: int) -> tuple[list[Page], list[Link]]:
     page_items = [Page(url=f"https://example.org/p/{i}", final_url=f"https://example.org/p/{i}",
                        status=200, content_type="text/html", title=f"Page {i}", depth=i % 7,
                        fetched_at=now, size=5000 + i % 1000, content_hash=f"{i:064x}",
-                       elapsed_ms=i % 300) for i in range(pages)]
+                       elapsed_ms=i % 300,
+                       # One page in ten a variant declaring its main page canonical.
+                       canonical_url=f"https://example.org/p/{i - 1}" if i % 10 == 1 else None)
+                  for i in range(pages)]
     # Ten links per source page, like a crawl yields them.
     link_items = [Link(source_url=f"https://example.org/p/{i // 10}",
                        target_url=f"https://example.org/p/{(i * 7919) % (links // 3 + 1)}/{i}",
@@ -79,7 +82,7 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
                  for x in links]
     page_rows = [(job_uuid, p.url, p.final_url, p.status, p.content_type, p.title, p.depth,
                   p.fetched_at, p.size, p.content_hash, p.elapsed_ms, p.rendered, p.error,
-                  p.discovered)
+                  p.discovered, p.canonical_url)
                  for p in pages]
     with psycopg.connect(url) as conn:
         conn.execute(RAW_TABLES)
@@ -89,7 +92,7 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
             ("raw_links", link_rows, ["uuid", "text", "text", "int4", "text", "bool"]),
             ("raw_pages", page_rows, ["uuid", "text", "text", "int4", "text", "text", "int4",
                                       "timestamptz", "int8", "text", "int4", "bool", "text",
-                                      "text"]),
+                                      "text", "text"]),
         ):
             start = time.perf_counter()
             with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as cp:

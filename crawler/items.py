@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Literal
 
 Discovery = Literal["start", "link", "sitemap"]
+#: The longest `Page.canonical_url` stored (the column's bound, the crawl's URL limit).
+MAX_CANONICAL_LENGTH = 2048
 
 
 @dataclass(slots=True, kw_only=True)
@@ -33,6 +35,9 @@ class Page:
     error: str | None = None
     #: How the crawl first reached `url`: a start URL, a link of a page, a sitemap.
     discovered: Discovery | None = None
+    #: The canonical URL the page declares (`<link rel="canonical">` or a `Link`
+    #: header; `crawler.spiders.links.declared_canonical`), None if none.
+    canonical_url: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -5,8 +5,9 @@ spider, middleware and the storage pipeline call `canonicalize` (and
 `resolve` for hrefs) instead of comparing URLs as written.
 
 Session ids and tracking parameters are removed (`strip_params`, on by
-default; the canonical-URL spider middleware passes
-``CRAWLGRAPH_STRIP_SESSION_PARAMS``). The list is conservative on purpose:
+default; the canonical-URL and pages spider middlewares pass
+``CRAWLGRAPH_STRIP_SESSION_PARAMS``, so that it governs the requests and
+what is stored alike). The list is conservative on purpose:
 stripping a parameter that selects content merges distinct pages into one,
 a loss nothing later can undo, while keeping a session parameter only costs
 duplicate fetches, which the trap limits bound

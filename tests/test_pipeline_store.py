@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from core.migrate import load_migrations, upgrade
 from crawler.items import Link, Page
 from crawler.pipelines.errors import StorageUnavailable
 from crawler.pipelines.rows import RowError, to_row
@@ -114,3 +115,61 @@ def test_unreachable_database_raises_storage_unavailable(database_url: str) -> N
                           connect_timeout=2)
     with pytest.raises(StorageUnavailable):
         store.write([to_row(page("http://a.test/"))])
+
+
+def test_a_page_stores_the_canonical_it_declares_now(database_url: str) -> None:
+    job = make_job(database_url)
+    store = PostgresStore(database_url, job)
+    variant, main = "http://a.test/p?ref=home", "http://a.test/p"
+    store.write([to_row(page(variant, canonical_url=main)), to_row(page(main))])
+    # A re-crawl replaces it: a variant that dropped its canonical has none.
+    store.write([to_row(page(variant))])
+    store.write([to_row(page(main, canonical_url=main))])
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        rows = dict(conn.execute("SELECT url, canonical_url FROM pages WHERE job_id = %s",
+                                 (job,)).fetchall())
+    assert rows == {variant: None, main: main}
+    # What no page may declare is refused before the database, the column's bound too.
+    for bad in ("javascript:x", "http://a.test/" + "a" * 2048):
+        with pytest.raises(RowError, match="canonical_url"):
+            to_row(page(main, canonical_url=bad))
+
+
+def test_the_canonical_migration_keeps_the_rows_of_older_crawls(database_url: str,
+                                                                 tmp_path) -> None:
+    base = database_url.rsplit("/", 1)[0]
+    name = database_url.rsplit("/", 1)[1] + "_before_0011"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = f"{base}/{name}"
+    for migration in load_migrations():
+        if migration.version < 11:
+            (tmp_path / migration.name).write_text(migration.sql)
+    upgrade(url, tmp_path)
+    job = make_job(url)
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO pages (job_id, url, final_url, status, fetched_at, discovered)"
+                     " VALUES (%s, 'http://a.test/', 'http://a.test/', 200, now(), 'start')",
+                     (job,))
+        build = conn.execute("INSERT INTO graph_builds (id, owner_id, level) SELECT "
+                             "gen_random_uuid(), owner_id, 'page' FROM jobs "
+                             "RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO graph_nodes (build_id, node_id, label) "
+                     "VALUES (%s, 0, 'http://a.test/')", (build,))
+    assert "0011_page_canonical.sql" in upgrade(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT url, discovered, canonical_url FROM pages").fetchall() == [
+            ("http://a.test/", "start", None)]
+        assert conn.execute("SELECT label, discovered, canonical FROM graph_nodes").fetchall() \
+            == [("http://a.test/", None, None)]
+        # The old page learns its canonical from a re-crawl; the bounds hold.
+        store = PostgresStore(url, job)
+        store.write([to_row(page("http://a.test/", canonical_url="http://a.test/home"))])
+        store.close()
+        assert conn.execute("SELECT discovered, canonical_url FROM pages").fetchall() == [
+            ("start", "http://a.test/home")]
+        for bad in ("ftp://a.test/", "http://a.test/" + "a" * 2048):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute("UPDATE pages SET canonical_url = %s", (bad,))
+            conn.rollback()

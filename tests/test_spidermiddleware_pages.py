@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Request
+from scrapy.http import HtmlResponse, Request
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
-from crawler.items import Link, Page
+from crawler.items import Link, Page, Redirect
 from crawler.middlewares.robots import RobotsForbidden
-from crawler.spidermiddlewares.pages import PagesMiddleware
+from crawler.spidermiddlewares.pages import PagesMiddleware, redirect_hop
 from tests.spiders.kit import PlainSpider, kit_crawler, page, scrape, start
 
 START = "http://a.example/"
@@ -98,3 +98,104 @@ def test_off_for_spiders_outside_the_kit_or_when_switched_off():
     with pytest.raises(NotConfigured, match="CRAWLGRAPH_PAGES_ENABLED"):
         PagesMiddleware.from_crawler(crawler)
     assert scrape(crawler, page(START, BODY)) == []
+
+
+def _page_of(crawler, response) -> Page:
+    (found,) = [o for o in scrape(crawler, response) if isinstance(o, Page)]
+    return found
+
+
+def _canonical(head: str = "", *, url: str = START, links: list[str] | None = None,
+               ctype: str = "text/html; charset=utf-8", body: str | None = None) -> str | None:
+    crawler = kit_crawler({"start_urls": START})
+    headers = {"Content-Type": ctype, "Link": links or []}
+    text = body if body is not None else f"<html><head>{head}</head><body>x</body></html>"
+    response = HtmlResponse(url, body=text.encode(), headers=headers, request=Request(url))
+    return _page_of(crawler, response).canonical_url
+
+
+def test_a_page_carries_the_canonical_url_it_declares():
+    # Resolved against the base href, canonical like every URL.
+    assert _canonical('<base href="http://a.example/dir/"><link rel="canonical" '
+                      'href="../Main?b=2&a=1#top">') == "http://a.example/Main?a=1&b=2"
+    # rel is a token list, any case; an HTTP Link header counts, for any content type.
+    assert _canonical('<link rel="Alternate CANONICAL" href="/m">') == "http://a.example/m"
+    assert _canonical(ctype="application/pdf", body="%PDF-1.4", links=[
+        '<https://a.example/doc.html>; rel="preload", <https://a.example/doc>; rel=canonical'
+    ]) == "https://a.example/doc"
+    # The header and the head agreeing is one canonical; disagreeing is none.
+    agree = '<link rel="canonical" href="https://a.example/doc">'
+    assert _canonical(agree, links=['<https://a.example/doc>; rel="canonical"']) == \
+        "https://a.example/doc"
+    assert _canonical(agree + '<link rel="canonical" href="/other">') is None
+    assert _canonical() is None and _canonical('<link rel="alternate" href="/m">') is None
+
+
+def test_a_hostile_canonical_is_ignored():
+    long = "http://a.example/" + "a" * 2100
+    for head in ('<link rel="canonical" href="javascript:alert(1)">',
+                 '<link rel="canonical" href="mailto:x@a.example">',
+                 '<link rel="canonical" href="http://[::1">',
+                 '<link rel="canonical" href="">', '<link rel="canonical" href="  ">',
+                 '<link rel="canonical" href="http://:80/">',
+                 f'<link rel="canonical" href="{long}">', '<link rel="canonical">'):
+        assert _canonical(head) is None, head
+    # Garbage beside a good one leaves the good one; a link in the body is no declaration.
+    assert _canonical('<link rel="canonical" href="data:,x"><link rel="canonical" href="/m">') \
+        == "http://a.example/m"
+    assert _canonical(body='<html><head></head><body><link rel="canonical" href="/m">'
+                           "</body></html>") is None
+    for header in ('<javascript:x>; rel="canonical"', "<>; rel=canonical",
+                   "https://a.example/m; rel=canonical", '<https://a.example/m>; rel="next"',
+                   "<" * 5000, '<https://a.example/m>; title="<"; rel=canonical'):
+        assert _canonical(links=[header]) is None, header
+    # An endless header is read up to a bound.
+    assert _canonical(links=[", ".join(["<https://a.example/x>; rel=next"] * 1000)
+                             + ", <https://a.example/m>; rel=canonical"]) is None
+
+
+SESSION = "http://a.example/shop;jsessionid=0AF3?utm_source=news&id=7"
+SESSION_BODY = (f'<html><head><link rel="canonical" href="{SESSION}&PHPSESSID=1"></head><body>'
+                f'<a href="{SESSION}">a</a><a href="/shop?id=7&gclid=9" rel="nofollow">b</a>'
+                "</body></html>")
+
+
+def _stored_urls(settings: dict) -> tuple[Page, list[Link], Redirect | None]:
+    crawler = kit_crawler({"start_urls": START}, settings)
+    response = page(SESSION, SESSION_BODY, meta={"redirect_urls": [START + "?sid=1&_ga=2"]})
+    out = scrape(crawler, response)
+    (stored,) = [o for o in out if isinstance(o, Page)]
+    middleware = PagesMiddleware.from_crawler(crawler)  # what its request_scheduled hook uses
+    hop = redirect_hop(Request(SESSION, meta={"redirect_urls": [START + "?_ga=2"]}),
+                       strip_params=middleware.strip_params)
+    return stored, [o for o in out if isinstance(o, Link)], hop
+
+
+def test_stored_urls_lose_session_parameters_only_when_the_setting_says_so():
+    stored, links, hop = _stored_urls({})
+    assert (stored.url, stored.final_url, stored.canonical_url) == (
+        START + "?sid=1", "http://a.example/shop?id=7", "http://a.example/shop?id=7")
+    # The two anchors name one target once stripped: one link, followable, counted twice.
+    assert [(x.source_url, x.target_url, x.count, x.nofollow) for x in links] == [
+        ("http://a.example/shop?id=7", "http://a.example/shop?id=7", 2, False)]
+    assert (hop.url, hop.target_url) == (START, "http://a.example/shop?id=7")
+
+    kept = "http://a.example/shop;jsessionid=0AF3?id=7&utm_source=news"
+    stored, links, hop = _stored_urls({"CRAWLGRAPH_STRIP_SESSION_PARAMS": False})
+    assert (stored.url, stored.final_url, stored.canonical_url) == (
+        START + "?_ga=2&sid=1", kept, kept.replace("?", "?PHPSESSID=1&"))
+    assert [(x.source_url, x.target_url, x.count, x.nofollow) for x in links] == [
+        (kept, kept, 1, False), (kept, "http://a.example/shop?gclid=9&id=7", 1, True)]
+    assert (hop.url, hop.target_url) == (START + "?_ga=2", kept)
+
+
+def test_the_site_spider_follows_links_as_written_and_the_setting_strips_its_requests():
+    for settings, expected in (({}, {"http://a.example/shop?id=7"}),
+                               ({"CRAWLGRAPH_STRIP_SESSION_PARAMS": False},
+                                {"http://a.example/shop;jsessionid=0AF3?id=7&utm_source=news",
+                                 "http://a.example/shop?gclid=9&id=7"})):
+        crawler = kit_crawler({"start_urls": START, "follow_nofollow": "true"}, settings)
+        response = page(SESSION, SESSION_BODY)
+        followed = [o for o in scrape(crawler, response, crawler.spider.parse(response))
+                    if isinstance(o, Request)]
+        assert {r.url for r in followed} == expected

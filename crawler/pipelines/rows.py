@@ -16,10 +16,12 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from itemadapter import ItemAdapter
 
-from crawler.items import Discovery, Link, Page, Redirect
+from crawler.items import MAX_CANONICAL_LENGTH, Discovery, Link, Page, Redirect
 
 Kind = Literal["page", "link", "redirect", "item"]
 _Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+# The column's bound too (`pages.canonical_url`); the pages middleware stores none longer.
+_Canonical = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=MAX_CANONICAL_LENGTH)]
 # Bounded by the column types: a binary COPY would wrap an int4 that is too big.
 _Int4 = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 _Int8 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -41,6 +43,7 @@ class PageRow(msgspec.Struct, frozen=True):
     rendered: bool
     error: str | None
     discovered: Discovery | None
+    canonical_url: _Canonical | None
 
 
 class LinkRow(msgspec.Struct, frozen=True):

@@ -33,7 +33,8 @@ STAGING_DDL: Final = """
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_pages (
     url text COLLATE "C", final_url text COLLATE "C", status integer, content_type text,
     title text, depth integer, fetched_at timestamptz, size bigint, content_hash text,
-    elapsed_ms integer, rendered boolean, error text, discovered text
+    elapsed_ms integer, rendered boolean, error text, discovered text,
+    canonical_url text COLLATE "C"
 ) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
@@ -55,7 +56,7 @@ COPY: Final[dict[Kind, str]] = {
 }
 COPY_TYPES: Final[dict[Kind, list[str]]] = {
     "page": ["text", "text", "int4", "text", "text", "int4", "timestamptz", "int8", "text",
-             "int4", "bool", "text", "text"],
+             "int4", "bool", "text", "text", "text"],
     "link": ["text", "text", "int4", "text", "bool"],
     "redirect": ["text", "text", "int4"],
     "item": ["text", "text", "text", "text"],
@@ -65,9 +66,9 @@ MERGE: Final[dict[Kind, str]] = {
     "page": """
 INSERT INTO pages AS p (job_id, url, final_url, status, content_type, title, depth,
                         fetched_at, size, content_hash, elapsed_ms, rendered, error,
-                        discovered)
+                        discovered, canonical_url)
 SELECT %(job_id)s, url, final_url, status, content_type, title, depth, fetched_at, size,
-       content_hash, elapsed_ms, rendered, error, discovered
+       content_hash, elapsed_ms, rendered, error, discovered, canonical_url
 FROM cg_stage_pages
 ON CONFLICT (job_id, url) DO UPDATE SET
     final_url = EXCLUDED.final_url, status = EXCLUDED.status,
@@ -76,7 +77,9 @@ ON CONFLICT (job_id, url) DO UPDATE SET
     size = EXCLUDED.size, content_hash = EXCLUDED.content_hash,
     elapsed_ms = EXCLUDED.elapsed_ms, rendered = EXCLUDED.rendered, error = EXCLUDED.error,
     -- how the crawl first reached the page stays (a row from before 0009 learns it)
-    discovered = coalesce(p.discovered, EXCLUDED.discovered)
+    discovered = coalesce(p.discovered, EXCLUDED.discovered),
+    -- what the page declares now (a page that dropped its canonical has none)
+    canonical_url = EXCLUDED.canonical_url
 """,
     # count is set, never added to: a replayed page stores nothing twice.
     "link": """

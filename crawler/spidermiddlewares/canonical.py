@@ -5,8 +5,10 @@ canonical form of its URL (`crawler.urls.canonicalize`), so that the frontier's
 seen-set, the scope and the stored pages all speak of the same URL however a
 page spelt it. Session ids and tracking parameters (`jsessionid`, `phpsessid`,
 `utm_*`, `gclid`, ...: `crawler.urls.SESSION_PARAMS`) are removed unless
-``CRAWLGRAPH_STRIP_SESSION_PARAMS`` is False; then requests keep them (the
-stored pages' and links' URLs are canonicalized by their own components).
+``CRAWLGRAPH_STRIP_SESSION_PARAMS`` is False; then requests keep them, and
+so do the stored pages, links, hops and canonical URLs (the pages middleware
+reads the same setting; the links a page yields keep them until then:
+`crawler.spiders.links.extract_links`).
 Stat: `crawlgraph/canonical/rewritten` (requests whose URL changed).
 
 On in `crawler.settings`; off with `CRAWLGRAPH_CANONICAL_ENABLED = False`.

@@ -29,9 +29,16 @@ response's meta copied into it is not a redirect.
 A response carries how the crawl reached its URL into its Page
 (`discovered`): the request's `crawlgraph_discovered` meta if it has one
 (`sitemap`, set by the `site` spider), else `start` at depth 0 and `link`
-deeper. A response whose request has the `crawlgraph_sitemap` meta (a
-sitemap file the spider reads) is not a page: it gets no Page, no Links, and
-its redirects are no Redirect items.
+deeper. A Page also carries the canonical URL its response declares
+(`canonical_url`: `crawler.spiders.links.declared_canonical`). A response
+whose request has the `crawlgraph_sitemap` meta (a sitemap file the spider
+reads) is not a page: it gets no Page, no Links, and its redirects are no
+Redirect items.
+
+Every URL stored (page, final, link, hop, canonical) is canonical
+(`crawler.urls.canonicalize`); session and tracking parameters are removed
+from them unless ``CRAWLGRAPH_STRIP_SESSION_PARAMS`` is False, as from the
+requests (`crawler.spidermiddlewares.canonical`).
 
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
@@ -54,12 +61,12 @@ from crawler.items import Link, Page, Redirect
 from crawler.pipelines.storage import StoragePipeline
 from crawler.sitemaps import SITEMAP_META, discovery
 from crawler.spidermiddlewares import kit_spider
-from crawler.spiders.links import extract_links, is_html
+from crawler.spiders.links import declared_canonical, extract_links, is_html
 from crawler.urls import canonicalize
 
 
-def response_page(response: Response) -> Page:
-    """The Page item of a response."""
+def response_page(response: Response, *, strip_params: bool = True) -> Page:
+    """The Page item of a response (URLs without session parameters unless not `strip_params`)."""
     first = (response.meta.get("redirect_urls") or [response.url])[0]
     ctype = response.headers.get(b"Content-Type")
     title = None
@@ -68,16 +75,18 @@ def response_page(response: Response) -> Page:
         title = " ".join(title.split()) if title else None
     latency = response.meta.get("download_latency")
     return Page(
-        url=canonicalize(first), final_url=canonicalize(response.url),
+        url=canonicalize(first, strip_params=strip_params),
+        final_url=canonicalize(response.url, strip_params=strip_params),
         status=response.status, fetched_at=datetime.now(UTC),
         content_type=ctype.decode("latin-1") if ctype else None, title=title,
         depth=response.meta.get("depth", 0), size=len(response.body),
         content_hash=hashlib.sha256(response.body).hexdigest(),
         elapsed_ms=int(latency * 1000) if latency is not None else None,
-        rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta))
+        rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta),
+        canonical_url=declared_canonical(response, strip_params=strip_params))
 
 
-def redirect_hop(request: Request) -> Redirect | None:
+def redirect_hop(request: Request, *, strip_params: bool = True) -> Redirect | None:
     """The hop a request made by Scrapy's redirect middlewares follows (None: not a hop).
 
     The middlewares append the URL that redirected to `redirect_urls` and the
@@ -86,7 +95,8 @@ def redirect_hop(request: Request) -> Redirect | None:
     urls = request.meta.get("redirect_urls")
     if not urls:
         return None
-    source, target = canonicalize(urls[-1]), canonicalize(request.url)
+    source = canonicalize(urls[-1], strip_params=strip_params)
+    target = canonicalize(request.url, strip_params=strip_params)
     if source == target or not (source.startswith(("http://", "https://"))
                                 and target.startswith(("http://", "https://"))):
         return None
@@ -99,10 +109,12 @@ def redirect_hop(request: Request) -> Redirect | None:
 class PagesMiddleware:
     """Spider middleware putting a response's Page and Link items before its callback's output."""
 
-    def __init__(self, crawler: Crawler, errback: Callable[..., Any], links: bool) -> None:
+    def __init__(self, crawler: Crawler, errback: Callable[..., Any], links: bool,
+                 strip_params: bool = True) -> None:
         self.crawler = crawler
         self.errback = errback
         self.links = links
+        self.strip_params = strip_params
         # Requests of the spider's output that carry redirect meta (copied from a
         # redirected response): scheduling them follows no redirect.
         self._from_spider: WeakSet[Request] = WeakSet()
@@ -112,8 +124,9 @@ class PagesMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         spider = kit_spider(crawler, "CRAWLGRAPH_PAGES_ENABLED")
-        return cls(crawler, spider.on_failure,
-                   crawler.settings.getbool("CRAWLGRAPH_PAGES_LINKS", True))
+        settings = crawler.settings
+        return cls(crawler, spider.on_failure, settings.getbool("CRAWLGRAPH_PAGES_LINKS", True),
+                   settings.getbool("CRAWLGRAPH_STRIP_SESSION_PARAMS", True))
 
     async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for out in start:
@@ -127,10 +140,10 @@ class PagesMiddleware:
             return
         stats = self.crawler.stats
         stats.inc_value("crawlgraph/pages")
-        yield response_page(response)
+        yield response_page(response, strip_params=self.strip_params)
         if self.links:
-            source = canonicalize(response.url)
-            links = extract_links(response)
+            source = canonicalize(response.url, strip_params=self.strip_params)
+            links = extract_links(response, strip_params=self.strip_params)
             stats.inc_value("crawlgraph/links", len(links))
             for link in links:
                 yield Link(source_url=source, target_url=link.url, anchor_text=link.text,
@@ -150,7 +163,7 @@ class PagesMiddleware:
         if ("redirect_urls" not in request.meta or request in self._from_spider
                 or request.meta.get(SITEMAP_META)):
             return  # no hop; or a sitemap file's: it is no page, so its hops are none either
-        hop = redirect_hop(request)
+        hop = redirect_hop(request, strip_params=self.strip_params)
         if hop is None:
             return
         self.crawler.stats.inc_value("crawlgraph/redirects")
