@@ -16,24 +16,28 @@ launched with the options that work without a sandbox or GPU; Playwright
 never downloads a browser of its own. Memory stays flat: one browser, at most
 `PLAYWRIGHT_MAX_CONTEXTS` contexts and `PLAYWRIGHT_MAX_PAGES_PER_CONTEXT`
 pages, every page closed after use, a fresh browser context every
-`CRAWLGRAPH_RENDER_CONTEXT_PAGES` rendered pages (`RenderContextMiddleware`
-closes the old one once its last page is done), and images, media and fonts
-(and any subresource on a refused private address) never fetched.
+`CRAWLGRAPH_RENDER_CONTEXT_PAGES` rendered pages
+(`crawler.rendercontexts.RenderContextMiddleware` closes the old one once its
+last page is done), and images, media and fonts never fetched.
+
+Everything Chromium connects to goes through the render guard
+(`crawler.renderguard`): a proxy of the crawler's that resolves each name as
+the crawler does (`CRAWLGRAPH_RESOLVE`) and refuses private addresses as the
+downloader's address guard does, for navigations, redirects and every
+subresource alike. A rendered page's redirects (`redirect_hops`) are stored
+as Redirect items, as a plain fetch's are.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
-from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 from scrapy.http import Request, Response, TextResponse
 from scrapy.settings import Settings
 
-from crawler.middlewares.addressguard import address_reason, private_networks_allowed
-from crawler.scrapyinternals import download_handler
+from crawler import renderguard
+from crawler.items import Redirect
+from crawler.urls import canonicalize
 
 HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 CHROMIUM = "/usr/bin/chromium"
@@ -41,20 +45,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
 _SKIPPED_RESOURCES = {"image", "media", "font"}
-_ALLOW_PRIVATE = False
 
 
 def configure(settings: Settings, render_js: str) -> None:
     """Install Playwright's download handler and options when this spider may render."""
-    global _ALLOW_PRIVATE
     if render_js == "never":
         return
-    _ALLOW_PRIVATE = private_networks_allowed(settings.get("CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS"))
     handlers = dict(settings.getdict("DOWNLOAD_HANDLERS"))
     handlers.update({"http": HANDLER, "https": HANDLER})
     settings.set("DOWNLOAD_HANDLERS", handlers, priority="spider")
     middlewares = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
-    middlewares.setdefault("crawler.rendering.RenderContextMiddleware", 960)
+    middlewares.setdefault("crawler.rendercontexts.RenderContextMiddleware", 960)
     settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
     executable = settings.get("CRAWLGRAPH_CHROMIUM") or CHROMIUM
     defaults = {
@@ -71,6 +72,7 @@ def configure(settings: Settings, render_js: str) -> None:
         # A project or command-line value wins over these defaults.
         if settings.getpriority(name) in (None, 0):
             settings.set(name, value, priority="spider")
+    renderguard.install(settings)  # last: its switches join whatever launch options are set
 
 
 def mark(meta: dict[str, Any]) -> dict[str, Any]:
@@ -117,95 +119,28 @@ def needs_render(response: Response, render_js: str, selector: str | None = None
     return not has_links and not text.strip()
 
 
-def abort_request(request: Any) -> bool:
-    """PLAYWRIGHT_ABORT_REQUEST: skip heavy subresources and private-address targets."""
-    if request.resource_type in _SKIPPED_RESOURCES:
-        return True
-    if _ALLOW_PRIVATE:
-        return False
-    host = urlsplit(request.url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return address_reason(ipaddress.ip_address(host.strip("[]"))) is not None
-    except ValueError:
-        return False  # a name: the navigation itself went through the guard
+def redirect_hops(response: Response, *, strip_params: bool = True) -> list[Redirect]:
+    """The redirects Chromium followed to a rendered page, first to last (none if not rendered).
 
-
-class RenderContextMiddleware:
-    """Downloader middleware giving rendered requests a fresh browser context now and then.
-
-    A long-lived browser context accumulates memory (history, caches, script
-    heaps of closed pages); after `CRAWLGRAPH_RENDER_CONTEXT_PAGES` rendered
-    pages new requests go to a new context, and the old one is closed as soon
-    as none of its pages is open. Installed by `configure` for rendering spiders.
+    Chromium follows them itself, so Scrapy schedules no request per hop;
+    scrapy-playwright leaves the chain in `redirect_urls` / `redirect_reasons`.
     """
+    if not is_marked(response.meta):
+        return []
+    urls = list(response.meta.get("redirect_urls") or ())
+    reasons = list(response.meta.get("redirect_reasons") or ())
+    chain = [canonicalize(u, strip_params=strip_params) for u in [*urls, response.url]]
+    hops = []
+    for i, (source, target) in enumerate(zip(chain, chain[1:], strict=False)):
+        if source == target or not (source.startswith(("http://", "https://"))
+                                    and target.startswith(("http://", "https://"))):
+            continue
+        reason = reasons[i] if i < len(reasons) else None
+        status = reason if isinstance(reason, int) and not isinstance(reason, bool) else None
+        hops.append(Redirect(url=source, target_url=target, status=status))
+    return hops
 
-    def __init__(self, crawler: Crawler, pages_per_context: int) -> None:
-        self.crawler = crawler
-        self.pages_per_context = pages_per_context
-        self.generation = 0
-        self.rendered = 0
-        # Requests sent to each context and not answered yet: a context is closed
-        # only when none is pending (a page opening in a closing context hangs).
-        self.pending: dict[str, int] = {}
 
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> RenderContextMiddleware:
-        pages = crawler.settings.getint("CRAWLGRAPH_RENDER_CONTEXT_PAGES", 100)
-        if pages <= 0:
-            raise NotConfigured("browser contexts are not recycled")
-        return cls(crawler, pages)
-
-    @property
-    def context_name(self) -> str:
-        return f"crawlgraph-{self.generation}"
-
-    def process_request(self, request: Request) -> None:
-        if is_marked(request.meta):
-            name = self.context_name
-            request.meta["playwright_context"] = name
-            request.meta["crawlgraph_render_context"] = name
-            self.pending[name] = self.pending.get(name, 0) + 1
-
-    def _done(self, request: Request) -> bool:
-        name = request.meta.pop("crawlgraph_render_context", None)
-        if name is None:
-            return False
-        self.pending[name] -= 1
-        if not self.pending[name]:
-            del self.pending[name]
-        return True
-
-    async def process_exception(self, request: Request, exception: Exception) -> None:
-        if self._done(request):
-            await self._close_idle_contexts()
-
-    async def process_response(self, request: Request, response: Response) -> Response:
-        if not self._done(request):
-            return response
-        self.rendered += 1
-        if self.rendered % self.pages_per_context == 0:
-            self.generation += 1
-            self.crawler.stats.inc_value("rendering/context_recycled")
-        await self._close_idle_contexts()
-        return response
-
-    async def _close_idle_contexts(self) -> None:
-        for handler in self._handlers():
-            for name, wrapper in list(handler.context_wrappers.items()):
-                if name != self.context_name and name.startswith("crawlgraph-") \
-                        and not self.pending.get(name) and not wrapper.context.pages:
-                    await wrapper.context.close()
-
-    def _handlers(self) -> list[Any]:
-        """The Playwright handlers (one instance per scheme, each with its contexts).
-
-        Called from the download hooks only, so the crawl (and its engine) runs.
-        """
-        found = []
-        for scheme in ("http", "https"):
-            handler = download_handler(self.crawler, scheme)
-            if hasattr(handler, "context_wrappers") and handler not in found:
-                found.append(handler)
-        return found
+def abort_request(request: Any) -> bool:
+    """PLAYWRIGHT_ABORT_REQUEST: skip heavy subresources (images, media, fonts)."""
+    return request.resource_type in _SKIPPED_RESOURCES

@@ -8,6 +8,11 @@
   The second fetch is scheduled with the engine, not yielded, so that it is
   not one level deeper. Stat: `crawlgraph/render_retry`.
 
+Chromium follows a rendered page's redirects itself, so no request is
+scheduled per hop: its `Redirect` items (`rendering.redirect_hops`) come with
+the page's output here, as the pages middleware stores a plain fetch's
+(counted under `crawlgraph/redirects`; not with `CRAWLGRAPH_PAGES_ENABLED = False`).
+
 The spider installs the Playwright download handler for `always` and `auto`
 (`rendering.configure`). On in `crawler.settings` for jobs that render; off
 with `CRAWLGRAPH_RENDER_ENABLED = False` (then nothing is rendered).
@@ -35,6 +40,9 @@ class RenderMiddleware:
         self.crawler = crawler
         self.mode = mode
         self.selector = selector
+        settings = crawler.settings
+        self.hops = settings.getbool("CRAWLGRAPH_PAGES_ENABLED", True)
+        self.strip_params = settings.getbool("CRAWLGRAPH_STRIP_SESSION_PARAMS", True)
         if mode == "always":
             crawler.signals.connect(self._adopt, signals.request_reached_downloader)
 
@@ -56,6 +64,10 @@ class RenderMiddleware:
             assert self.crawler.engine is not None
             self.crawler.engine.crawl(rendering.render_request(response.request))
             return
+        if self.hops and not response.meta.get(SITEMAP_META):
+            for hop in rendering.redirect_hops(response, strip_params=self.strip_params):
+                self.crawler.stats.inc_value("crawlgraph/redirects")
+                yield hop
         async for out in result:
             yield self._mark(out)
 
