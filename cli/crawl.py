@@ -4,7 +4,8 @@ It submits the crawl, shows its progress until it ends, asks the graph workers
 for the page and host graphs, downloads their exports into `out/<job id>/`
 (`page.gexf`, `page.graphml`, `host.gexf`, `nodes.csv`, `edges.csv`) and
 prints a summary: pages, links, hosts, errors, the ten pages with the highest
-PageRank and the components.
+PageRank, the components and, for a crawl of several sites, the per-site table
+(`cli.summary.site_table`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, get_args
 
 from cli.client import ApiCallError, ApiClient, client_for
 from cli.jobs import SCOPE_HELP
+from cli.summary import site_table
 from cli.watch import watch
 from crawler.spiders.args import ScopeKind
 from graphs.errors import GraphBuildFailed
@@ -61,7 +63,7 @@ def cmd_crawl_to_graph(args: argparse.Namespace) -> int:
             body["render_js"] = "always"
         job = client.call("POST", "/api/v1/jobs", json=body)
         print(f"job {job['id']} submitted; crawling (Ctrl-C stops watching)")
-        status = watch(client, job["id"], max_pages=args.max_pages)
+        status = watch(client, job["id"], max_pages=args.max_pages, command="crawl-to-graph")
         if status != 0:
             return status
         builds = {
@@ -135,5 +137,6 @@ def _summary(client: ApiClient, job_id: str, builds: dict[str, dict], files: lis
     errors = classes.get("4xx", 0) + classes.get("5xx", 0) + classes.get("failed", 0)
     summary = CrawlSummary(job=job_id, status=job["status"], pages=stored["pages"],
                            links=page["edge_count"], errors=errors,
-                           page_build=page, host_build=builds["host"], top=top["nodes"])
+                           page_build=page, host_build=builds["host"], top=top["nodes"],
+                           site_lines=site_table(stored))
     return summary.text() + "\n  files: " + ", ".join(str(p) for p in files)

@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import crawl, graphs, jobs, stack, users
+from cli import crawl, graphs, jobs, schedules, stack, summary, users
 from core.errors import CrawlgraphError
 
-COMMAND_MODULES = [stack, jobs, users, graphs, crawl]
+COMMAND_MODULES = [stack, jobs, summary, users, graphs, crawl, schedules]
 
 
 def build_parser() -> argparse.ArgumentParser:

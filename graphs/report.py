@@ -69,6 +69,8 @@ class CrawlSummary:
     anchors: int | None = None
     host_build: dict | None = None
     error_kinds: list[tuple[str, int]] = field(default_factory=list)
+    #: The per-site table as the command line renders it (`cli.summary.site_table`).
+    site_lines: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """The summary as `make crawl` prints it."""
@@ -95,7 +97,7 @@ class CrawlSummary:
             lines.append(f"  top {len(self.top)} pages by PageRank:")
             for rank, node in enumerate(self.top, 1):
                 lines.append(f"    {rank:>2}. {node.get('pagerank') or 0:.5f}  {node['label']}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.site_lines)
 
 
 def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID | str,

@@ -197,8 +197,31 @@ class CapNotice(_Out, kw_only=True):
     command: str
 
 
+class SiteSummary(_Out, kw_only=True):
+    """One site of a job: its stored pages by status class, its errors, its robots.txt.
+
+    `robots` is the worst that robots.txt did to the site: `allowed` (it kept
+    nothing out, or there was none), `disallowed` (its rules kept URLs out),
+    `error` (it answered 5xx, so every URL was kept out meanwhile),
+    `unreachable` (it could not be fetched, so the site's requests failed), or
+    `not_obeyed` (the job ignores robots.txt). `robots_kept_out`: URLs it kept out.
+    """
+
+    site: str
+    pages: int
+    pages_by_status: dict[str, int]
+    errors: int
+    robots: str
+    robots_kept_out: int = 0
+
+
 class JobSummary(_Out, kw_only=True):
-    """What a job fetched, what failed and why, what it was kept from, and whether it is cut."""
+    """What a job fetched, what failed and why, what it was kept from, and whether it is cut.
+
+    `sites` is the per-site table, the most pages first (cut to the `sites`
+    query parameter); `site_count` is how many sites there are in all (None
+    when the table was left out with `sites=0`).
+    """
 
     job_id: uuid.UUID
     status: JobStatus
@@ -211,6 +234,8 @@ class JobSummary(_Out, kw_only=True):
     events: list[EventCount]
     offsite_links: int
     cap: CapNotice | None = None
+    sites: list[SiteSummary] = []
+    site_count: int | None = None
 
 
 class Page(_Out, kw_only=True):

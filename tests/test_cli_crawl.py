@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,15 @@ def test_crawl_to_graph_writes_the_site_graph_and_a_summary(full_stack, mock_ser
     assert host.number_of_nodes() == 1
 
     out = result.stdout
+    # The progress line counts what the summary counts: pages stored (robots.txt is
+    # a response, not a page).
+    progress = [int(m.group(1).replace(",", "")) for line in out.splitlines()
+                if "pages/s" in line and (m := re.search(r" pages ([\d,]+)", line))]
+    stored = int(re.search(r"  pages    ([\d,]+):", out).group(1).replace(",", ""))
+    responses = int(re.search(r"responses (\d+) \(robots.txt included\)", out).group(1))
+    assert progress and progress[-1] == stored and responses > stored
+    assert stored >= len(expected_pages)
+    assert "  sites " not in out  # one site: no per-site table
     assert "top 10 pages by PageRank" in out
     assert f"page graph: {graph.number_of_nodes()} nodes, {len(edges)} edges" in out
     assert "components:" in out

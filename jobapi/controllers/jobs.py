@@ -153,12 +153,16 @@ class JobController(Controller):
     @get("/{job_id:uuid}/summary", operation_id="getJobSummary", responses=errors(404))
     async def get_job_summary(
         self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID], pool: Pool,
+        sites: Annotated[int | None, QueryParameter(
+            ge=0, le=1_000_000, description="At most this many rows of the per-site table, "
+            "the most pages first (default: all; 0 leaves the table out).")] = None,
     ) -> JobSummary:
         """What the job fetched, by status class; errors by cause, most frequent first, with
-        an example URL; URLs robots.txt kept it from; crawl events; and, when the page cap
-        ended the crawl, that the graph is cut and the command that lifts the cap."""
+        an example URL; URLs robots.txt kept it from; crawl events; when the page cap
+        ended the crawl, that the graph is cut and the command that lifts the cap; and
+        per site, its pages by status class, its errors and what robots.txt did."""
         job = await service.get_job_for_user(pool, job_id, request.user)
-        return await summary.job_summary(pool, job)
+        return await summary.job_summary(pool, job, sites)
 
     @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=200,
           responses=errors(404, 409, 503))

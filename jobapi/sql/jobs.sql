@@ -113,24 +113,3 @@ WHERE id = %s AND status IN ('pending', 'running') AND scrapyd_jobs = '[]'::json
 UPDATE jobs SET status = 'failed', error = %s, updated_at = now(), finished_at = now()
 WHERE id = %s AND status IN ('pending', 'running')
   AND updated_at < now() - make_interval(secs => %s);
-
--- A job's summary (jobapi.services.summary): what it fetched, what failed and why.
--- name: summary_status_classes
-SELECT CASE WHEN status = 0 THEN 'failed' ELSE (status / 100)::text || 'xx' END, count(*)
-FROM pages WHERE job_id = %s GROUP BY 1;
-
--- name: summary_errors
-SELECT CASE WHEN status = 0 THEN split_part(error, ': ', 1) ELSE 'http_' || status END,
-       count(*), (array_agg(url ORDER BY url))[1], (array_agg(error ORDER BY url))[1]
-FROM pages WHERE job_id = %s AND (status = 0 OR status >= 400)
-GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s;
-
--- name: summary_robots
-SELECT decision, robots_status, count(*), min(url)
-FROM robots_decisions WHERE job_id = %s
-GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 10;
-
--- name: summary_events
-SELECT kind, count(*), min(url), min(detail)
-FROM crawl_events WHERE job_id = %s
-GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20;
