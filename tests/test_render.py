@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from crawler.rendering import needs_render
+from crawler.urls import canonicalize
 from tests.crawlrun import run_crawl
+from tests.graphdata import make_job, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -81,3 +85,32 @@ def test_browser_contexts_are_recycled(mock_server):
     assert all(p["rendered"] for p in result.pages)
     assert result.stats["rendering/context_recycled"] == 2  # after pages 3 and 6
     assert result.stats["playwright/context_count"] >= 3
+
+
+def _stored(database_url: str, redis_url: str, start_url: str, render_js: str):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn, f"user-{render_js}"), status="running")
+    result = run_crawl(SITE, {"job_id": str(job), "start_urls": json.dumps([start_url]),
+                              "max_depth": "0", "render_js": render_js},
+                       {**LOOPBACK, "CRAWLGRAPH_DATABASE_URL": database_url,
+                        "CRAWLGRAPH_REDIS_URL": redis_url}, stack=True, timeout=180)
+    assert result.reason == "finished", result.log[-3000:]
+    with psycopg.connect(database_url) as conn:
+        hops = conn.execute("SELECT url, target_url, status FROM redirects WHERE job_id = %s",
+                            (job,)).fetchall()
+        pages = conn.execute("SELECT url, final_url, status, rendered FROM pages "
+                             "WHERE job_id = %s", (job,)).fetchall()
+    return set(hops), pages
+
+
+def test_a_rendered_page_behind_a_301_stores_its_redirect_as_a_plain_fetch_does(
+        mock_server, database_url, redis_url):
+    server = mock_server(pages=3)
+    landing = server.start_url
+    start = server.url(f"/redirect?to={quote(landing, safe='')}&status=301")
+    plain_hops, plain_pages = _stored(database_url, redis_url, start, "never")
+    hops, pages = _stored(database_url, redis_url, start, "always")
+    assert hops == plain_hops == {(canonicalize(start), canonicalize(landing), 301)}
+    assert [p[:3] for p in pages] == [p[:3] for p in plain_pages] \
+        == [(canonicalize(start), canonicalize(landing), 200)]
+    assert pages[0][3] is True and plain_pages[0][3] is False

@@ -1,4 +1,4 @@
-"""RenderMiddleware: render_js=always marks requests, auto fetches a page again rendered."""
+"""RenderMiddleware: render_js marks requests, auto renders a page again, hops are Redirects."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Request
 
 from crawler import rendering
+from crawler.items import Redirect
 from crawler.sitemaps import SITEMAP_META
 from crawler.spidermiddlewares.render import RenderMiddleware
 from tests.spiders.kit import kit_crawler, page, scrape, start
@@ -61,3 +62,27 @@ def test_off_for_never_or_when_switched_off():
     with pytest.raises(NotConfigured, match="CRAWLGRAPH_RENDER_ENABLED"):
         RenderMiddleware.from_crawler(kit_crawler({"start_urls": START, "render_js": "auto"},
                                                   {"CRAWLGRAPH_RENDER_ENABLED": False}))
+
+
+def test_a_rendered_pages_redirects_are_redirect_items():
+    crawler = kit_crawler({"start_urls": START, "render_js": "always"})
+    # Chromium followed /old -> /mid -> / (scrapy-playwright's redirect meta).
+    meta = rendering.mark({"redirect_urls": [f"{START}old", f"{START}mid?utm_source=x"],
+                           "redirect_reasons": [301, 302], "redirect_times": 2})
+    out = scrape(crawler, page(START, "<p>landed</p>", meta=meta))
+    hops = [o for o in out if isinstance(o, Redirect)]
+    assert hops == [Redirect(url=f"{START}old", target_url=f"{START}mid", status=301),
+                    Redirect(url=f"{START}mid", target_url=START, status=302)]
+    assert crawler.stats.get_value("crawlgraph/redirects") == 2
+    # A plain fetch's hops are made where Scrapy schedules them, not here.
+    plain = scrape(crawler, page(START, "<p>x</p>", meta={"redirect_urls": [f"{START}old"],
+                                                         "redirect_reasons": [301]}))
+    assert not [o for o in plain if isinstance(o, Redirect)]
+
+
+def test_no_redirect_items_with_the_pages_middleware_off():
+    crawler = kit_crawler({"start_urls": START, "render_js": "always"},
+                          {"CRAWLGRAPH_PAGES_ENABLED": False})
+    meta = rendering.mark({"redirect_urls": [f"{START}old"], "redirect_reasons": [301]})
+    assert not [o for o in scrape(crawler, page(START, "<p>x</p>", meta=meta))
+                if isinstance(o, Redirect)]
