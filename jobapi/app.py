@@ -52,6 +52,7 @@ from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
 from jobapi.controllers.auth import AuthController
 from jobapi.controllers.graphs import GraphController
 from jobapi.controllers.jobs import JobController
+from jobapi.controllers.schedules import ScheduleController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
 from jobapi.errorhandler import MAX_BODY_BYTES, handle_error
@@ -64,7 +65,7 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
-    GraphController,
+    GraphController, ScheduleController,
 ]
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32

@@ -11,6 +11,7 @@ from stack.credentials import ensure_credentials
 from stack.errors import StackError
 from stack.postgres import Postgres
 from stack.redis_server import Redis
+from stack.scheduler import Scheduler
 from stack.scrapyd import Scrapyd
 from stack.service import Service
 from stack.supervise import log, port_in_use
@@ -29,6 +30,7 @@ def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Servic
     services.append(Api("api", settings, env))
     for n in range(1, settings.graph_workers + 1):
         services.append(GraphWorker(f"graph-worker-{n}", settings, env))
+    services.append(Scheduler("scheduler", settings, env))
     return services
 
 

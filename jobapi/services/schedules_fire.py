@@ -1,0 +1,186 @@
+"""Firing the due slots of schedules, exactly once across every scheduler process.
+
+`fire_due(ctx, now)` is one pass: for each enabled schedule whose next slot
+is due, `schedules_slots.plan` picks the slot this pass handles, then one
+transaction inserts that slot's row into `schedule_runs` (primary key
+(schedule, slot): the claim), stores the job row (`submission.insert`), marks
+the job as the schedule's (`jobs.schedule_id`, `schedule_slot`) and moves the
+schedule's next slot on. A second process handling the same slot waits on the
+claim's unique key until the first commits, then inserts nothing and fires
+nothing; a process killed before the commit leaves no claim, so the slot is
+fired by the next pass of any process. After the commit the job is started
+as any job (`submission.start`: frontier, scrapyd); a process killed in
+between leaves a stored `pending` job that the API's recovery resolves
+(`jobapi.services.recovery`), never a second job.
+
+A fire is a job like any other, owned by the schedule's owner: the owner's
+job rate limit and the submission checks apply. A slot that submits no job is
+recorded with its reason: `refused` (a limit, a check, a disabled owner),
+`failed` (stored but could not start: scrapyd down), `skipped` (overlap
+`skip` while the previous job runs), `missed` (catch-up `none` after a
+downtime).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from jobapi.auth import CurrentUser
+from jobapi.errors import ApiError
+from jobapi.ratelimit import RateLimiter, RateLimits
+from jobapi.schemas import JobCreate
+from jobapi.scrapyd import ScrapydClient
+from jobapi.services import schedules_slots as slots
+from jobapi.services import submission
+from jobapi.services.schedules import timing_of
+from jobapi.services.spiders import SpiderCatalog
+from jobapi.sql import QUERIES
+
+log = logging.getLogger("jobapi.scheduler")
+
+BATCH = 200
+_DUE = QUERIES["due_schedules"]
+_CLAIM = QUERIES["claim_slot"]
+_SETTLE = QUERIES["settle_run"]
+_ADVANCE = QUERIES["advance_schedule"]
+_MARK_JOB = QUERIES["mark_job_scheduled"]
+_ACTIVE_JOB = QUERIES["active_job_of_schedule"]
+_OWNER = QUERIES["schedule_owner"]
+
+
+@dataclass
+class FireContext:
+    """What firing needs: the API's own services, and the catch-up grace."""
+
+    pool: AsyncConnectionPool
+    redis_client: aioredis.Redis
+    scrapyd: ScrapydClient
+    limiter: RateLimiter
+    rate_limits: RateLimits
+    spider_catalog: SpiderCatalog
+    allow_private_networks: bool
+    crawler_overrides: dict[str, str]
+    grace: timedelta
+
+
+async def fire_due(ctx: FireContext, now: datetime | None = None) -> int:
+    """Handle every due slot once; the number of slots this process handled."""
+    handled = 0
+    now = now or datetime.now(UTC)
+    while True:
+        async with ctx.pool.connection() as conn:
+            rows = await (await conn.execute(_DUE, {"now": now, "limit": BATCH})).fetchall()
+        for row in rows:
+            try:
+                handled += await _handle(ctx, row, now)
+            except Exception:  # one schedule's trouble must not stop the others
+                log.exception("schedule %s: the slot due at %s was not handled", row[0], row[11])
+        if len(rows) < BATCH:
+            return handled
+
+
+async def _claim(conn: AsyncConnection, schedule_id: Any, plan: slots.Plan, outcome: str,
+                 reason: str | None) -> bool:
+    row = await (await conn.execute(_CLAIM, {
+        "schedule": schedule_id, "slot": plan.slot, "outcome": outcome, "missed": plan.missed,
+        "reason": reason})).fetchone()
+    return row is not None
+
+
+async def _advance(conn: AsyncConnection, schedule_id: Any, due: datetime,
+                   plan: slots.Plan) -> None:
+    await conn.execute(_ADVANCE, {"schedule": schedule_id, "due": due, "next": plan.next_due})
+
+
+async def _record(ctx: FireContext, row: tuple, plan: slots.Plan, outcome: str,
+                  reason: str) -> int:
+    """Claim the slot with an outcome that submits no job."""
+    async with ctx.pool.connection() as conn, conn.transaction():
+        claimed = await _claim(conn, row[0], plan, outcome, reason)
+        await _advance(conn, row[0], row[11], plan)
+    if claimed:
+        log.info("schedule %s: slot %s %s: %s", row[0], plan.slot.isoformat(), outcome, reason)
+    return int(claimed)
+
+
+def _late_reason(plan: slots.Plan, now: datetime) -> str | None:
+    if not plan.late:
+        return None
+    return (f"caught up {int((now - plan.slot).total_seconds())} s late: no scheduler ran at "
+            "its time")
+
+
+async def _handle(ctx: FireContext, row: tuple, now: datetime) -> int:
+    schedule_id, due = row[0], row[11]
+    plan = slots.plan(timing_of(row), due, now, row[9], ctx.grace)
+    if plan is None:
+        return 0
+    if not plan.fire:
+        return await _record(ctx, row, plan, "missed",
+                             "no scheduler ran at its time and catch-up is none")
+    async with ctx.pool.connection() as conn:
+        owner = await (await conn.execute(_OWNER, (row[1],))).fetchone()
+        active = None
+        if row[8] == "skip":
+            active = await (await conn.execute(_ACTIVE_JOB, (schedule_id,))).fetchone()
+    if active is not None:
+        return await _record(ctx, row, plan, "skipped",
+                             f"the previous job {active[0]} is still {active[1]}")
+    if owner is None or owner[3]:
+        return await _record(ctx, row, plan, "refused", "the owner's account is disabled")
+    user = CurrentUser(id=owner[0], username=owner[1], role=owner[2])
+    body = msgspec.convert(row[7], JobCreate)
+    return await _fire(ctx, row, plan, user, body, now)
+
+
+async def _fire(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUser,
+                body: JobCreate, now: datetime) -> int:
+    schedule_id, due = row[0], row[11]
+    async with ctx.pool.connection() as conn, conn.transaction():
+        if not await _claim(conn, schedule_id, plan, "submitted", _late_reason(plan, now)):
+            # Another process has (or had) this slot: fire nothing. Moving the next
+            # slot on from `due` changes nothing unless a stale one was left behind.
+            await _advance(conn, schedule_id, due, plan)
+            return 0
+        await _advance(conn, schedule_id, due, plan)
+        try:
+            await ctx.limiter.hit("jobs", str(user.id), ctx.rate_limits.jobs_per_user,
+                                  what="job submissions")
+            prepared = await submission.prepare(
+                body, allow_private_networks=ctx.allow_private_networks,
+                known_spiders=await ctx.spider_catalog.names())
+        except ApiError as exc:
+            await conn.execute(_SETTLE, {"schedule": schedule_id, "slot": plan.slot,
+                                         "outcome": "refused", "job": None,
+                                         "reason": exc.message})
+            log.info("schedule %s: slot %s refused: %s", schedule_id, plan.slot.isoformat(),
+                     exc.message)
+            return 1
+        await submission.insert(conn, prepared, user, None)
+        await conn.execute(_MARK_JOB, {"schedule": schedule_id, "slot": plan.slot,
+                                       "job": prepared.job_id})
+        await conn.execute(_SETTLE, {"schedule": schedule_id, "slot": plan.slot,
+                                     "outcome": "submitted", "job": prepared.job_id,
+                                     "reason": _late_reason(plan, now)})
+    log.info("schedule %s: slot %s fired job %s", schedule_id, plan.slot.isoformat(),
+             prepared.job_id)
+    try:
+        await submission.start(pool=ctx.pool, redis_client=ctx.redis_client,
+                               scrapyd=ctx.scrapyd, prepared=prepared,
+                               crawler_overrides=ctx.crawler_overrides)
+    except Exception as exc:
+        reason = (f"could not start: {exc.message}" if isinstance(exc, ApiError)
+                  else f"could not start: internal error ({type(exc).__name__})")
+        async with ctx.pool.connection() as conn:
+            await conn.execute(_SETTLE, {"schedule": schedule_id, "slot": plan.slot,
+                                         "outcome": "failed", "job": prepared.job_id,
+                                         "reason": reason})
+    return 1
