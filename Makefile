@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 CG      := $(VENV)/bin/crawlgraph
 URL     ?=
 
-.PHONY: setup upgrade up down status test verify bench lint crawl
+.PHONY: setup upgrade up down status test verify bench lint crawl console
 
 setup:
 	@sh scripts/setup.sh
@@ -38,6 +38,10 @@ lint: setup
 	@$(VENV)/bin/ruff check core crawler graphs jobapi stack cli tests bench
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "import-linter: $$(echo "$$out" | tail -n 1)"
+
+# Rebuild the console (console/dist/, committed) from console/src with esbuild.
+console: setup
+	@cd console && node build.mjs
 
 crawl: setup
 	@if [ -z "$(URL)" ]; then echo "usage: make crawl URL=https://example.org/" >&2; exit 2; fi

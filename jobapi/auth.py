@@ -11,10 +11,20 @@ and checked. The secret is `CRAWLGRAPH_JWT_SECRET`, else the local stack's
 `request.user` as a `CurrentUser`. The role and the `disabled` flag are read
 from the database (cached for a few seconds), so disabling a user or changing
 their role takes effect without waiting for their token to expire.
+
+The console (`jobapi.controllers.console`) carries the same token in an
+`HttpOnly`, `SameSite=Strict` cookie (`SESSION_COOKIE`) that no script can read.
+A request with no `Authorization` header is authenticated by that cookie, and
+then every state-changing request (POST, PUT, PATCH, DELETE) must also send
+`X-CSRF-Token`: an HMAC of the token's `jti`, which the console gets when it
+logs in (`TokenCodec.csrf_token`). A bearer token needs no CSRF token: a
+browser never attaches one on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -39,6 +49,9 @@ SECRET_FILE = "jwt_secret"
 USER_CACHE_SECONDS = 5.0
 LEEWAY_SECONDS = 5
 VERIFIED_CACHE_SIZE = 10_000
+SESSION_COOKIE = "crawlgraph_session"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 log = logging.getLogger("jobapi.auth")
 
@@ -122,6 +135,11 @@ class TokenCodec:
         self._verified[token] = claims
         return claims
 
+    def csrf_token(self, claims: dict[str, Any]) -> str:
+        """The CSRF token of a session: bound to its token's `jti`, useless without it."""
+        message = f"csrf:{claims.get('jti', '')}:{claims['sub']}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
     def _decode(self, token: str) -> dict[str, Any]:
         try:
             return jwt.decode(
@@ -199,13 +217,30 @@ def bearer_token(connection: ASGIConnection) -> str:
     return token.strip()
 
 
+def _session_claims(connection: ASGIConnection, tokens: TokenCodec) -> dict[str, Any]:
+    """The claims of the console's session cookie, the CSRF token checked where it must be."""
+    claims = tokens.decode(connection.cookies[SESSION_COOKIE])
+    if connection.scope.get("method", "GET") in UNSAFE_METHODS:
+        sent = connection.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), tokens.csrf_token(claims).encode()):
+            log.warning("denied %s %s: no valid CSRF token", connection.scope.get("method"),
+                        connection.scope["path"])
+            raise Forbidden("This request carries no valid CSRF token.",
+                            hint="Send the X-CSRF-Token header the console got at login.")
+    return claims
+
+
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
     """Puts the token's user on `request.user`, or answers 401."""
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         state = connection.app.state
         try:
-            claims = state.tokens.decode(bearer_token(connection))
+            if "authorization" not in connection.headers and \
+                    SESSION_COOKIE in connection.cookies:
+                claims = _session_claims(connection, state.tokens)
+            else:
+                claims = state.tokens.decode(bearer_token(connection))
             try:
                 user_id = int(claims["sub"])
             except (TypeError, ValueError):

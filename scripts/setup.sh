@@ -4,7 +4,9 @@
 #   2. .venv made from Debian's Python with its site packages (graph-tool lives there),
 #   3. the pinned, hash-checked dependencies of requirements/lock.txt, then the project
 #      itself (no dependencies of its own), with numpy and scipy held at Debian's versions,
-#   4. a check that every key module imports and that the lock satisfies pyproject.toml.
+#   4. the console's npm packages (console/package-lock.json: the build and the browser
+#      tests' axe-core; the built console itself is committed in console/dist/),
+#   5. a check that every key module imports and that the lock satisfies pyproject.toml.
 # With --upgrade (make upgrade), step 3 first re-resolves the lock, every pin to its
 # newest release, against the Debian-held versions (requirements/debian.txt).
 set -eu
@@ -18,6 +20,8 @@ case "${1:-}" in
     *) echo "usage: sh scripts/setup.sh [--upgrade]" >&2; exit 2 ;;
 esac
 PACKAGES="postgresql redis-server python3-graph-tool chromium python3-venv python3-pip"
+# Node and npm build the console: Debian's, unless a node with its npm is already there.
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 
 missing=""
 for pkg in $PACKAGES; do
@@ -77,6 +81,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     installed="installed $LOCK and the project"
 else
     installed="project already installed"
+fi
+
+# The console's npm packages, exactly as console/package-lock.json pins them (no
+# install scripts run: esbuild's binary comes as an npm package of its own).
+npm_stamp=console/node_modules/.crawlgraph-installed
+npm_want=$(sha256sum console/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
+    (cd console && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) \
+        || { echo "crawlgraph setup: npm ci in console/ failed" >&2; exit 1; }
+    echo "$npm_want" > "$npm_stamp"
 fi
 
 "$VENV/bin/python" - <<'PY'
