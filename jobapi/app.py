@@ -53,6 +53,7 @@ from jobapi.controllers.auth import AuthController
 from jobapi.controllers.console import ConsoleController
 from jobapi.controllers.graphs import GraphController
 from jobapi.controllers.jobs import JobController
+from jobapi.controllers.schedules import ScheduleController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
 from jobapi.errorhandler import MAX_BODY_BYTES, handle_error
@@ -65,7 +66,7 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
-    GraphController, ConsoleController,
+    GraphController, ConsoleController, ScheduleController,
 ]
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32
