@@ -35,6 +35,9 @@ CAUSES: Final = {
     "unreachable": "the host cannot be reached",
     "cut_off": "the answer was cut off at a download limit",
     "robots": "robots.txt could not be read",
+    # robots.txt answered 5xx or did not answer (timeout, reset) for longer than
+    # CRAWLGRAPH_ROBOTS_MAX_WAIT (crawler.middlewares.robots): the page was not fetched.
+    "robots_unavailable": "robots.txt stayed unavailable past the wait, the page was not fetched",
     "error": "the download failed",
 }
 MAX_ERROR = 2000
@@ -59,11 +62,14 @@ class Failure:
 
 
 class RobotsUnreachable(Exception):
-    """robots.txt of a request's host could not be fetched: the request fails with its cause.
+    """robots.txt of a request's host could not be had: the request fails with its cause.
 
     RFC 9309 lets nothing of the host be fetched then; the request is a page
-    error that says why (`dns: example.org: the name does not resolve
-    (robots.txt: ...)`), not a silent drop.
+    error that says why, not a silent drop: robots.txt unreachable for good
+    (`dns: example.org: the name does not resolve (robots.txt: ...)`), or down
+    for longer than the wait (`robots_unavailable: example.org: robots.txt
+    stayed unavailable past the wait, the page was not fetched (robots.txt:
+    answered 503 for 300s)`).
     """
 
     def __init__(self, failure: Failure) -> None:

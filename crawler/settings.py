@@ -37,7 +37,11 @@ crawlgraph settings (defaults in brackets), by component:
 - robots.txt (`crawler.middlewares.robots`): ``CRAWLGRAPH_ROBOTS_OBEY``
   [ROBOTSTXT_OBEY]; ``CRAWLGRAPH_ROBOTS_TOKEN`` ["crawlgraph"] the product
   token matched; ``CRAWLGRAPH_ROBOTS_TTL`` [86400] and
-  ``CRAWLGRAPH_ROBOTS_ERROR_TTL`` [60] seconds a verdict is kept.
+  ``CRAWLGRAPH_ROBOTS_ERROR_TTL`` [60] seconds a verdict is kept;
+  ``CRAWLGRAPH_ROBOTS_MAX_WAIT`` [300] seconds a host's requests wait while its
+  robots.txt answers 5xx or does not answer, asked again after
+  ``CRAWLGRAPH_ROBOTS_BACKOFF_BASE`` [1.0] doubling up to
+  ``CRAWLGRAPH_ROBOTS_BACKOFF_MAX`` [60] seconds.
 - User agents (`crawler.middlewares.useragents`):
   ``CRAWLGRAPH_USER_AGENT_ROTATION`` [True]; ``CRAWLGRAPH_USER_AGENTS`` [a pool
   of six browsers]; ``CRAWLGRAPH_USER_AGENT_MODE`` ["request" or "host"].
@@ -143,6 +147,9 @@ DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # First, so its process_exception comes last: a request a middleware defers
+    # goes back to the job's frontier once every middleware has undone its part.
+    "crawler.frontier.defer.DeferMiddleware": 40,
     # First: a frontier seed gets the spider's errback before anything can refuse it.
     "crawler.middlewares.seeds.SeedErrbackMiddleware": 50,
     # Before robots.txt: a private host's robots.txt is not fetched either.

@@ -15,7 +15,10 @@ tricky site's `/r/`, `/rr/`, `/t/`, `/missing/`):
 - `/robots.txt` - content, status and a chain of redirects set per instance;
   `robots_hold=N` holds every answer to `/robots.txt` until N requests for it
   have arrived (at most `robots_hold_timeout` seconds): a crawler process that
-  asks cannot fetch a page before N processes have asked (each asks once)
+  asks cannot fetch a page before N processes have asked (each asks once);
+  `robots_outage=N` makes the first N requests for `/robots.txt` fail with
+  `robots_outage_status` (503 by default; 0 drops the connection) before it
+  answers as configured: the (N+1)-th request in the log is the first answer
 - `/redirect?to=URL&status=302` - a redirect anywhere (also to private addresses)
 - `/delay?s=SECONDS` - a slow response
 - `/status/CODE?retry_after=N` - that status, with `Retry-After` when asked
@@ -101,6 +104,7 @@ class _Server:
         self.fault_counts: dict[str, int] = {}
         self._bomb: dict[int, bytes] = {}
         self._robots_asked = 0
+        self._robots_failed = 0
         self._robots_open = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -292,6 +296,16 @@ class _Server:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._robots_open.wait(),
                                        float(self.config.get("robots_hold_timeout") or 60))
+        if path == "/robots.txt" and self._robots_failed < int(self.config.get("robots_outage")
+                                                               or 0):
+            self._robots_failed += 1
+            status = int(self.config.get("robots_outage_status") or 0)
+            if status == 0:
+                writer.transport.abort()
+                return False
+            await self._send(writer, status, {"Content-Type": "text/plain"}, b"down",
+                             head_only=head)
+            return True
         hops = int(self.config.get("robots_redirects") or 0)
         step = 0 if path == "/robots.txt" else int(path[len("/robots-"):].split(".")[0] or 0)
         if step < hops:
@@ -378,7 +392,8 @@ class MockServer:
                  tricky: bool = False, robots: str | None = None,
                  robots_status: int | None = None, robots_redirects: int = 0,
                  robots_delay: float = 0.0, robots_hold: int = 0,
-                 robots_hold_timeout: float = 60.0, page_delay: float = 0.0,
+                 robots_hold_timeout: float = 60.0, robots_outage: int = 0,
+                 robots_outage_status: int = 503, page_delay: float = 0.0,
                  faults: dict[str, list[int]] | None = None, retry_after: str | int | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self._dir = tempfile.mkdtemp(prefix="crawlgraph-mock-")
@@ -388,7 +403,8 @@ class MockServer:
             pages=pages, seed=seed, links_per_page=links_per_page, tricky=tricky,
             robots=robots, robots_status=robots_status, robots_redirects=robots_redirects,
             robots_delay=robots_delay, robots_hold=robots_hold,
-            robots_hold_timeout=robots_hold_timeout, page_delay=page_delay, faults=faults or {},
+            robots_hold_timeout=robots_hold_timeout, robots_outage=robots_outage,
+            robots_outage_status=robots_outage_status, page_delay=page_delay, faults=faults or {},
             retry_after=retry_after, host=host, port=port, log=str(self.log_path))
         self.site = generate_site(pages, seed, links_per_page, tricky=tricky)
         self.host = host

@@ -23,7 +23,7 @@ from twisted.internet import error as net
 from twisted.python.failure import Failure as TwistedFailure
 from twisted.web._newclient import ResponseNeverReceived
 
-from crawler.failures import RobotsUnreachable, cause_of, describe, parse
+from crawler.failures import Failure, RobotsUnreachable, cause_of, describe, parse
 from tests.crawlrun import run_crawl
 
 SITE = "crawler.spiders.site.SiteSpider"
@@ -66,6 +66,14 @@ def test_the_stored_error_names_cause_host_and_detail_and_parses_back():
     wrapped = describe(RobotsUnreachable(failure), "http://no-such-host.invalid/b")
     assert wrapped.cause == "dns" and "robots.txt" in wrapped.text()
     assert parse("some old free-text error") is None
+    # robots.txt down past the wait (crawler.middlewares.robots): its own cause.
+    waited = describe(RobotsUnreachable(Failure("robots_unavailable", "a.example",
+                                                "unavailable for 300s, it last answered 503")),
+                      "http://a.example/p")
+    assert waited.text() == ("robots_unavailable: a.example: robots.txt stayed unavailable past "
+                             "the wait, the page was not fetched (robots.txt: unavailable for "
+                             "300s, it last answered 503)")
+    assert parse(waited.text()) == ("robots_unavailable", waited.reason)
     assert parse("cut off (size limit): x") == ("cut_off", "the answer was cut off at a "
                                                 "download limit")
 

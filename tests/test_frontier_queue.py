@@ -161,7 +161,8 @@ def test_jobs_are_isolated_and_clear_removes_only_one_job(client: redis.Redis,
     two.seed(["http://a.test/1"])
     assert two.stats()["queued"] == 1
     one.clear()
-    assert one.stats() == {"queued": 0, "leased": 0, "seen": 0, "paused": 0, "workers": 0}
+    assert one.stats() == {"queued": 0, "leased": 0, "seen": 0, "paused": 0, "workers": 0,
+                           "deferred": 0}
     # Only the tombstone is left, and the cleared job takes nothing again.
     assert list(client.scan_iter(match=one.keys.pattern)) == [one.keys.ended.encode()]
     assert client.ttl(one.keys.ended) > 86_400
@@ -185,7 +186,7 @@ def test_the_last_worker_ends_an_empty_job_and_nothing_comes_after(
     assert frontier.seed(["http://a.test/a"]) == 0
     assert frontier.lease(16, 60_000, "late") == ([], "ended")
     assert frontier.stats("late", 60_000) == {"queued": 0, "leased": 0, "seen": 0,
-                                               "paused": 0, "workers": 0}
+                                               "paused": 0, "workers": 0, "deferred": 0}
     assert frontier.end()  # ended before: still ended
 
 

@@ -8,7 +8,10 @@
 - `crawler.frontier.scheduler`: the Scrapy scheduler (``SCHEDULER =
   "crawler.frontier.scheduler.RedisScheduler"``, on in `crawler.settings`),
   with `crawler.frontier.worker` (its background task and local state) and
-  `crawler.frontier.acks` (when a lease may be acknowledged).
+  `crawler.frontier.acks` (when a lease may be acknowledged);
+- `crawler.frontier.defer`: `Defer`, which a downloader middleware raises to
+  send a request back to the job's frontier for later, and the
+  `DeferMiddleware` that hands it to the scheduler.
 """
 
 from crawler.frontier.errors import FrontierError

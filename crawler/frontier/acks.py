@@ -10,6 +10,10 @@ pipeline the request is then *ready*: its lease may be acknowledged. With one
 `commit_barrier()` (the rows appended so far, which include its items) and is
 ready once the pipeline's `committed` watermark has reached it, i.e. once
 every item of the response is in PostgreSQL.
+
+A request a downloader middleware deferred (`crawler.frontier.defer`) is
+not acknowledged at all: it leaves the in-flight set for the deferrals, whose
+leases the worker swaps for a not-before time in the job's frontier.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class Acknowledgements:
         # Done requests waiting for their items' commit: (barrier, member), in order.
         self.awaiting: deque[tuple[int, bytes]] = deque()
         self.ready: list[bytes] = []
+        # Requests to fetch later: (member, delay ms), in the order they were deferred.
+        self.deferrals: list[tuple[bytes, int]] = []
 
     def watch_commits(self, storage: CommitSource) -> None:
         """Acknowledge a done request only once `storage` has committed its items."""
@@ -55,11 +61,32 @@ class Acknowledgements:
 
     @property
     def busy(self) -> bool:
-        """Some member is in flight, awaiting its commit or not acknowledged yet."""
-        return bool(self.inflight or self.awaiting or self.ready)
+        """Some member is in flight, awaiting its commit, or not acknowledged or deferred yet."""
+        return bool(self.inflight or self.awaiting or self.ready or self.deferrals)
 
     def hand_out(self, member: bytes, request: Request) -> None:
         self.inflight[id(request)] = (member, request)
+
+    def defer(self, request: Request, delay_ms: int) -> bool:
+        """Take a handed-out request off the acknowledgements, to defer it by `delay_ms`.
+
+        False if this worker did not hand it out (it has no lease to defer).
+        """
+        held = self.inflight.pop(id(request), None)
+        if held is None or held[1] is not request:
+            if held is not None:
+                self.inflight[id(request)] = held
+            return False
+        self.deferrals.append((held[0], max(0, int(delay_ms))))
+        return True
+
+    def take_deferrals(self) -> list[tuple[bytes, int]]:
+        """The deferrals to send; `put_back_deferrals` what could not be."""
+        deferrals, self.deferrals = self.deferrals, []
+        return deferrals
+
+    def put_back_deferrals(self, deferrals: list[tuple[bytes, int]]) -> None:
+        self.deferrals[:0] = deferrals
 
     def done(self, member: bytes) -> None:
         """Acknowledge `member` with the next batch (a request that cannot be restored)."""
@@ -114,7 +141,7 @@ class Acknowledgements:
     def held(self) -> list[bytes]:
         """Every member whose lease this worker still needs (to renew)."""
         return ([m for m, _ in self.inflight.values()] + [m for _, m in self.awaiting]
-                + self.ready)
+                + self.ready + [m for m, _ in self.deferrals])
 
     def abandon(self) -> list[bytes]:
         """Forget the requests still in flight (the spider closes); return their members."""

@@ -3,7 +3,7 @@
 `JobFrontier` is the one client of a job's frontier, over a
 ``redis.asyncio`` client: the job API seeds, pauses, resumes, clears and reads
 the stats of a job with it, and the scheduler of every crawler process pushes,
-leases, renews and acknowledges. Every operation is a Lua script
+leases, renews, defers and acknowledges. Every operation is a Lua script
 (`crawler.frontier.scripts`), so each step is atomic on the Redis side and a
 retried call changes nothing twice. A caller without an event loop (a
 benchmark, a test) runs a call in ``asyncio.run``.
@@ -30,6 +30,8 @@ from crawler.frontier.serialize import request_to_bytes, url_member
 
 # A pushed request: (member, priority, payload, filtered by the seen-set).
 Entry = tuple[bytes, int, bytes, bool]
+# A leased request to fetch later: (member, delay in ms).
+Deferral = tuple[bytes, int]
 # What a lease says about the job: it hands out requests, it is paused, or it has ended.
 LeaseState = Literal["open", "paused", "ended"]
 RECLAIM_BATCH = 1000
@@ -90,6 +92,14 @@ class FrontierKeys:
         return self.key("x")
 
     @property
+    def deferred(self) -> str:
+        return self.key("d")
+
+    @property
+    def deferred_scores(self) -> str:
+        return self.key("ds")
+
+    @property
     def pattern(self) -> str:
         return self.key("*")
 
@@ -110,9 +120,9 @@ def _lease_result(flat: Sequence[Any]) -> tuple[list[tuple[bytes, bytes]], Lease
 
 
 def _stats(values: Sequence[int]) -> dict[str, int]:
-    queued, leased, seen, paused, workers = (int(v) for v in values)
+    queued, leased, seen, paused, workers, deferred = (int(v) for v in values)
     return {"queued": queued, "leased": leased, "seen": seen, "paused": paused,
-            "workers": workers}
+            "workers": workers, "deferred": deferred}
 
 
 class JobFrontier:
@@ -129,6 +139,7 @@ class JobFrontier:
         self._lease = client.register_script(scripts.LEASE)
         self._renew = client.register_script(scripts.RENEW)
         self._ack = client.register_script(scripts.ACK)
+        self._defer = client.register_script(scripts.DEFER)
         self._release = client.register_script(scripts.RELEASE)
         self._reclaim = client.register_script(scripts.RECLAIM)
         self._stats = client.register_script(scripts.STATS)
@@ -137,12 +148,13 @@ class JobFrontier:
     @property
     def _lease_keys(self) -> list[str]:
         k = self.keys
-        return [k.queue, k.requests, k.leases, k.lease_scores, k.paused, k.workers, k.ended]
+        return [k.queue, k.requests, k.leases, k.lease_scores, k.paused, k.workers, k.ended,
+                k.deferred, k.deferred_scores]
 
     @property
     def _ack_keys(self) -> list[str]:
         k = self.keys
-        return [k.queue, k.requests, k.leases, k.lease_scores]
+        return [k.queue, k.requests, k.leases, k.lease_scores, k.deferred, k.deferred_scores]
 
     @property
     def _requeue_keys(self) -> list[str]:
@@ -152,7 +164,7 @@ class JobFrontier:
     @property
     def _stats_keys(self) -> list[str]:
         k = self.keys
-        return [k.queue, k.leases, k.seen_count, k.paused, k.workers, k.ended]
+        return [k.queue, k.leases, k.seen_count, k.paused, k.workers, k.ended, k.deferred]
 
     async def seed(self, urls: list[str]) -> int:
         """Queue depth-0 GET requests for the URLs not seen yet; return how many were new."""
@@ -184,8 +196,10 @@ class JobFrontier:
         A paused or ended job hands out nothing, and says so (`state`) in the same
         round trip. With a `worker`, its heartbeat is recorded first (live for
         `lease_ms`), so that a worker holding leases always counts as live.
+        Deferred requests that are due go back into the queue first, in their place.
         """
-        flat = await self._lease(keys=self._lease_keys, args=[count, lease_ms, worker, lease_ms])
+        flat = await self._lease(keys=self._lease_keys,
+                                 args=[count, lease_ms, worker, lease_ms, RECLAIM_BATCH])
         return _lease_result(flat)
 
     async def renew(self, members: Sequence[bytes], lease_ms: int) -> int:
@@ -199,6 +213,27 @@ class JobFrontier:
         if not members:
             return 0
         return int(await self._ack(keys=self._ack_keys, args=list(members)))
+
+    async def defer(self, deferrals: Sequence[Deferral]) -> int:
+        """Swap leases for deferrals: each (member, delay ms) is leased again once due.
+
+        The request keeps its place (priority, then first in) and its payload; a
+        member whose lease has expired meanwhile is left where it is (queued, or
+        another worker's). Returns how many were deferred: none once the job ended.
+        """
+        if not deferrals:
+            return 0
+        k = self.keys
+        argv: list[Any] = []
+        for member, delay_ms in deferrals:
+            argv += [member, max(0, int(delay_ms))]
+        return int(await self._defer(
+            keys=[k.leases, k.lease_scores, k.deferred, k.deferred_scores, k.ended], args=argv))
+
+    async def deferred(self) -> list[tuple[bytes, int]]:
+        """Every deferred member with the time it is due (Redis server time, ms)."""
+        rows = await self.client.zrange(self.keys.deferred, 0, -1, withscores=True)
+        return [(member, int(score)) for member, score in rows]
 
     async def release(self, members: Sequence[bytes]) -> int:
         """Give leases back to the queue at once (a worker that stops cleanly)."""
@@ -215,7 +250,7 @@ class JobFrontier:
         return list(await self.client.zrange(self.keys.leases, 0, -1))
 
     async def stats(self, worker: str = "", heartbeat_ms: int = 0) -> dict[str, int]:
-        """`queued`, `leased`, `seen`, `paused` (0/1) and live `workers`.
+        """`queued`, `leased`, `seen`, `paused` (0/1), live `workers` and `deferred`.
 
         With a `worker`, also its heartbeat: it counts as live for `heartbeat_ms`.
         """
@@ -237,13 +272,13 @@ class JobFrontier:
         return bool(await self.client.exists(self.keys.paused))
 
     async def end(self, *, require_empty: bool = True) -> bool:
-        """End the job if no worker is live (and, by default, nothing is queued or leased).
+        """End the job if no worker is live (by default: and nothing is queued, leased, deferred).
 
         The check and the tombstone are one step, then the job's other keys are
         deleted. Returns whether the job has ended (now or before).
         """
         k = self.keys
-        ended = int(await self._end(keys=[k.queue, k.leases, k.workers, k.ended],
+        ended = int(await self._end(keys=[k.queue, k.leases, k.workers, k.ended, k.deferred],
                                     args=[b"1" if require_empty else b"0",
                                           ENDED_TTL_SECONDS * 1000]))
         if ended:

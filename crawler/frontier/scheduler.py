@@ -25,6 +25,9 @@ How a request travels:
    led to is lost.
 4. A worker that dies leaves its leases to expire; any live worker requeues
    them. A worker that stops cleanly gives back the leases it did not use.
+5. A request a downloader middleware defers (`crawler.frontier.defer`) is not
+   acknowledged: `defer` swaps its lease for a not-before time in Redis, and
+   the request Scrapy hands back (`enqueue_request`) is not queued again.
 
 Redis unreachable: the task backs off and retries, keeping the outbox and the
 acknowledgements in memory; the crawl goes on with what is leased. While any
@@ -46,6 +49,7 @@ import os
 import socket
 import uuid
 from typing import Any
+from weakref import WeakSet
 
 import redis.asyncio
 from scrapy import Request, Spider, signals
@@ -53,6 +57,7 @@ from scrapy.core.scheduler import BaseScheduler, Scheduler
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_from_coro
 
+from crawler.frontier import defer
 from crawler.frontier.errors import FrontierError
 from crawler.frontier.queue import JobFrontier
 from crawler.frontier.serialize import member_of, request_from_bytes, request_to_bytes
@@ -92,6 +97,8 @@ class RedisScheduler(BaseScheduler):
         self.spider: Spider | None = None
         self._fingerprinter = crawler.request_fingerprinter
         self._local_seen: set[bytes] = set()
+        # Deferred requests Scrapy is about to hand back to `enqueue_request`.
+        self._deferred: WeakSet[Request] = WeakSet()
         self._client: redis.asyncio.Redis | None = None
         self._frontier: FrontierWorker | None = None
 
@@ -137,6 +144,7 @@ class RedisScheduler(BaseScheduler):
             wake_engine=lambda: wake_engine(self.crawler),
         )
         self._frontier.start()
+        defer.register(self.crawler, self)
         self.crawler.signals.connect(self._spider_idle, signal=signals.spider_idle)
         storage = StoragePipeline.for_crawler(self.crawler)
         if storage is not None:
@@ -147,6 +155,7 @@ class RedisScheduler(BaseScheduler):
         return deferred_from_coro(self._close(reason))
 
     async def _close(self, reason: str) -> None:
+        defer.register(self.crawler, None)
         await self._frontier.close()
         await self._client.aclose()
         logger.info("frontier: worker %s closed (%s)", self.worker, reason)
@@ -160,7 +169,22 @@ class RedisScheduler(BaseScheduler):
         if reason is not None:
             raise CloseSpider(reason)
 
+    @property
+    def job_frontier(self) -> JobFrontier:
+        return self._frontier.frontier
+
+    def defer(self, request: Request, delay: float, reason: str) -> bool:
+        """Fetch a request this worker handed out later (`crawler.frontier.defer`)."""
+        if not self._frontier.defer(request, int(delay * 1000)):
+            return False
+        logger.debug("frontier: deferred %s for %.1fs: %s", request.url, delay, reason)
+        self._deferred.add(request)
+        return True
+
     def enqueue_request(self, request: Request) -> bool:
+        if request in self._deferred:  # handed back by DeferMiddleware: it waits in Redis
+            self._deferred.discard(request)
+            return True
         filtered = not request.dont_filter
         member = b""
         if filtered:

@@ -14,13 +14,17 @@ Keys of one job (`crawler.frontier.queue.FrontierKeys`), all sharing the hash ta
   sorted set (member -> heartbeat expiry);
 - ``x``  the tombstone of an ended job (finished, cancelled or abandoned): set
   before its other keys are deleted, it makes every later push and lease a
-  no-op, so that a worker starting late cannot crawl the job again.
+  no-op, so that a worker starting late cannot crawl the job again;
+- ``d``  sorted set: deferred member -> not-before time (Redis server time, ms);
+- ``ds`` hash: deferred member -> its queue score, to queue it where it was.
 
 A member is a request's 8-byte fingerprint, or ``dontfilter:<n>`` for requests
 that bypass the seen-set. A fingerprint enters the seen-set in the same script
 that queues its request, and leaves the queue only into a lease, and a lease
-only by acknowledgement (done) or expiry (back into the queue): a URL is
-skipped only while it is queued, leased or done, or once its job has ended.
+only by acknowledgement (done), expiry (back into the queue) or deferral
+(into ``d``, which the next lease moves back into the queue once it is due):
+a URL is skipped only while it is queued, leased, deferred or done, or once
+its job has ended.
 """
 
 from __future__ import annotations
@@ -60,8 +64,10 @@ end
 return added
 """
 
-# KEYS: q, r, l, ls, p, w, x ; ARGV: count, lease ms, worker id ('' for none), heartbeat ms
-# Records the worker's heartbeat first: a worker that holds leases counts as live.
+# KEYS: q, r, l, ls, p, w, x, d, ds ; ARGV: count, lease ms, worker id ('' for none),
+# heartbeat ms, most deferred members to requeue.
+# Records the worker's heartbeat first: a worker that holds leases counts as live;
+# then queues the deferred members that are due, each at its old place.
 # Returns {member, payload, ...}, {-1} while the job is paused, {-2} once it has ended.
 LEASE: Final = (
     _NOW_MS
@@ -71,6 +77,12 @@ if ARGV[3] ~= '' then
     redis.call('ZADD', KEYS[6], now + tonumber(ARGV[4]), ARGV[3])
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
+local due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, member in ipairs(due) do
+    redis.call('ZREM', KEYS[8], member)
+    redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[9], member) or '0', member)
+    redis.call('HDEL', KEYS[9], member)
+end
 local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
 local out = {}
 local expiry = now + tonumber(ARGV[2])
@@ -101,8 +113,8 @@ return renewed
 """
 )
 
-# KEYS: q, r, l, ls ; ARGV: members... ; the request is done: forget all but its
-# seen-set entry (also if its lease had expired and it was queued again).
+# KEYS: q, r, l, ls, d, ds ; ARGV: members... ; the request is done: forget all but
+# its seen-set entry (also if its lease had expired and it was queued or deferred again).
 ACK: Final = """
 local acked = 0
 for i = 1, #ARGV do
@@ -110,9 +122,34 @@ for i = 1, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('HDEL', KEYS[2], ARGV[i])
     redis.call('HDEL', KEYS[4], ARGV[i])
+    redis.call('ZREM', KEYS[5], ARGV[i])
+    redis.call('HDEL', KEYS[6], ARGV[i])
 end
 return acked
 """
+
+# KEYS: l, ls, d, ds, x ; ARGV: (member, delay ms) * N ; swap leases for deferrals:
+# each member that is still leased leaves the leases for ``d``, due `delay` ms from
+# now, keeping its queue score; its payload stays. One step, so a worker that dies
+# before or after it loses nothing (its lease expires, or the deferral is in Redis).
+# Returns how many were deferred (none once the job has ended).
+DEFER: Final = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+local deferred = 0
+for i = 1, #ARGV, 2 do
+    local member = ARGV[i]
+    if redis.call('ZREM', KEYS[1], member) == 1 then
+        redis.call('ZADD', KEYS[3], now + tonumber(ARGV[i + 1]), member)
+        redis.call('HSET', KEYS[4], member, redis.call('HGET', KEYS[2], member) or '0')
+        redis.call('HDEL', KEYS[2], member)
+        deferred = deferred + 1
+    end
+end
+return deferred
+"""
+)
 
 # KEYS: q, l, ls ; ARGV: members... ; give leases back to the queue now.
 RELEASE: Final = """
@@ -144,9 +181,9 @@ return #expired
 """
 )
 
-# KEYS: q, l, n, p, w, x ; ARGV: worker id ('' for none), heartbeat ms
+# KEYS: q, l, n, p, w, x, d ; ARGV: worker id ('' for none), heartbeat ms
 # Records the worker's heartbeat (not on an ended job), drops dead workers, and
-# returns {queued, leased, seen, paused, live workers}.
+# returns {queued, leased, seen, paused, live workers, deferred}.
 STATS: Final = (
     _NOW_MS
     + """
@@ -160,13 +197,14 @@ return {
     tonumber(redis.call('GET', KEYS[3]) or '0'),
     redis.call('EXISTS', KEYS[4]),
     redis.call('ZCARD', KEYS[5]),
+    redis.call('ZCARD', KEYS[7]),
 }
 """
 )
 
-# KEYS: q, l, w, x ; ARGV: '1' if the job must also be empty, tombstone ms
+# KEYS: q, l, w, x, d ; ARGV: '1' if the job must also be empty, tombstone ms
 # The last worker ends the job: if no other worker is live (and, with '1', nothing
-# is queued or leased), the tombstone is set in the same step, so that no worker
+# is queued, leased or deferred), the tombstone is set in the same step, so that no worker
 # can lease, or push into a seen-set about to be deleted, after the decision.
 # Returns 1 if the job has ended (now or before), 0 if it goes on.
 END: Final = (
@@ -175,7 +213,8 @@ END: Final = (
 if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
-if ARGV[1] == '1' and (redis.call('ZCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0) then
+if ARGV[1] == '1' and (redis.call('ZCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
+                       or redis.call('ZCARD', KEYS[5]) > 0) then
     return 0
 end
 redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[2]))

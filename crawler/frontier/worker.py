@@ -8,7 +8,8 @@ them, as often as there is something to trade and at least every
 
 1. it pushes the outbox, then acknowledges the ready leases: a done request's
    children were enqueued before it finished, so they are pushed in this round
-   or an earlier one, and nothing a response led to is lost;
+   or an earlier one, and nothing a response led to is lost; then it swaps
+   the leases of deferred requests (`defer`) for their not-before times;
 2. it leases ahead while no more than half of ``prefetch`` is left, and wakes
    the engine as soon as requests arrive;
 3. every third of the lease it renews the leases it holds, requeues expired
@@ -26,10 +27,11 @@ goes on with what is leased. On close it gives back the leases it did not use.
 
 Stats: counters of this worker (``frontier/leased_total`` requests leased,
 ``frontier/dequeued``, ``frontier/pushed_new``, ``frontier/acked``,
-``frontier/reclaimed``, ``frontier/redis_errors``, ``frontier/undecodable``),
-and gauges of the whole job as of the last refresh (``frontier/queued``,
-``frontier/leased``, ``frontier/seen``, ``frontier/workers``), with this
-worker's ``frontier/inflight``.
+``frontier/deferred_total``, ``frontier/reclaimed``, ``frontier/redis_errors``,
+``frontier/undecodable``), and gauges of the whole job as of the last refresh
+(``frontier/queued``, ``frontier/leased``, ``frontier/seen``,
+``frontier/workers``, ``frontier/deferred``), with this worker's
+``frontier/inflight``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,19 @@ class FrontierWorker:
         self.outbox.append(entry)
         self._wake.set()
 
+    def defer(self, request: Request, delay_ms: int) -> bool:
+        """Fetch a handed-out request later, by any worker: not before `delay_ms` from now.
+
+        The lease is swapped for the deferral in Redis in the next round (one
+        atomic step); until then the lease is renewed like any other. False if
+        this worker did not hand the request out. (Once the job has ended,
+        Redis takes no deferral: the request is dropped like its queue.)
+        """
+        if not self.acks.defer(request, delay_ms):
+            return False
+        self._wake.set()
+        return True
+
     def next_request(self) -> Request | None:
         """Hand out the next leased request, or None (and lease more)."""
         self.acks.sweep()
@@ -138,7 +153,7 @@ class FrontierWorker:
             return False
         if self.remote is None:
             return True
-        return self.remote["queued"] + self.remote["leased"] > 0
+        return self.remote["queued"] + self.remote["leased"] + self.remote["deferred"] > 0
 
     # --- the background task ----------------------------------------------------
 
@@ -181,7 +196,8 @@ class FrontierWorker:
         # it finished, so they are in this outbox or an earlier one.
         outbox, self.outbox = self.outbox, []
         acks = self.acks.take()
-        if outbox or acks:
+        deferrals = self.acks.take_deferrals()
+        if outbox or acks or deferrals:
             self._stale = True
         try:
             if outbox:
@@ -192,9 +208,14 @@ class FrontierWorker:
                 await frontier.ack(acks)
                 self.stats.inc_value("frontier/acked", len(acks))
                 acks = []
+            if deferrals:
+                deferred = await frontier.defer(deferrals)
+                self.stats.inc_value("frontier/deferred_total", deferred)
+                deferrals = []
         finally:
             self.outbox[:0] = outbox
             self.acks.put_back(acks)
+            self.acks.put_back_deferrals(deferrals)
         if self._closing:
             return
         if not self.local:
@@ -255,7 +276,7 @@ class FrontierWorker:
         self.remote = stats
         self._stale = False
         self.paused = self.paused or bool(stats["paused"])
-        for key in ("queued", "leased", "seen", "workers"):
+        for key in ("queued", "leased", "seen", "workers", "deferred"):
             self.stats.set_value(f"frontier/{key}", stats[key])
         self.stats.set_value("frontier/inflight",
                              len(self.acks.inflight) + len(self.local) + len(self.acks.awaiting))
