@@ -15,7 +15,10 @@ SOCKS5 proxy on loopback, and Chromium with:
 - ``--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1``: Chromium
   resolves no name itself (no DNS, no DNS-over-HTTPS around the proxy);
 - ``--disable-quic`` and ``--webrtc-ip-handling-policy=disable_non_proxied_udp``:
-  no UDP around the proxy (WebRTC falls back to TCP TURN, through it).
+  no UDP around the proxy (WebRTC falls back to TCP TURN, through it);
+- with ``CRAWLGRAPH_CA_BUNDLE``, ``--ignore-certificate-errors-spki-list``
+  naming the proxy's own key only: the proxy verifies each server against
+  the bundle and answers Chromium with that key (`crawler.rendertls`).
 
 `install(settings)` (called by `crawler.rendering.configure`) binds the
 proxy, adds these switches to ``PLAYWRIGHT_LAUNCH_OPTIONS`` whatever a
@@ -31,7 +34,8 @@ once per host and port with its reason. A navigation that fails at the
 proxy (Chromium says only ``net::ERR_SOCKS_CONNECTION_FAILED``) fails with
 what the proxy saw: `RenderRefused` (a page error naming the refused host
 and address), or the name that does not resolve, the connection refused or
-timed out, as the plain downloader says them.
+timed out, a certificate that fails (`CRAWLGRAPH_CA_BUNDLE`, through
+`crawler.rendertls`), as the plain downloader says them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
+from OpenSSL import SSL
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
@@ -53,7 +58,9 @@ from twisted.internet import error as net
 from core.errors import ConfigError, CrawlgraphError
 from crawler.middlewares.addressguard import private_networks_allowed
 from crawler.renderproxy import GuardProxy, Outcome
+from crawler.rendertls import TlsBridge
 from crawler.resolver import HostMap
+from crawler.tls import SETTING as CA_BUNDLE_SETTING
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ PORT_SETTING = "CRAWLGRAPH_RENDER_GUARD_PORT"  # set by install(), not by hand
 MIDDLEWARE = "crawler.renderguard.RenderGuardMiddleware"
 _SWITCHES = ("--proxy-server", "--proxy-bypass-list", "--proxy-pac-url", "--no-proxy-server",
              "--proxy-auto-detect", "--host-resolver-rules", "--webrtc-ip-handling-policy",
-             "--disable-quic", "--enable-quic")
+             "--disable-quic", "--enable-quic", "--ignore-certificate-errors")
 _SOCKS_FAILED = "ERR_SOCKS_CONNECTION_FAILED"
 _LOGGED_MAX = 1000
 # Proxies bound by install(), waiting for their crawl's middleware (by port).
@@ -93,8 +100,10 @@ def install(settings: Settings) -> GuardProxy:
                               hint="Remove the context's proxy.")
     allowed = [ipaddress.ip_network(n, strict=False) for n in
                settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
+    bundle = settings.get(CA_BUNDLE_SETTING)
+    tls = TlsBridge(bundle) if bundle else None
     proxy = GuardProxy(
-        hosts=HostMap.from_settings(settings), allowed=allowed,
+        hosts=HostMap.from_settings(settings), allowed=allowed, tls=tls,
         allow_private=private_networks_allowed(settings.get("CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS")),
         dns_timeout=settings.getfloat("DNS_TIMEOUT", 60),
         connect_timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 180))
@@ -102,7 +111,8 @@ def install(settings: Settings) -> GuardProxy:
     options = dict(settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS"))
     options.pop("proxy", None)
     args = [a for a in options.get("args") or () if not str(a).startswith(_SWITCHES)]
-    options["args"] = [*args, *chromium_switches(proxy.url)]
+    options["args"] = [*args, *chromium_switches(proxy.url),
+                       *(tls.chromium_switches() if tls else ())]
     _set(settings, "PLAYWRIGHT_LAUNCH_OPTIONS", options)
     _set(settings, PORT_SETTING, proxy.port)
     middlewares = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
@@ -155,23 +165,25 @@ class RenderGuardMiddleware:
 
     def process_exception(self, request: Request, exception: Exception) -> None:
         since = self._started.pop(request, None)
-        if since is None or _SOCKS_FAILED not in str(exception):
-            return
-        failure = _pick(self.proxy.recent_failures(since), request)
+        text = str(exception)
+        if since is None or "net::ERR_" not in text:
+            return  # not Chromium's network error
+        failure = _pick(self.proxy.recent_failures(since), request, _SOCKS_FAILED in text)
         if failure is not None:
             raise _error(failure) from exception
 
 
-def _pick(failures: list[Outcome], request: Request) -> Outcome | None:
+def _pick(failures: list[Outcome], request: Request, at_proxy: bool) -> Outcome | None:
     """The proxy's failure that most likely ended this navigation.
 
     Its own host first (a first hop the downloader's guard let through may
-    resolve elsewhere by now); else the last refusal, the hop of a redirect.
+    resolve elsewhere by now, or its certificate fail); else, when Chromium
+    says the proxy refused a connection, the last refusal: a redirect's hop.
     None when neither (the navigation's error then stays Chromium's).
     """
     host = urlsplit(request.url).hostname
     own = [f for f in failures if f.host == host]
-    refused = [f for f in failures if f.kind == "refused"]
+    refused = [f for f in failures if f.kind == "refused"] if at_proxy else []
     for group in (own, refused):
         if group:
             return group[-1]
@@ -185,5 +197,5 @@ def _error(failure: Outcome) -> Exception:
                                   "CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS (or "
                                   "CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS).")
     kinds: dict[str, Any] = {"dns": net.DNSLookupError, "timeout": net.TCPTimedOutError,
-                             "connect": net.ConnectionRefusedError}
+                             "connect": net.ConnectionRefusedError, "tls": SSL.Error}
     return kinds[failure.kind](failure.detail)

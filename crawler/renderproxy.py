@@ -15,10 +15,14 @@ downloader's address guard (`crawler.middlewares.addressguard`) would:
    networks are allowed;
 3. it connects to exactly the address it checked and relays bytes, so no
    second lookup (DNS rebinding) can move the connection elsewhere. TLS
-   stays end to end between Chromium and the server.
+   stays end to end between Chromium and the server, unless the crawl has a
+   CA bundle (`CRAWLGRAPH_CA_BUNDLE`): then the proxy verifies the server
+   against it, as plain fetches are, and speaks TLS to Chromium with a key
+   of its own (`crawler.rendertls`).
 
 Every outcome that is not a plain success (a refusal, a name that does not
-resolve, a refused or timed-out connection) is remembered for a while
+resolve, a refused or timed-out connection, a certificate that fails) is
+remembered for a while
 (`recent_failures`) so that a failed navigation can say why, and a refusal
 is reported to `on_refused(host, port, reason)`.
 """
@@ -28,16 +32,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
+import ssl
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from crawler.middlewares.addressguard import IPNetwork, address_reason
+from crawler.rendertls import TLS_RECORD, ServerSide, TlsBridge
 from crawler.resolver import HostMap
 
+logger = logging.getLogger(__name__)
 _HANDSHAKE_TIMEOUT = 10.0
 _CHUNK = 64 * 1024
 _REMEMBERED = 1024
@@ -53,7 +61,7 @@ class Outcome:
 
     host: str
     port: int
-    kind: str  # "refused" (the guard), "dns", "connect", "timeout"
+    kind: str  # "refused" (the guard), "dns", "connect", "timeout", "tls"
     detail: str
     at: float  # time.monotonic()
 
@@ -69,9 +77,10 @@ class GuardProxy:
 
     def __init__(self, *, hosts: HostMap | None = None, allowed: Sequence[IPNetwork] = (),
                  allow_private: bool = False, dns_timeout: float = 60.0,
-                 connect_timeout: float = 30.0,
+                 connect_timeout: float = 30.0, tls: TlsBridge | None = None,
                  on_refused: Callable[[str, int, str], None] | None = None) -> None:
         self.hosts = hosts or HostMap()
+        self.tls = tls
         self.allowed = list(allowed)
         self.allow_private = allow_private
         self.dns_timeout = dns_timeout
@@ -135,9 +144,11 @@ class GuardProxy:
                 return
             await _reply(writer, _OK)
             self.connections += 1
-            await _relay(reader, writer, up_reader, upstream)
-        except (OSError, asyncio.IncompleteReadError):
-            pass  # either side went away
+            await self._carry(host, port, reader, writer, up_reader, upstream)
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # either side went away, or Chromium dropped the handshake
+        except Exception:  # a bug here must not pass unseen, nor stop the other connections
+            logger.exception("render proxy: a connection failed")
         finally:
             self._tasks.discard(task)
             for w in (writer, upstream):
@@ -145,6 +156,31 @@ class GuardProxy:
                     w.close()
                     with contextlib.suppress(OSError, asyncio.CancelledError):
                         await w.wait_closed()
+
+    async def _carry(self, host: str, port: int, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
+                     upstream: asyncio.StreamWriter) -> None:
+        """Relay a connection: bytes as they are, or TLS verified against the bundle."""
+        if self.tls is None:
+            await _relay(_Side(reader.read, _writes(writer), writer),
+                         _Side(up_reader.read, _writes(upstream), upstream))
+            return
+        first = await reader.read(_CHUNK)
+        if not first or first[0] != TLS_RECORD:
+            upstream.write(first)
+            await _relay(_Side(reader.read, _writes(writer), writer),
+                         _Side(up_reader.read, _writes(upstream), upstream))
+            return
+        try:
+            await asyncio.wait_for(upstream.start_tls(self.tls.client, server_hostname=host),
+                                   self.connect_timeout)
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self._remember(host, port, "tls", f"{host}: {exc}")
+            return
+        client = ServerSide(reader, writer, self.tls.server, first)
+        await client.handshake()
+        await _relay(_Side(client.read, client.write, None),
+                     _Side(up_reader.read, _writes(upstream), upstream))
 
     async def _handshake(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> tuple[str, int]:
@@ -239,18 +275,34 @@ async def _reply(writer: asyncio.StreamWriter, code: int) -> None:
     await writer.drain()
 
 
-async def _relay(client_reader: asyncio.StreamReader, client: asyncio.StreamWriter,
-                 upstream_reader: asyncio.StreamReader, upstream: asyncio.StreamWriter) -> None:
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One end of a relayed connection: read (b"" at the end), write, and its raw stream."""
+
+    read: Callable[[int], Awaitable[bytes]]
+    write: Callable[[bytes], Awaitable[None]]
+    stream: asyncio.StreamWriter | None  # to half-close, or None (TLS: closed with the rest)
+
+
+def _writes(writer: asyncio.StreamWriter) -> Callable[[bytes], Awaitable[None]]:
+    async def write(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+    return write
+
+
+async def _relay(a: _Side, b: _Side) -> None:
     """Copy bytes both ways until both sides are done."""
 
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def pipe(source: _Side, sink: _Side) -> None:
         try:
             while data := await source.read(_CHUNK):
-                sink.write(data)
-                await sink.drain()
-            if sink.can_write_eof():
-                sink.write_eof()
-        except OSError:
-            sink.close()
+                await sink.write(data)
+            if sink.stream is not None and sink.stream.can_write_eof():
+                sink.stream.write_eof()
+        except (OSError, ssl.SSLError):
+            for side in (source, sink):
+                if side.stream is not None:
+                    side.stream.close()
 
-    await asyncio.gather(pipe(client_reader, upstream), pipe(upstream_reader, client))
+    await asyncio.gather(pipe(a, b), pipe(b, a))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
@@ -12,6 +12,7 @@ from crawler.rendering import needs_render
 from crawler.urls import canonicalize
 from tests.crawlrun import run_crawl
 from tests.graphdata import make_job, make_user
+from tests.websites import OTHER_CA, WRONG_NAME, websites_fixture  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -114,3 +115,24 @@ def test_a_rendered_page_behind_a_301_stores_its_redirect_as_a_plain_fetch_does(
     assert [p[:3] for p in pages] == [p[:3] for p in plain_pages] \
         == [(canonicalize(start), canonicalize(landing), 200)]
     assert pages[0][3] is True and plain_pages[0][3] is False
+
+
+def test_named_https_sites_render_with_the_ca_bundle_checked_as_plain_fetches_are(websites):
+    sites = websites(pages=5)
+    home = sites.world.home("example.test")
+    starts = [home, f"https://{OTHER_CA}/", f"https://{WRONG_NAME}/"]
+    result = run_crawl(SITE, {"start_urls": json.dumps(starts), "render_js": "always"},
+                       {**sites.settings, "RETRY_TIMES": 0}, timeout=180)
+    assert result.reason == "finished", result.log[-3000:]
+    answered = {p["final_url"] for p in result.pages if p["status"] == 200}
+    assert answered == sites.world.page_urls("example.test")
+    assert all(p["rendered"] for p in result.pages)
+    # Chromium reached each page through the proxy, by name (TLS SNI), on the mapped port.
+    https = [r for r in sites.requests() if r.scheme == "https"]
+    assert {r.sni for r in https} >= {urlsplit(home).hostname}
+    pages = {p["url"]: p for p in result.pages}
+    other, wrong = pages[f"https://{OTHER_CA}/"], pages[f"https://{WRONG_NAME}/"]
+    assert other["status"] == 0 and other["error"].startswith("tls: "), other
+    assert "certificate verify failed" in other["error"]
+    assert wrong["status"] == 0 and wrong["error"].startswith("tls: "), wrong
+    assert "match" in wrong["error"], wrong
