@@ -175,3 +175,80 @@ def test_a_navigation_failing_at_the_proxy_says_what_the_proxy_saw():
     assert mw.process_exception(other, Exception("net::ERR_ABORTED")) is None
     assert crawler.stats.get_value("rendering/guard_refused") == 1
     proxy._sock.close()
+
+
+def _tls_through(bridge_ca, server_ca) -> tuple[bytes, list, str]:
+    """A TLS echo server with a certificate from `server_ca`, reached through a bundle proxy."""
+    import ssl
+    import tempfile
+    from pathlib import Path
+
+    from crawler.rendertls import TlsBridge
+
+    async def main():
+        served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ca.issue_cert("secure.test").configure_cert(served)
+
+        async def echo(reader, writer):
+            writer.write(await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = Path(tmp, "ca.pem")
+            bridge_ca.cert_pem.write_to_path(str(bundle))
+            bridge = TlsBridge(bundle)
+        proxy = GuardProxy(hosts=HostMap.parse(f"secure.test:443:127.0.0.1:{port}"),
+                           allow_private=True, tls=bridge)
+        await proxy.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"\x05\x01\x00")
+        await reader.readexactly(2)
+        writer.write(b"\x05\x01\x00\x03\x0bsecure.test" + struct.pack("!H", 443))
+        assert (await reader.readexactly(10))[1] == 0
+        # Chromium's side: it trusts nothing but the proxy's own key.
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        echoed, spki = b"", ""
+        try:
+            await writer.start_tls(client, server_hostname="secure.test")
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            spki = _spki_hash(der)
+            writer.write(b"ping")
+            await writer.drain()
+            echoed = await reader.read(100)
+        except (ssl.SSLError, ConnectionError):
+            pass  # the proxy hung up: upstream was not verified
+        writer.close()
+        await proxy.close()
+        server.close()
+        return echoed, proxy.recent_failures(0), spki == bridge.spki_hash
+
+    return asyncio.run(main())
+
+
+def _spki_hash(der: bytes) -> str:
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_der_x509_certificate(der).public_key()
+    spki = key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def test_with_a_bundle_the_proxy_verifies_upstream_and_answers_with_its_own_key():
+    import trustme
+
+    ca = trustme.CA()
+    echoed, failures, own_key = _tls_through(ca, ca)
+    assert echoed == b"ping" and failures == [] and own_key
+    echoed, failures, _ = _tls_through(ca, trustme.CA())  # a server the bundle does not vouch for
+    assert echoed == b""
+    assert [(f.host, f.kind) for f in failures] == [("secure.test", "tls")]
+    assert "certificate verify failed" in failures[0].detail
