@@ -60,7 +60,9 @@ crawlgraph settings (defaults in brackets), by component:
   ``CRAWLGRAPH_THROTTLE_PAUSE_STATUSES`` [429, 503],
   ``CRAWLGRAPH_THROTTLE_MAX_PAUSE`` [300] and ``CRAWLGRAPH_THROTTLE_BACKOFF_BASE``
   [1.0] the pause after them; ``CRAWLGRAPH_THROTTLE_SLACK`` [0.05] seconds
-  added to a Crawl-delay.
+  added to a Crawl-delay; ``CRAWLGRAPH_THROTTLE_DEFER`` [True] and
+  ``CRAWLGRAPH_THROTTLE_DEFER_AFTER`` [1.0] a request whose host is not due
+  for longer goes back to the job's frontier instead of waiting in a slot.
 - Spider kit (`crawler.spidermiddlewares`): ``CRAWLGRAPH_CANONICAL_ENABLED``,
   ``CRAWLGRAPH_SCOPE_ENABLED``, ``CRAWLGRAPH_DEPTH_ENABLED``,
   ``CRAWLGRAPH_PAGES_ENABLED``, ``CRAWLGRAPH_RENDER_ENABLED``,

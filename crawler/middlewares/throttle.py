@@ -19,6 +19,17 @@ Without a job id or a Redis URL (``CRAWLGRAPH_REDIS_URL``; a quick local
 `scrapy crawl`, unit tests) the
 same state is kept in the process (`crawler.middlewares.throttlestate`).
 
+A request whose host is not due for longer than
+`CRAWLGRAPH_THROTTLE_DEFER_AFTER` seconds (default 1.0) does not wait in its
+download slot (Scrapy counts a waiting request among `CONCURRENT_REQUESTS`, so
+the requests of a few slow hosts would keep every other host waiting): it
+goes back to the job's frontier with a not-before time
+(`crawler.frontier.defer`), nothing reserved for it, and any worker fetches
+it then; the deferred requests of one host come back one interval apart.
+Stats: ``throttle/deferred``. Only requests the frontier handed out are
+deferred (a job's crawler process, not robots.txt fetches); the others wait
+as before. `CRAWLGRAPH_THROTTLE_DEFER = False` makes every request wait.
+
 Other components reach it through signals (`crawler.middlewares.signals`): a
 robots.txt `Crawl-delay` (`robots_parsed`) becomes the host's minimum delay,
 and a detected block (`host_blocked`) doubles the host's delay.
@@ -41,6 +52,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
+from crawler.frontier.defer import Defer, can_defer
 from crawler.middlewares.retryafter import parse_retry_after
 from crawler.middlewares.signals import host_blocked, robots_parsed
 from crawler.middlewares.throttleredis import RedisThrottleState
@@ -72,6 +84,8 @@ class ThrottleMiddleware:
         self.slack = s.getfloat("CRAWLGRAPH_THROTTLE_SLACK", 0.05)
         self.lease = s.getfloat("DOWNLOAD_TIMEOUT", 180) + 30
         self.shared = s.getbool("CRAWLGRAPH_THROTTLE_SHARED", True)
+        self.defer = s.getbool("CRAWLGRAPH_THROTTLE_DEFER", True)
+        self.defer_after = s.getfloat("CRAWLGRAPH_THROTTLE_DEFER_AFTER", 1.0)
         self.redis_url = s.get("CRAWLGRAPH_REDIS_URL") or None
         self.state: ThrottleState = LocalThrottleState()
         self._worker = uuid.uuid4().hex[:12]
@@ -117,11 +131,24 @@ class ThrottleMiddleware:
             return
         host = host_key(request.url)
         token = f"{self._worker}:{next(self._counter)}"
+        # robots.txt is fetched outside the frontier (engine.download_async): it waits.
+        deferrable = (self.defer and not request.meta.get("crawlgraph_robots")
+                      and can_defer(self.crawler))
         while True:
-            wait = await self.state.acquire(host, self.min_delay, self.max_concurrency, token,
-                                            self.lease)
-            if wait >= 0:
-                break
+            if deferrable:
+                verdict, wait = await self.state.acquire_or_defer(
+                    host, self.min_delay, self.max_concurrency, token, self.lease,
+                    self.defer_after)
+                if verdict == "defer":
+                    self.crawler.stats.inc_value("throttle/deferred")
+                    raise Defer(wait, f"{host} is not due for {wait:.1f}s (politeness)")
+                if verdict == "ok":
+                    break
+            else:
+                wait = await self.state.acquire(host, self.min_delay, self.max_concurrency,
+                                                token, self.lease)
+                if wait >= 0:
+                    break
             # At the host's concurrency limit: try again as soon as this worker
             # releases one of its requests to the host, or after a short poll
             # (the request in flight may be another worker's).

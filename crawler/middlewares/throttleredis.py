@@ -27,6 +27,7 @@ class RedisThrottleState:
         self.client = aioredis.Redis.from_url(redis_url)
         self.prefix = f"crawlgraph:{job_id}:throttle:"
         self._acquire = self.client.register_script(throttlescripts.ACQUIRE)
+        self._acquire_or_defer = self.client.register_script(throttlescripts.ACQUIRE_OR_DEFER)
         self._adapt = self.client.register_script(throttlescripts.ADAPT)
         self._pause = self.client.register_script(throttlescripts.PAUSE)
 
@@ -63,6 +64,16 @@ class RedisThrottleState:
         return float(await self._call(
             lambda: self._acquire(keys=keys, args=[min_delay, max_concurrency, token, lease]),
             forever=True))
+
+    async def acquire_or_defer(self, host: str, min_delay: float, max_concurrency: int,
+                               token: str, lease: float, defer_after: float
+                               ) -> tuple[str, float]:
+        keys = self._keys(host)
+        verdict, seconds = await self._call(
+            lambda: self._acquire_or_defer(
+                keys=keys, args=[min_delay, max_concurrency, token, lease, defer_after]),
+            forever=True)
+        return verdict.decode(), float(seconds)
 
     async def release(self, host: str, token: str) -> None:
         await self._call(lambda: self.client.zrem(self._keys(host)[1], token), forever=False)

@@ -3,8 +3,9 @@
 Keys of one host of one job (`crawler.middlewares.throttleredis`):
 ``crawlgraph:<job>:throttle:<host:port>``, a hash with the fields ``next``
 (the earliest start of the next request), ``delay`` (the adapted delay),
-``crawl_delay`` (robots.txt), ``paused_until`` and ``strikes`` (429/503 in a
-row), and ``crawlgraph:<job>:throttle:inflight:<host:port>``, a sorted set of
+``crawl_delay`` (robots.txt), ``paused_until``, ``strikes`` (429/503 in a
+row) and ``deferred_until`` (the latest start promised to a deferred request),
+and ``crawlgraph:<job>:throttle:inflight:<host:port>``, a sorted set of
 reservation tokens by lease expiry. Times are Redis's clock (``TIME``), so
 workers on machines whose clocks disagree still share one schedule.
 """
@@ -30,6 +31,35 @@ redis.call('ZADD', KEYS[2], start + tonumber(ARGV[4]), ARGV[3])
 redis.call('EXPIRE', KEYS[1], 86400)
 redis.call('EXPIRE', KEYS[2], 86400)
 return tostring(start - now)
+"""
+
+# KEYS: state hash, in-flight zset. ARGV: min_delay, max_concurrency, token, lease seconds,
+# defer_after seconds. Returns {verdict, seconds}: 'ok' (reserved, as ACQUIRE: start
+# in `seconds`), 'busy' (at the concurrency limit, the host due within defer_after) or
+# 'defer' (the host is not due for longer than defer_after: nothing is reserved, and
+# `seconds` is when to come back, each deferred request of the host one interval
+# after the one deferred before it, so that they do not all come back at once).
+ACQUIRE_OR_DEFER: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local h = redis.call('HMGET', KEYS[1], 'next', 'delay', 'crawl_delay', 'paused_until',
+                     'deferred_until')
+local interval = math.max(tonumber(ARGV[1]), tonumber(h[2] or 0), tonumber(h[3] or 0))
+local start = math.max(now, tonumber(h[1] or 0), tonumber(h[4] or 0))
+if start - now > tonumber(ARGV[5]) then
+  local later = math.max(start, tonumber(h[5] or 0) + interval)
+  redis.call('HSET', KEYS[1], 'deferred_until', tostring(later))
+  redis.call('EXPIRE', KEYS[1], 86400)
+  return {'defer', tostring(later - now)}
+end
+local maxc = tonumber(ARGV[2])
+if maxc > 0 and redis.call('ZCARD', KEYS[2]) >= maxc then return {'busy', '0'} end
+redis.call('HSET', KEYS[1], 'next', tostring(start + interval))
+redis.call('ZADD', KEYS[2], start + tonumber(ARGV[4]), ARGV[3])
+redis.call('EXPIRE', KEYS[1], 86400)
+redis.call('EXPIRE', KEYS[2], 86400)
+return {'ok', tostring(start - now)}
 """
 
 # KEYS: state hash, in-flight zset. ARGV: latency, target concurrency, min, max, ok (1/0),

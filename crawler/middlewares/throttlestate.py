@@ -1,7 +1,8 @@
 """The throttle's per-host state: the interface, and the state of one process.
 
 `ThrottleState` is what `crawler.middlewares.throttle.ThrottleMiddleware`
-asks of a backend: reserve a start time for a request to a host, release the
+asks of a backend: reserve a start time for a request to a host (or, when the
+host is not due soon, say when to come back, `acquire_or_defer`), release the
 reservation, adapt the host's delay to a response's latency, pause the host
 after a 429/503, and read or set single fields. `LocalThrottleState` keeps it
 in the process (no job or no Redis); `crawler.middlewares.throttleredis`
@@ -19,6 +20,9 @@ class ThrottleState(Protocol):
 
     async def acquire(self, host: str, min_delay: float, max_concurrency: int, token: str,
                       lease: float) -> float: ...
+    async def acquire_or_defer(self, host: str, min_delay: float, max_concurrency: int,
+                               token: str, lease: float, defer_after: float
+                               ) -> tuple[str, float]: ...
     async def release(self, host: str, token: str) -> None: ...
     async def adapt(self, host: str, latency: float, target: float, lo: float, hi: float,
                     ok: bool, release: str = "") -> float: ...
@@ -54,6 +58,26 @@ class LocalThrottleState:
         h["next"] = start + interval
         inflight[token] = start + lease
         return start - now
+
+    async def acquire_or_defer(self, host: str, min_delay: float, max_concurrency: int,
+                               token: str, lease: float, defer_after: float
+                               ) -> tuple[str, float]:
+        """`('ok', wait)` reserved; `('busy', 0)` at the limit; `('defer', seconds)` not due.
+
+        A host not due for longer than `defer_after` reserves nothing: the
+        request comes back in `seconds`, each deferred request of the host one
+        interval after the one deferred before it (`deferred_until`).
+        """
+        now = time.time()
+        h = self._h(host)
+        interval = max(min_delay, h.get("delay", 0.0), h.get("crawl_delay", 0.0))
+        start = max(now, h.get("next", 0.0), h.get("paused_until", 0.0))
+        if start - now > defer_after:
+            later = max(start, h.get("deferred_until", 0.0) + interval)
+            h["deferred_until"] = later
+            return "defer", later - now
+        wait = await self.acquire(host, min_delay, max_concurrency, token, lease)
+        return ("ok", wait) if wait >= 0 else ("busy", 0.0)
 
     async def release(self, host: str, token: str) -> None:
         self._inflight.get(host, {}).pop(token, None)
