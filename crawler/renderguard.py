@@ -20,6 +20,11 @@ SOCKS5 proxy on loopback, and Chromium with:
   naming the proxy's own key only: the proxy verifies each server against
   the bundle and answers Chromium with that key (`crawler.rendertls`).
 
+SOCKS5 rather than an HTTP proxy: Chromium sends plain http:// requests to
+an HTTP proxy as requests, on connections it reuses across hosts, and a
+refusal would read as the site's own answer; through SOCKS5 each connection
+is one CONNECT to one host and port, http and https alike.
+
 `install(settings)` (called by `crawler.rendering.configure`) binds the
 proxy, adds these switches to ``PLAYWRIGHT_LAUNCH_OPTIONS`` whatever a
 project set there, and installs `RenderGuardMiddleware`, which serves the

@@ -129,7 +129,7 @@ def guarded_site(internal: str, stun_port: int) -> dict[str, Page]:
     on 127.0.0.1 and localhost, which Chromium must not bypass), opens a
     WebSocket to it, asks WebRTC to use a TURN server on it (TCP) and a STUN
     server on 127.0.0.1:`stun_port` (UDP); `/slow.js` holds the page's load
-    event for a second so that all of them are on their way before Chromium
+    event for two seconds so that all of them are on their way before Chromium
     is done. `/moved` is a 301 to `internal`.
     """
     host = internal.split("//", 1)[1]
@@ -154,7 +154,7 @@ def guarded_site(internal: str, stun_port: int) -> dict[str, Page]:
              f"<script src=\"/slow.js\"></script></body></html>")
     return {
         "/": Page(start.encode()),
-        "/slow.js": Page(b"document.title = 'guarded';", delay=1.0,
+        "/slow.js": Page(b"document.title = 'guarded';", delay=2.0,
                          headers={"Content-Type": "text/javascript"}),
         "/moved": Page(b"", 301, {"Location": f"{internal}/target"}),
         "/robots.txt": Page(b"User-agent: *\nAllow: /\n", headers={"Content-Type": "text/plain"}),
