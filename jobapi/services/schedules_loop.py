@@ -66,6 +66,7 @@ async def run_scheduler(settings: Settings, *, poll_seconds: float = POLL_SECOND
                       allow_private_networks=settings.allow_private_networks,
                       crawler_overrides=dict(crawler_overrides or {}),
                       grace=timedelta(seconds=grace_seconds))
+    await ctx.spider_catalog.names()  # loads the spiders now, not at the first fire
     log.info("scheduler started (every %gs, grace %gs)", poll_seconds, grace_seconds)
     try:
         while not stop.is_set():
