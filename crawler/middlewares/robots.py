@@ -79,7 +79,7 @@ WAIT_CAUSES = {"timeout": "did not answer in time", "reset": "reset the connecti
 
 
 class RobotsForbidden(IgnoreRequest):
-    """A request skipped because robots.txt disallows it (or is unavailable)."""
+    """A request skipped because robots.txt disallows it (or redirects more than 5 times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +210,15 @@ class RobotsMiddleware:
         return rules
 
     def _shared_outages(self) -> RobotsOutages | None:
-        """The job's shared outage state, while requests can be deferred (else None)."""
-        if self._outages is None and self.max_wait > 0 and can_defer(self.crawler):
-            frontier = job_frontier(self.crawler)
-            if frontier is not None:
-                self._outages = RobotsOutages(
-                    frontier, max_wait=self.max_wait, base=self.backoff_base,
-                    cap=self.backoff_max, claim_seconds=self.claim_seconds, rng=self._rng)
-        return self._outages if can_defer(self.crawler) else None
+        """The job's shared outage state, while requests can wait (else None)."""
+        if self.max_wait <= 0 or not can_defer(self.crawler):
+            return None
+        frontier = job_frontier(self.crawler)
+        if self._outages is None or self._outages.frontier is not frontier:
+            self._outages = RobotsOutages(
+                frontier, max_wait=self.max_wait, base=self.backoff_base,
+                cap=self.backoff_max, claim_seconds=self.claim_seconds, rng=self._rng)
+        return self._outages
 
     async def _resolve(self, origin: str) -> RobotsRules:
         """The verdict for `origin`: its rules, or wait, or give up; see the module docstring."""
