@@ -42,8 +42,8 @@ class PageRow(msgspec.Struct, frozen=True):
     elapsed_ms: _Int4 | None
     rendered: bool
     error: str | None
-    discovered: Discovery | None
     canonical_url: _Canonical | None
+    discovered: Discovery | None
 
 
 class LinkRow(msgspec.Struct, frozen=True):

@@ -33,8 +33,8 @@ STAGING_DDL: Final = """
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_pages (
     url text COLLATE "C", final_url text COLLATE "C", status integer, content_type text,
     title text, depth integer, fetched_at timestamptz, size bigint, content_hash text,
-    elapsed_ms integer, rendered boolean, error text, discovered text,
-    canonical_url text COLLATE "C"
+    elapsed_ms integer, rendered boolean, error text, canonical_url text COLLATE "C",
+    discovered text
 ) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
