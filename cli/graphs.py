@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--no-nofollow", action="store_true", help="leave out nofollow links")
     build.add_argument("--no-fold-redirects", action="store_true",
                        help="keep URLs that redirected as nodes, with an edge to their target")
+    build.add_argument("--fold-canonical", action="store_true",
+                       help="make a page that declares a canonical URL that URL's node")
     build.add_argument("--damping", type=float, default=0.85, help="PageRank damping")
     mode = build.add_mutually_exclusive_group()
     mode.add_argument("--wait", action="store_true", help="wait until a worker has built it")
@@ -101,6 +103,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         self_loops=args.self_loops,
         nofollow=not args.no_nofollow,
         fold_redirects=not args.no_fold_redirects,
+        fold_canonical=args.fold_canonical,
         damping=args.damping,
         extra_jobs=jobs[1:],
     ).validate()

@@ -16,6 +16,14 @@ URLs stay themselves. With `fold_redirects` a URL that redirected is no node
 landed, and so do its host's and domain's.
 Without it, each hop is an edge of its own (weight 1, `ep.redirect` true).
 
+Canonicals fold after the redirects, with `fold_canonical` (off by default):
+`canonical_landing(table, land)` follows each node from where it landed to
+the canonical URL its page declares, to where that lands, and on to that
+page's canonical (pointer jumping again); a chain that runs into a loop stops
+where its redirects landed. A page folded into its canonical is no node, as a
+URL that redirected is none. Without it, the page level carries
+`vp.canonical`: the canonical URL each page declares (empty for none).
+
 The graph carries `vp.label` (URL, host or domain), `vp.pages` (pages folded
 into the node), `vp.crawled` (of which fetched), `ep.weight` (number of
 links, i.e. `<a>` elements, it stands for, plus one per redirect hop) and,
@@ -47,6 +55,7 @@ class BuildOptions:
     self_loops: bool = False
     nofollow: bool = True
     fold_redirects: bool = True
+    fold_canonical: bool = False
 
 
 def _groups(labels: list[str], level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +70,22 @@ def _groups(labels: list[str], level: str) -> tuple[np.ndarray, np.ndarray]:
     return domain_names.astype(object), domain_of_host[host_of_node].astype(np.int64)
 
 
+def _follow(hop: np.ndarray, stay: np.ndarray) -> np.ndarray:
+    """Where following `hop` from each node ends; `stay[i]` for a node whose chain loops."""
+    land = hop
+    # After k rounds land[i] is 2**k hops from i (or the chain's end), and no
+    # chain is longer than the number of nodes.
+    for _ in range(max(1, len(hop).bit_length())):
+        further = land[land]
+        if np.array_equal(further, land):
+            break
+        land = further
+    looping = hop[land] != land
+    if looping.any():
+        land = np.where(looping, stay, land)
+    return land
+
+
 def landing(table: LinkTable) -> np.ndarray:
     """The node each node's redirect chain lands on: itself unless it redirected.
 
@@ -69,37 +94,63 @@ def landing(table: LinkTable) -> np.ndarray:
     """
     hop = np.arange(table.node_count, dtype=np.int64)
     hop[table.redirect_source] = table.redirect_target
-    land = hop
-    # After k rounds land[i] is 2**k hops from i (or the chain's end), and no
-    # chain is longer than the number of nodes.
-    for _ in range(max(1, table.node_count.bit_length())):
-        further = land[land]
-        if np.array_equal(further, land):
-            break
-        land = further
-    looping = hop[land] != land
-    if looping.any():
-        land = np.where(looping, np.arange(table.node_count, dtype=np.int64), land)
-    return land
+    return _follow(hop, np.arange(table.node_count, dtype=np.int64))
 
 
-def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
-    """Build the directed, weighted graph of `table` at `options.level`."""
-    fold = options.fold_redirects and table.redirect_count > 0
+def canonical_landing(table: LinkTable, land: np.ndarray) -> np.ndarray:
+    """The node each node folds into: from where it landed (`land`), through canonicals.
+
+    One step goes from a node's landing to the canonical its page declares and
+    to where that lands; a chain of canonicals is followed to its end, and one
+    that runs into a loop (`a -> b -> a`) stays where `land` put it.
+    """
+    canonical = np.arange(table.node_count, dtype=np.int64)
+    canonical[table.canonical_source] = table.canonical_target
+    return _follow(land[canonical[land]], land)
+
+
+def _nodes(table: LinkTable, options: BuildOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which URLs are nodes, and where each URL folds (None: nothing folds)."""
+    fold_canonical = options.fold_canonical and table.canonical_count > 0
+    fold = (options.fold_redirects and table.redirect_count > 0) or fold_canonical
     keep = np.ones(table.node_count, dtype=bool)
     if not options.include_uncrawled:
         keep = table.status >= 0
+    linked = np.zeros(table.node_count, dtype=bool)
+    linked[table.source] = True
+    linked[table.target] = True
+    land = None
     if fold:
-        land = landing(table)
+        land = (landing(table) if options.fold_redirects
+                else np.arange(table.node_count, dtype=np.int64))
+        if fold_canonical:
+            land = canonical_landing(table, land)
+            if not options.include_uncrawled:
+                # A canonical nobody fetched is the node of the fetched pages folded into it.
+                keep[land[table.canonical_source]] = True
         # A URL that redirected is no node, unless its chain runs into a loop: then
         # it stays as it is if a link points at it (otherwise no link or page has it).
         landed = land == np.arange(table.node_count)
         redirected = np.zeros(table.node_count, dtype=bool)
-        redirected[table.redirect_source] = True
-        linked = np.zeros(table.node_count, dtype=bool)
-        linked[table.source] = True
-        linked[table.target] = True
+        if options.fold_redirects:
+            redirected[table.redirect_source] = True
         keep &= landed & (~redirected | linked)
+    if table.canonical_count:
+        # A URL that is only some page's canonical (not fetched, linked or redirected
+        # through: what else the read takes is one of these) is a node only if pages
+        # fold into it; a canonical that lost to another job's is none.
+        only = (table.status < 0) & ~linked
+        only[table.redirect_source] = only[table.redirect_target] = False
+        if fold_canonical:
+            only[land[table.canonical_source]] = False
+        keep &= ~only
+    return keep, land
+
+
+def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
+    """Build the directed, weighted graph of `table` at `options.level`."""
+    keep, land = _nodes(table, options)
+    fold = land is not None
     kept = np.flatnonzero(keep)
     kept_urls = [table.urls[i] for i in kept.tolist()] if not keep.all() else table.urls
     names, group_of_kept = _groups(kept_urls, options.level)
@@ -167,6 +218,19 @@ def build_graph(table: LinkTable, options: BuildOptions) -> gt.Graph:
                  else np.zeros(len(kept), dtype=np.int8))
         g.vp.discovered = g.new_vp("string",
                                    vals=np.array(DISCOVERY, dtype=object)[codes].tolist())
+        if not options.fold_canonical:
+            g.vp.canonical = g.new_vp("string", vals=_declared(table, kept))
     g.gp.level = g.new_gp("string", options.level)
     g.gp.fold_redirects = g.new_gp("bool", options.fold_redirects)
+    g.gp.fold_canonical = g.new_gp("bool", options.fold_canonical)
     return g
+
+
+def _declared(table: LinkTable, kept: np.ndarray) -> list[str]:
+    """The canonical URL each kept node's page declares ("" for none)."""
+    if not table.canonical_count:
+        return [""] * len(kept)
+    canonical = np.full(table.node_count, -1, dtype=np.int64)
+    canonical[table.canonical_source] = table.canonical_target
+    declared = canonical[kept]
+    return [table.urls[c] if c >= 0 else "" for c in declared.tolist()]

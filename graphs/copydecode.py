@@ -54,7 +54,8 @@ def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
     }
 
 
-def decode_redirects(buf: bytes | bytearray) -> dict[str, np.ndarray]:
+def decode_pairs(buf: bytes | bytearray) -> dict[str, np.ndarray]:
+    """(source, target) hash pairs: the redirect hops, the canonicals."""
     rows = binary_rows(buf)
     return {
         "source": column(rows, 0, ">i8").astype(np.int64),

@@ -7,8 +7,10 @@ are escaped in one pass (joined on NUL, which Postgres text cannot contain)
 and rows are formatted with one template, so there is no per-value Python
 branching.
 
-Every node carries its label (URL, host or domain), `pages`, `crawled` and
-each metric that the build computed; every edge its weight (number of links)
+Every node carries its label (URL, host or domain), `pages`, `crawled`,
+each metric that the build computed and, at the page level, the text
+attributes `discovered` and (canonicals not folded) `canonical`, "" for none;
+every edge its weight (number of links)
 and, in a graph built without folding redirects, `redirect` (true when the
 edge stands for a redirect hop).
 Node ids are the graph's vertex indices, the same as `graph_nodes.node_id`.
@@ -30,7 +32,7 @@ import msgspec
 import numpy as np
 
 from graphs.errors import InvalidGraphRequest
-from graphs.models import EXPORT_FORMATS, NODE_COLUMNS
+from graphs.models import EXPORT_FORMATS, NODE_COLUMNS, TEXT_COLUMNS
 
 CHUNK = 20_000
 # XML 1.0 forbids these characters even escaped; NUL stays out of the set because it
@@ -52,6 +54,11 @@ def node_columns(g: gt.Graph) -> list[str]:
     return [c for c in NODE_COLUMNS if c in g.vp]
 
 
+def text_columns(g: gt.Graph) -> list[str]:
+    """The text node attributes that `g` has (`TEXT_COLUMNS`), in that order."""
+    return [c for c in TEXT_COLUMNS if c in g.vp]
+
+
 def _xml_labels(labels: list[str]) -> list[str]:
     joined = _INVALID_XML.sub("", "\x00".join(labels))
     return html.escape(joined, quote=True).split("\x00") if labels else []
@@ -69,6 +76,17 @@ def _labels(g: gt.Graph, start: int, stop: int) -> list[str]:
 
 def _columns(g: gt.Graph, names: list[str], start: int, stop: int) -> list[list]:
     return [g.vp[name].a[start:stop].tolist() for name in names]
+
+
+def _texts(g: gt.Graph, names: list[str], start: int, stop: int,
+           escape: Callable[[list[str]], list[str]] | None = None) -> list[list[str]]:
+    """The text attributes `names` of nodes start..stop, each list through `escape`."""
+    out = []
+    for name in names:
+        prop = g.vp[name]
+        values = [prop[v] for v in range(start, stop)]
+        out.append(escape(values) if escape is not None else values)
+    return out
 
 
 def _edges(g: gt.Graph) -> np.ndarray:
@@ -91,8 +109,8 @@ def _edge_rows(edges: np.ndarray, redirect: bool) -> Iterable[Sequence]:
 
 
 def iter_graphml(g: gt.Graph) -> Iterator[str]:
-    """GraphML: node ids `n<i>`, keys for label, counts, metrics and weight."""
-    names = node_columns(g)
+    """GraphML: node ids `n<i>`, keys for label, counts, metrics, text attributes and weight."""
+    names, texts = node_columns(g), text_columns(g)
     yield (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
@@ -105,18 +123,20 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
         f'<key id="{name}" for="node" attr.name="{name}" '
         f'attr.type="{_XML_TYPES[g.vp[name].value_type()][1]}"/>\n'
         for name in names
-    )
+    ) + "".join(f'<key id="{name}" for="node" attr.name="{name}" attr.type="string"/>\n'
+                for name in texts)
     yield '<key id="weight" for="edge" attr.name="weight" attr.type="long"/>\n'
     redirect = _has_redirect(g)
     if redirect:
         yield '<key id="redirect" for="edge" attr.name="redirect" attr.type="boolean"/>\n'
     yield '<graph id="G" edgedefault="directed">\n'
     template = '<node id="n{}"><data key="label">{}</data>' + "".join(
-        f'<data key="{name}">{{}}</data>' for name in names
+        f'<data key="{name}">{{}}</data>' for name in (*names, *texts)
     ) + "</node>\n"
     for start, stop in _chunks(g.num_vertices()):
         rows = zip(range(start, stop), _xml_labels(_labels(g, start, stop)),
-                   *_columns(g, names, start, stop), strict=True)
+                   *_columns(g, names, start, stop),
+                   *_texts(g, texts, start, stop, _xml_labels), strict=True)
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
     template = ('<edge source="n{}" target="n{}"><data key="weight">{}</data>'
@@ -128,7 +148,7 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
 
 def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
     """GEXF 1.3 (the format Gephi opens): labels, metrics and communities, edge weights."""
-    names = node_columns(g)
+    names, texts = node_columns(g), text_columns(g)
     today = dt.date.today().isoformat()
     yield (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -143,18 +163,21 @@ def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
     yield "".join(
         f'<attribute id="{i}" title="{name}" type="{_XML_TYPES[g.vp[name].value_type()][0]}"/>\n'
         for i, name in enumerate(names)
-    )
+    ) + "".join(f'<attribute id="{len(names) + i}" title="{name}" type="string"/>\n'
+                for i, name in enumerate(texts))
     yield "</attributes>\n"
     redirect = _has_redirect(g)
     if redirect:
         yield ('<attributes class="edge">\n'
                '<attribute id="redirect" title="redirect" type="boolean"/>\n</attributes>\n')
     yield f'<nodes count="{g.num_vertices()}">\n'
-    values = "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(names)))
+    values = "".join(f'<attvalue for="{i}" value="{{}}"/>'
+                     for i in range(len(names) + len(texts)))
     template = '<node id="{}" label="{}"><attvalues>' + values + "</attvalues></node>\n"
     for start, stop in _chunks(g.num_vertices()):
         rows = zip(range(start, stop), _xml_labels(_labels(g, start, stop)),
-                   *_columns(g, names, start, stop), strict=True)
+                   *_columns(g, names, start, stop),
+                   *_texts(g, texts, start, stop, _xml_labels), strict=True)
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
     yield f'</nodes>\n<edges count="{len(edges)}">\n'
@@ -169,15 +192,15 @@ def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
 
 def iter_json(g: gt.Graph) -> Iterator[str]:
     """JSON node-link (d3, sigma.js, `networkx.node_link_graph(..., edges="links")`)."""
-    names = node_columns(g)
+    names, texts = node_columns(g), text_columns(g)
     level = g.gp.level if "level" in g.gp else ""
     head = {"directed": True, "multigraph": False, "graph": {"level": level}}
     yield msgspec.json.encode(head).decode()[:-1] + ',"nodes":['
-    keys = ["id", "label", *names]
+    keys = ["id", "label", *names, *texts]
     for start, stop in _chunks(g.num_vertices()):
         rows = [dict(zip(keys, row, strict=True)) for row in zip(
             range(start, stop), _labels(g, start, stop), *_columns(g, names, start, stop),
-            strict=True)]
+            *_texts(g, texts, start, stop), strict=True)]
         yield ("," if start else "") + msgspec.json.encode(rows).decode()[1:-1]
     yield '],"links":['
     edges = _edges(g)
@@ -197,12 +220,13 @@ def _csv_text(rows: Iterable[Iterable]) -> str:
 
 
 def iter_csv_nodes(g: gt.Graph) -> Iterator[str]:
-    """nodes.csv: id, label, pages, crawled and the metrics."""
-    names = node_columns(g)
-    yield _csv_text([["id", "label", *names]])
+    """nodes.csv: id, label, pages, crawled, the metrics and the text attributes."""
+    names, texts = node_columns(g), text_columns(g)
+    yield _csv_text([["id", "label", *names, *texts]])
     for start, stop in _chunks(g.num_vertices()):
         yield _csv_text(zip(range(start, stop), _labels(g, start, stop),
-                            *_columns(g, names, start, stop), strict=True))
+                            *_columns(g, names, start, stop), *_texts(g, texts, start, stop),
+                            strict=True))
 
 
 def iter_csv_edges(g: gt.Graph) -> Iterator[str]:

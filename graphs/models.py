@@ -33,6 +33,10 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_METRICS = ("degree", "pagerank", "components", "kcore", "reciprocity", "density")
 NODE_COLUMNS = ("pages", "crawled") + tuple(c for cols in METRICS.values() for c in cols)
+# Text attributes of a page graph's nodes: how the crawl first reached the page
+# (`start`, `link`, `sitemap`) and, when canonicals are not folded, the canonical
+# URL it declares; "" in the graph file for none, NULL in `graph_nodes`.
+TEXT_COLUMNS = ("discovered", "canonical")
 EXPORT_FORMATS = ("graphml", "gexf", "json", "csv")
 BuildStatus = Literal["queued", "running", "done", "failed"]
 
@@ -52,6 +56,9 @@ class GraphBuildRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     nofollow: bool = True
     # A URL that redirected is the page its chain lands on; off: a node with an edge to its target.
     fold_redirects: bool = True
+    # A page that declares a canonical URL is that URL's node (after redirects fold);
+    # off: its own node with the attribute `canonical`. Off by default: see docs/graphs.md.
+    fold_canonical: bool = False
     damping: float = 0.85
     # Betweenness: None = exact up to `EXACT_BETWEENNESS_MAX_NODES`, then this many pivots.
     betweenness_pivots: int | None = None
@@ -89,6 +96,7 @@ class GraphBuildRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             "self_loops": self.self_loops,
             "nofollow": self.nofollow,
             "fold_redirects": self.fold_redirects,
+            "fold_canonical": self.fold_canonical,
             "damping": self.damping,
             "betweenness_pivots": self.betweenness_pivots,
             "communities_seconds": self.communities_seconds,
@@ -136,3 +144,5 @@ class GraphNode(msgspec.Struct, kw_only=True, omit_defaults=True):
     strong_component: int | None = None
     kcore: int | None = None
     community: int | None = None
+    discovered: str | None = None
+    canonical: str | None = None

@@ -35,6 +35,7 @@ def _options(claim: store.Claim) -> BuildOptions:
         self_loops=bool(opts.get("self_loops", False)),
         nofollow=bool(opts.get("nofollow", True)),
         fold_redirects=bool(opts.get("fold_redirects", True)),
+        fold_canonical=bool(opts.get("fold_canonical", False)),
     )
 
 
@@ -67,10 +68,12 @@ def run_claimed(
     options = _options(claim)
     g = timed("build", lambda: build_graph(table, options))
     links_read, redirects_read = table.link_count, table.redirect_count
+    canonicals_read = table.canonical_count
     table = None  # the link arrays are the largest thing in memory; free them for the metrics
     summary, metric_times = compute_metrics(g, claim.metrics, claim.options, on_step=step)
     summary["links_read"] = links_read
     summary["redirects_read"] = redirects_read
+    summary["canonicals_read"] = canonicals_read
     timings.update({f"metric.{k}": round(v, 6) for k, v in metric_times.items()})
     path = timed("save", lambda: store.save_graph(home, claim.id, g))
     step("store_nodes")

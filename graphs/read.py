@@ -17,7 +17,9 @@ exported snapshot (read-only REPEATABLE READ), so they see the same data:
 After the links, the first connection reads the redirects the same way: one
 (URL, where it led) pair per URL that redirected, from `redirects` (one row
 per hop) and, for a URL without one there, from `pages` (the URL asked for
-and the final URL, which is all a crawl stored before `redirects` existed).
+and the final URL, which is all a crawl stored before `redirects` existed);
+then the canonicals: one (page, canonical URL it declares) pair per page
+that declares one (`pages.canonical_url`, on the page's final URL).
 
 Edge and redirect endpoints are matched to nodes with `np.searchsorted`. Two
 distinct URLs with the same 64-bit hash are detected (the node hashes would
@@ -43,11 +45,12 @@ from graphs.copydecode import (
     decode_edges,
     decode_nodes,
     decode_packed_nodes,
-    decode_redirects,
+    decode_pairs,
 )
 from graphs.errors import GraphBuildFailed
 from graphs.readsql import (
     BEGIN,
+    CANONICALS_COPY,
     DISCOVERED_COPY,
     EDGES_COPY,
     NODES_COPY,
@@ -80,6 +83,9 @@ class LinkTable:
     redirect_target: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # int8 per node: how the crawl first reached it, an index of `DISCOVERY` (empty: unknown).
     discovered: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    # One pair per page that declares a canonical URL: node ids of the page and of it.
+    canonical_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    canonical_target: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # True when no (source, target) pair occurs twice (one job: the links' primary key).
     unique_pairs: bool = False
     timings: dict[str, float] = field(default_factory=dict)
@@ -95,6 +101,10 @@ class LinkTable:
     @property
     def redirect_count(self) -> int:
         return len(self.redirect_source)
+
+    @property
+    def canonical_count(self) -> int:
+        return len(self.canonical_source)
 
 
 def _with_discovered(nodes: tuple[np.ndarray, np.ndarray, list[str]],
@@ -147,9 +157,9 @@ def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
 
 
 def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
-         nodes: Nodes,
+         canonicals: dict[str, np.ndarray], nodes: Nodes,
          timings: dict[str, float]) -> LinkTable | None:
-    """Node ids for the link and redirect endpoints; None when one is not among the nodes."""
+    """Node ids for the link, redirect and canonical endpoints; None when one is not a node."""
     node_hash, status, discovered, urls = nodes
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
@@ -160,11 +170,12 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
         target_job = pool.submit(_lookup, node_hash, target_hash)
         source = _lookup(node_hash, source_hash)
         target = target_job.result()
-    hop_source = np.searchsorted(node_hash, redirects["source"])
-    hop_target = np.searchsorted(node_hash, redirects["target"])
+    pairs = {(kind, end): np.searchsorted(node_hash, found[end])
+             for kind, found in (("hop", redirects), ("canonical", canonicals))
+             for end in ("source", "target")}
     if not (_found(node_hash, source, source_hash) and _found(node_hash, target, target_hash)
-            and _found(node_hash, hop_source, redirects["source"])
-            and _found(node_hash, hop_target, redirects["target"])):
+            and all(_found(node_hash, index, (redirects if kind == "hop" else canonicals)[end])
+                    for (kind, end), index in pairs.items())):
         return None
     return LinkTable(
         urls=[urls[i] for i in order.tolist()],
@@ -174,8 +185,10 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
         target=target.astype(np.int64),
         count=rows["count"],
         nofollow=rows["nofollow"],
-        redirect_source=hop_source.astype(np.int64),
-        redirect_target=hop_target.astype(np.int64),
+        redirect_source=pairs[("hop", "source")].astype(np.int64),
+        redirect_target=pairs[("hop", "target")].astype(np.int64),
+        canonical_source=pairs[("canonical", "source")].astype(np.int64),
+        canonical_target=pairs[("canonical", "target")].astype(np.int64),
         timings=timings,
     )
 
@@ -184,6 +197,7 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
     timings: dict[str, float] = {}
     params = {"jobs": jobs, "seed": seed}
     edges_buf, nodes_buf, redirects_buf = bytearray(), bytearray(), bytearray()
+    canonicals_buf = bytearray()
     # Two connections read at once (Postgres runs one backend per connection, so
     # the links and the nodes queries use both cores), in one snapshot.
     with psycopg.connect(conninfo, autocommit=True) as first, \
@@ -199,15 +213,19 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
             timings["read_links"] = _copy_out(first, EDGES_COPY, params, edges_buf)
             timings["read_redirects"] = _copy_out(first, REDIRECTS_COPY, params,
                                                   redirects_buf)
+            timings["read_canonicals"] = _copy_out(first, CANONICALS_COPY, params,
+                                                   canonicals_buf)
             timings["read_nodes"] = nodes_job.result()
         first.execute("ROLLBACK")
         started = time.perf_counter()
         rows = decode_edges(edges_buf)
         del edges_buf
-        redirects = decode_redirects(redirects_buf)
+        redirects = decode_pairs(redirects_buf)
+        canonicals = decode_pairs(canonicals_buf)
         nodes = decode_packed_nodes(nodes_buf)
         try:
-            table = _map(rows, redirects, nodes, timings) if nodes is not None else None
+            table = (_map(rows, redirects, canonicals, nodes, timings) if nodes is not None
+                     else None)
             if table is None:
                 # A link source that is not a stored page, or a URL with a newline:
                 # every endpoint, read in the same snapshot.
@@ -223,13 +241,14 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
                                                                  params, codes_buf)
                     nodes = _with_discovered(decode_nodes(nodes_buf.decode("utf-8")),
                                              codes_buf)
-                table = _map(rows, redirects, nodes, timings)
+                table = _map(rows, redirects, canonicals, nodes, timings)
         except _Collision:
             return None
         finally:
             second.execute("ROLLBACK")
     if table is None:
-        raise GraphBuildFailed("A link or redirect endpoint is missing from the node list.")
+        raise GraphBuildFailed(
+            "A link, redirect or canonical endpoint is missing from the node list.")
     timings["decode"] = time.perf_counter() - started
     return table
 

@@ -26,7 +26,8 @@ COPY (
 """
 
 # Every URL that is a link endpoint, a stored page (its request URL and, after
-# a redirect, its final URL) or an end of a redirect hop, with the best crawl
+# a redirect, its final URL), an end of a redirect hop or a canonical URL a
+# page declares, with the best crawl
 # status seen (-1: not fetched; a URL that redirected was fetched: its status,
 # 0 for a meta refresh) and how the crawl first reached it (a code of
 # `DISCOVERY`, the position in this array: a stored page's `discovered`, also
@@ -50,6 +51,9 @@ NODES_ALL = """
         SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
         UNION ALL
         SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT canonical_url, -1, NULL FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND canonical_url IS NOT NULL
     ) AS endpoints
     GROUP BY url
 """
@@ -71,6 +75,9 @@ NODES_FAST = """
         SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
         UNION ALL
         SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
+        UNION ALL
+        SELECT canonical_url, -1, NULL FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND canonical_url IS NOT NULL
         UNION ALL
         SELECT DISTINCT l.target_url, -1, NULL::int FROM links AS l
         WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
@@ -95,6 +102,23 @@ COPY (
         ) AS hops
         ORDER BY url, rank, target
     ) AS r
+) TO STDOUT (FORMAT BINARY)
+"""
+
+
+# One canonical per page that declares one, on the URL its document was served
+# at (the final URL); where jobs disagree, the least URL. Packed the same way.
+CANONICALS_COPY = """
+COPY (
+    SELECT string_agg(int8send(hashtextextended(page, %(seed)s)), ''::bytea),
+           string_agg(int8send(hashtextextended(canonical, %(seed)s)), ''::bytea)
+    FROM (
+        SELECT DISTINCT ON (final_url) final_url AS page, canonical_url AS canonical
+        FROM pages
+        WHERE job_id = ANY(%(jobs)s) AND canonical_url IS NOT NULL
+          AND final_url ~ '^https?://'
+        ORDER BY final_url, canonical_url
+    ) AS c
 ) TO STDOUT (FORMAT BINARY)
 """
 

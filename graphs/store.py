@@ -6,7 +6,7 @@ fresh) -> `done` or `failed`. `attempts` doubles as a fencing token: a worker
 only updates a build while the row still has the attempt it claimed, so a
 worker that was presumed dead and replaced cannot overwrite its successor.
 
-Per-node metrics go to `graph_nodes` with COPY in the same transaction that
+Per-node metrics and text attributes go to `graph_nodes` with COPY in the same transaction that
 marks the build done; the graph itself is saved as
 `<home>/graphs/<build id>.gt.gz` with all its properties.
 """
@@ -27,8 +27,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from graphs.errors import GraphNotFound, GraphNotReady, InvalidGraphRequest
-from graphs.exports import CHUNK, node_columns
-from graphs.models import METRICS, NODE_COLUMNS, GraphBuildRequest
+from graphs.exports import CHUNK, node_columns, text_columns
+from graphs.models import METRICS, NODE_COLUMNS, TEXT_COLUMNS, GraphBuildRequest
 
 NOTIFY_CHANNEL = "crawlgraph_graph_builds"
 GRAPHS_DIR = "graphs"
@@ -118,7 +118,7 @@ FROM graph_builds b WHERE b.id = %s
 BUILD_FIELDS = ("id", "owner_id", "status", "level", "metrics", "options", "node_count",
                 "edge_count", "timings", "summary", "attempts", "step", "error", "path",
                 "created_at", "started_at", "finished_at", "jobs")
-NODE_FIELDS = ("node_id", "label") + NODE_COLUMNS
+NODE_FIELDS = ("node_id", "label") + NODE_COLUMNS + TEXT_COLUMNS
 _COPY_NODES = "COPY graph_nodes ({}) FROM STDIN"
 _TEXT_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -201,16 +201,26 @@ def build_jobs(conn: psycopg.Connection, build_id: uuid.UUID) -> list[uuid.UUID]
     return [r[0] for r in conn.execute(SELECT_BUILD_JOBS, (build_id,)).fetchall()]
 
 
-def _node_lines(g: gt.Graph, build_id: uuid.UUID, columns: list[str]) -> Iterator[str]:
-    """Text-format COPY lines (build_id, node_id, label, columns...), a chunk at a time."""
-    template = f"{build_id}\t" + "\t".join(["{}"] * (len(columns) + 2)) + "\n"
-    label = g.vp.label
+def _copy_texts(prop: Any, start: int, stop: int, empty: str) -> list[str]:
+    """COPY text values of a string property for nodes start..stop ("" as `empty`)."""
+    values = "\x00".join(prop[v] for v in range(start, stop)).translate(_TEXT_ESCAPE)
+    return [value or empty for value in values.split("\x00")]
+
+
+def _node_lines(g: gt.Graph, build_id: uuid.UUID, columns: list[str],
+                texts: Sequence[str] = ()) -> Iterator[str]:
+    """Text-format COPY lines (build_id, node_id, label, columns..., texts...), by chunks.
+
+    An empty text attribute is NULL.
+    """
+    template = f"{build_id}\t" + "\t".join(["{}"] * (len(columns) + len(texts) + 2)) + "\n"
     for start in range(0, g.num_vertices(), CHUNK):
         stop = min(start + CHUNK, g.num_vertices())
-        labels = "\x00".join(label[v] for v in range(start, stop)).translate(_TEXT_ESCAPE)
+        labels = _copy_texts(g.vp.label, start, stop, "")
         values = [g.vp[c].a[start:stop].tolist() for c in columns]
+        values += [_copy_texts(g.vp[c], start, stop, "\\N") for c in texts]
         yield "".join(template.format(*row) for row in zip(
-            range(start, stop), labels.split("\x00"), *values, strict=True))
+            range(start, stop), labels, *values, strict=True))
 
 
 def finish(conn: psycopg.Connection, claim_: Claim, g: gt.Graph, path: str,
@@ -219,9 +229,9 @@ def finish(conn: psycopg.Connection, claim_: Claim, g: gt.Graph, path: str,
 
     Adds `store_nodes` (seconds) to `timings`.
     """
-    columns = node_columns(g)
+    columns, texts = node_columns(g), text_columns(g)
     fields = sql.SQL(", ").join(sql.Identifier(c) for c in ("build_id", "node_id", "label",
-                                                            *columns))
+                                                            *columns, *texts))
     with conn.transaction():
         held = conn.execute(LOCK_CLAIM, {"id": claim_.id, "attempt": claim_.attempt}).fetchone()
         if held is None:
@@ -229,7 +239,7 @@ def finish(conn: psycopg.Connection, claim_: Claim, g: gt.Graph, path: str,
         started = time.perf_counter()
         conn.execute(DELETE_NODES, (claim_.id,))
         with conn.cursor() as cur, cur.copy(sql.SQL(_COPY_NODES).format(fields)) as copy:
-            for chunk in _node_lines(g, claim_.id, columns):
+            for chunk in _node_lines(g, claim_.id, columns, texts):
                 copy.write(chunk)
         timings["store_nodes"] = round(time.perf_counter() - started, 6)
         conn.execute(FINISH, {
@@ -309,7 +319,7 @@ SELECT {fields} FROM graph_nodes WHERE build_id = %(id)s
 ORDER BY {sort} {order} NULLS LAST, node_id
 LIMIT %(limit)s OFFSET %(offset)s
 """
-SORT_KEYS = ("node_id", "label") + NODE_COLUMNS
+SORT_KEYS = ("node_id", "label") + NODE_COLUMNS + TEXT_COLUMNS
 
 
 def nodes_query(build: dict[str, Any], sort: str, order: str) -> sql.Composed:

@@ -111,11 +111,40 @@ def test_redirects_fold_unless_the_build_says_not(client, api_settings, users, j
                            (PAGES[0], "http://ext.test/"): (1, False)}
 
 
+def test_canonicals_fold_when_the_build_says_so(client, api_settings, users, job,
+                                               database_url):
+    variant = PAGES[2] + "/print"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pages (job_id, url, final_url, status, fetched_at, "
+                     "discovered, canonical_url) VALUES (%s, %s, %s, 200, now(), 'link', %s)",
+                     (job, variant, variant, PAGES[2]))
+        add_links(conn, job, [(PAGES[0], variant, 1, False), (variant, PAGES[5], 1, False)])
+    alice = login(client, "alice")
+    kept = _build(client, api_settings, job, alice, metrics=["degree"])
+    folded = _build(client, api_settings, job, alice, metrics=["degree"], fold_canonical=True)
+    assert (kept["options"]["fold_canonical"], folded["options"]["fold_canonical"]) == (
+        False, True)
+    assert folded["node_count"] == kept["node_count"] - 1
+    assert kept["summary"]["canonicals_read"] == folded["summary"]["canonicals_read"] == 1
+
+    def nodes(build):
+        response = client.get(f"/api/v1/graphs/{build['id']}/nodes",
+                              params={"sort": "label", "order": "asc", "limit": 100},
+                              headers=alice)
+        return {n["label"]: n for n in response.json()["nodes"]}
+
+    assert (nodes(kept)[variant]["canonical"], nodes(kept)[variant]["discovered"]) == (
+        PAGES[2], "link")
+    assert variant not in nodes(folded) and "canonical" not in nodes(folded)[PAGES[2]]
+    assert nodes(folded)[PAGES[2]]["out_degree"] == nodes(kept)[PAGES[2]]["out_degree"] + 1
+
+
 def test_unknown_metric_level_or_option_is_422(client, users, job):
     alice = login(client, "alice")
     for body, word in (({"metrics": ["pagerank", "fame"]}, "fame"),
                        ({"level": "planet"}, "planet"), ({"damping": 2}, "damping"),
-                       ({"fold_redirects": "yes"}, "fold_redirects")):
+                       ({"fold_redirects": "yes"}, "fold_redirects"),
+                       ({"fold_canonical": "maybe"}, "fold_canonical")):
         response = client.post(f"/api/v1/jobs/{job}/graphs", json=body, headers=alice)
         assert word in assert_error(response, 422)["message"]
 

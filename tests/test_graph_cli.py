@@ -91,3 +91,24 @@ def test_crawl_report_writes_the_files_and_the_summary(env):
     host = nx.read_gexf(tmp_path / "out" / str(job) / "host.gexf")
     assert sorted(d["label"] for _, d in host.nodes(data=True)) == [
         "docs.site.test", "other.test", "www.site.test"]
+
+
+def test_build_fold_canonical(env, database_url, capsys):
+    job, tmp_path = env
+    variant = PAGES[3] + "?ref=home"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pages (job_id, url, final_url, status, fetched_at, "
+                     "canonical_url) VALUES (%s, %s, %s, 200, now(), %s)",
+                     (job, variant, variant, PAGES[3]))
+        add_links(conn, job, [(PAGES[0], variant, 1, False)])
+    nodes = {}
+    for flags in ([], ["--fold-canonical"]):
+        assert main(["graph", "build", str(job), "--inline", *flags]) == 0
+        build_id = capsys.readouterr().out.strip()
+        out = tmp_path / f"{build_id}.gexf"
+        assert main(["graph", "export", build_id, "--format", "gexf", "-o", str(out)]) == 0
+        nodes[bool(flags)] = {d["label"]: d.get("canonical")
+                              for _, d in nx.read_gexf(out).nodes(data=True)}
+    assert nodes[False][variant] == PAGES[3]  # a node with its canonical
+    assert variant not in nodes[True] and PAGES[3] in nodes[True]  # folded into it
+    assert len(nodes[True]) == len(nodes[False]) - 1

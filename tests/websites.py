@@ -15,14 +15,32 @@ redirects real sites have:
 
 Pages link through all of these (relative hrefs, absolute ones, through the
 apex, through ``http://``, short links, trailing slashes) and, when there are
-several sites, to one another. The ground truth comes from the generator's
+several sites, to one another.
+
+With ``canonicals=True`` a site also has what makes one page many URLs (every
+third leaf ``/S/page-N``; all of them on www, linked from the home page, the
+indexes and one another):
+
+- the leaf declares itself canonical (``<link rel="canonical">``, as most sites);
+- ``/S/page-N?ref=home`` (the leaf's links) declares the leaf canonical, relatively;
+- ``/print/S/page-N`` (the links made absolute, and a link back to the article
+  through the apex over ``http://``) declares that same redirecting URL
+  canonical: it folds through its redirects to the leaf;
+- ``/print/S/page-N?ref=mail`` declares the print page canonical: a chain;
+- ``/pdf/S/page-N`` is a PDF whose HTTP ``Link: <…>; rel="canonical"`` header
+  names the leaf;
+- ``/old/page-N`` answers 200 with a ``<meta http-equiv="refresh">`` to the
+  leaf: a redirect (`World.hop`), no page;
+- on the first site, ``/S/page-1?ref=a`` and ``?ref=b`` declare each other
+  canonical: a loop, which folds nowhere. The ground truth comes from the generator's
 own data, never from parsing the served HTML or from a crawl:
 `World.page_urls`, `World.link_set` (the links as written, as the canonical
 URLs they mean), `World.link_graph` (the TRUE page graph: every target folded
-through its redirects) and `World.reachable` (what a crawl from a URL reaches
-inside a scope). Two more names test certificate checks: ``other-ca.test``
-presents a certificate from another CA, ``wrong-name.test`` one that does not
-name it.
+through its redirects, and with ``fold_canonical`` every page through the
+canonicals it declares, `World.folded_url`), `World.graph_nodes` (its nodes)
+and `World.reachable` (what a crawl from a URL reaches inside a scope). Two
+more names test certificate checks: ``other-ca.test`` presents a certificate
+from another CA, ``wrong-name.test`` one that does not name it.
 
 `Websites` runs ``python -m tests.websites`` (one HTTP and one HTTPS port on
 127.0.0.1, every name on both: the Host header picks the site, TLS SNI the
@@ -86,6 +104,12 @@ class Page:
     title: str
     links: list[Link] = field(default_factory=list)
     status: int = 200
+    # The canonical URL the page declares: as written, and the canonical absolute URL
+    # it means (None: it declares none); sent in a Link header instead of the head for
+    # a page that is a PDF.
+    canonical_href: str | None = None
+    canonical: str | None = None
+    pdf: bool = False
 
 
 @dataclass
@@ -95,6 +119,8 @@ class World:
     sites: tuple[str, ...]
     pages: dict[str, Page]
     leaves: dict[str, list[str]]  # site -> leaf paths, page-N at index N
+    # URL -> href of the <meta http-equiv="refresh"> its page is (a redirect, no page).
+    refreshes: dict[str, str] = field(default_factory=dict)
 
     # --- names ---------------------------------------------------------
     def site_names(self, site: str) -> list[str]:
@@ -139,14 +165,38 @@ class World:
                 return 301, path[:-1]
         return None
 
+    def hop(self, url: str) -> tuple[int | None, str] | None:
+        """`redirect`, or (None, href) for a page that is a meta refresh."""
+        if url in self.refreshes:
+            return None, self.refreshes[url]
+        return self.redirect(url)
+
     def final_url(self, url: str) -> str:
         """Where a URL ends after its redirects (itself if it does not redirect)."""
         for _ in range(20):
-            hop = self.redirect(url)
+            hop = self.hop(url)
             if hop is None:
                 break
             url = urljoin(url, hop[1])
         return url
+
+    def folded_url(self, url: str, fold_canonical: bool = True) -> str:
+        """The node of a URL in the TRUE page graph: its final URL, then (`fold_canonical`)
+        the final URL of the canonical that page declares, and so on; a loop folds nowhere."""
+        end = start = self.final_url(url)
+        seen = {start}
+        while fold_canonical:
+            page = self.pages.get(end)
+            if page is None or page.canonical is None:
+                break
+            nxt = self.final_url(page.canonical)
+            if nxt == end:
+                break
+            if nxt in seen:
+                return start
+            seen.add(nxt)
+            end = nxt
+        return end
 
     def redirect_urls(self, urls: Sequence[str] | None = None) -> dict[str, str]:
         """Each redirecting link target (or each of `urls` that redirects) -> its final URL."""
@@ -168,12 +218,28 @@ class World:
         return {(u, link.target) for u, page in self.pages.items()
                 if site is None or self.site_of(u) == site for link in page.links}
 
-    def link_graph(self, site: str | None = None) -> set[tuple[str, str]]:
-        """The TRUE page graph: (page, final URL of the target), every redirect folded.
+    def link_graph(self, site: str | None = None, *,
+                   fold_canonical: bool = False) -> set[tuple[str, str]]:
+        """The TRUE page graph: (page, final URL of the target), every redirect folded;
+        with `fold_canonical` both ends are also folded through their canonicals.
 
         A link through the apex or ``http://`` to the page itself is a self-loop here.
         """
-        return {(u, self.final_url(t)) for u, t in self.link_set(site)}
+        return {(self.folded_url(u, fold_canonical), self.folded_url(t, fold_canonical))
+                for u, t in self.link_set(site)}
+
+    def canonicals(self, site: str | None = None) -> dict[str, str]:
+        """Page -> the canonical URL it declares, for the pages (of one site) that declare one."""
+        return {u: page.canonical for u, page in self.pages.items()
+                if page.canonical is not None and (site is None or self.site_of(u) == site)}
+
+    def graph_nodes(self, site: str | None = None, *, fold_canonical: bool = False) -> set[str]:
+        """The TRUE page graph's nodes: every page and link target, folded.
+
+        (Every canonical a page declares is a page or a link target here.)
+        """
+        urls = self.page_urls(site) | {t for _, t in self.link_set(site)}
+        return {self.folded_url(u, fold_canonical) for u in urls}
 
     def reachable(self, start: str,
                   in_scope: Callable[[str], bool] | None = None) -> set[str]:
@@ -201,14 +267,28 @@ class World:
         return seen
 
     # --- rendering ------------------------------------------------------
-    def render(self, url: str) -> bytes | None:
+    def render(self, url: str) -> tuple[bytes, dict[str, str]] | None:
+        """The body and headers a URL answers 200 with (None: it is no page)."""
+        if url in self.refreshes:
+            return (f'<!DOCTYPE html>\n<html><head><meta http-equiv="refresh" content="0; '
+                    f'url={self.refreshes[url]}"></head><body></body></html>\n').encode(), {
+                "Content-Type": "text/html; charset=utf-8"}
         page = self.pages.get(url)
         if page is None:
             return None
+        if page.pdf:
+            headers = {"Content-Type": "application/pdf"}
+            if page.canonical_href is not None:
+                headers["Link"] = f'<{page.canonical_href}>; rel="canonical"'
+            return b"%PDF-1.4\n% " + page.title.encode() + b"\n%%EOF\n", headers
         items = "".join(f'<li><a href="{link.href}">{link.target}</a></li>'
                         for link in page.links)
-        return (f"<!DOCTYPE html>\n<html><head><title>{page.title}</title></head><body>"
-                f"<h1>{page.title}</h1><ul>{items}</ul></body></html>\n").encode()
+        head = f"<title>{page.title}</title>"
+        if page.canonical_href is not None:
+            head += f'<link rel="canonical" href="{page.canonical_href}">'
+        return (f"<!DOCTYPE html>\n<html><head>{head}</head><body>"
+                f"<h1>{page.title}</h1><ul>{items}</ul></body></html>\n").encode(), {
+            "Content-Type": "text/html; charset=utf-8"}
 
 
 def _spellings(site: str, here: str, path: str, n: int) -> list[tuple[str, str]]:
@@ -230,15 +310,51 @@ def _spellings(site: str, here: str, path: str, n: int) -> list[tuple[str, str]]
     return out
 
 
+def _canonical_variants(world: World, site: str, first: bool) -> None:
+    """Add the canonical variants and meta refreshes of one site (module docstring)."""
+    www = f"https://www.{site}"
+    home = world.pages[www + "/"]
+    for i, path in enumerate(world.leaves[site]):
+        if i % 3:
+            continue
+        leaf = world.pages[www + path]
+        leaf.canonical_href = leaf.canonical = www + path
+        section_index = world.pages[www + path.rsplit("/", 1)[0] + "/"]
+        ref, printed = f"{www}{path}?ref=home", f"{www}/print{path}"
+        mail, pdf, old = printed + "?ref=mail", f"{www}/pdf{path}", f"{www}/old/page-{i}"
+        world.pages[ref] = Page(ref, leaf.title + " (ref)", list(leaf.links),
+                                canonical_href=path, canonical=www + path)
+        through_apex = f"http://{site}{path}"
+        links = {link.target: Link(link.target, link.target) for link in leaf.links}
+        links.update({through_apex: Link(through_apex, through_apex), mail: Link(mail, mail),
+                      pdf: Link(f"/pdf{path}", pdf)})
+        world.pages[printed] = Page(printed, leaf.title + " (print)", list(links.values()),
+                                    canonical_href=through_apex, canonical=through_apex)
+        world.pages[mail] = Page(mail, leaf.title + " (mail)", [Link(printed, printed)],
+                                 canonical_href=f"/print{path}", canonical=printed)
+        world.pages[pdf] = Page(pdf, leaf.title + " (pdf)", pdf=True,
+                                canonical_href=www + path, canonical=www + path)
+        world.refreshes[old] = path
+        home.links += [Link(f"{path}?ref=home", ref), Link(f"/old/page-{i}", old)]
+        section_index.links.append(Link(f"/print{path}", printed))
+    if first and len(world.leaves[site]) > 1:
+        path = world.leaves[site][1]
+        a, b = f"{www}{path}?ref=a", f"{www}{path}?ref=b"
+        world.pages[a] = Page(a, "loop a", [Link(b, b)], canonical_href=b, canonical=b)
+        world.pages[b] = Page(b, "loop b", [Link(a, a)], canonical_href=a, canonical=a)
+        home.links.append(Link(f"{path}?ref=a", a))
+
+
 def generate_world(sites: Sequence[str] = ("example.test",), pages: int = 12, seed: int = 0,
-                   links_per_page: int = 4) -> World:
+                   links_per_page: int = 4, canonicals: bool = False) -> World:
     """Generate the sites: a home page, one index per section and `pages` leaves each.
 
     The home page links to the section indexes, an index to its leaves, each
     leaf to the next one (within the host, so that a crawl scoped to
     ``www.D`` reaches every page), to its index and to random leaves written in
     every way (`_spellings`), and with several sites to the next site's apex
-    over ``http://``. Same arguments, same world.
+    over ``http://``; with `canonicals`, the variants of the module docstring.
+    Same arguments, same world.
     """
     if pages < 1 or not sites:
         raise ValueError("a world needs sites and at least one page per site")
@@ -284,13 +400,18 @@ def generate_world(sites: Sequence[str] = ("example.test",), pages: int = 12, se
     for name in (OTHER_CA, WRONG_NAME):
         for scheme in ("http", "https"):
             world_pages[f"{scheme}://{name}/"] = Page(f"{scheme}://{name}/", name)
-    return World(sites=tuple(sites), pages=world_pages, leaves=leaves)
+    world = World(sites=tuple(sites), pages=world_pages, leaves=leaves)
+    if canonicals:
+        for k, site in enumerate(sites):
+            _canonical_variants(world, site, k == 0)
+    return world
 
 
 # ---------------------------------------------------------------- server side
 class _Server:
     def __init__(self, config: dict[str, Any]) -> None:
-        self.world = generate_world(config["sites"], config["pages"], config["seed"])
+        self.world = generate_world(config["sites"], config["pages"], config["seed"],
+                                    canonicals=config.get("canonicals", False))
         self.log = open(config["log"], "a", buffering=1 << 16)  # noqa: SIM115
         self.ports: dict[str, int] = {}
         self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -349,7 +470,7 @@ class _Server:
         if hop is not None:
             status, out, body = hop[0], {"Location": hop[1]}, b""
         elif (page := self.world.render(url)) is not None:
-            status, out, body = 200, {"Content-Type": "text/html; charset=utf-8"}, page
+            status, (body, out) = 200, page
         else:
             status, out, body = 404, {"Content-Type": "text/plain"}, b"not found\n"
         reason = {200: "OK", 301: "Moved Permanently", 302: "Found",
@@ -410,8 +531,8 @@ class Websites:
     """Handle on one named-sites server subprocess. Use as a context manager."""
 
     def __init__(self, sites: Sequence[str] = ("example.test",), pages: int = 12,
-                 seed: int = 0) -> None:
-        self.world = generate_world(sites, pages, seed)
+                 seed: int = 0, canonicals: bool = False) -> None:
+        self.world = generate_world(sites, pages, seed, canonicals=canonicals)
         self._dir = Path(tempfile.mkdtemp(prefix="crawlgraph-websites-"))
         self.log_path = self._dir / "requests.jsonl"
         self.log_path.touch()
@@ -424,6 +545,7 @@ class Websites:
         self.other_ca.issue_cert(OTHER_CA).private_key_and_cert_chain_pem \
             .write_to_path(str(self._dir / "other.pem"))
         self.config = {"sites": list(sites), "pages": pages, "seed": seed,
+                       "canonicals": canonicals,
                        "log": str(self.log_path), "cert": str(self._dir / "server.pem"),
                        "other_cert": str(self._dir / "other.pem")}
         self.http_port = 0
