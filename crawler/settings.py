@@ -77,7 +77,10 @@ crawlgraph settings (defaults in brackets), by component:
   ``CRAWLGRAPH_TRAPS_MAX_QUERY_VARIANTS`` [100] distinct query strings of one
   path, for the job (0: no limit, each).
 - Rendering (`crawler.rendering`): ``CRAWLGRAPH_CHROMIUM`` [/usr/bin/chromium];
-  ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context.
+  ``CRAWLGRAPH_RENDER_CONTEXT_PAGES`` [100] pages per browser context
+  (`crawler.rendercontexts`). Chromium connects only through the render
+  guard (`crawler.renderguard`), which reads the address guard's settings,
+  ``CRAWLGRAPH_RESOLVE`` and ``CRAWLGRAPH_CA_BUNDLE``.
 - Names (`crawler.resolver`): ``CRAWLGRAPH_RESOLVE`` [none] entries
   ``HOST:PORT:ADDRESS[:CONNECT_PORT]`` like curl's ``--resolve``: that host and
   port connect to that address (the name stays in the URL, Host, SNI and the
