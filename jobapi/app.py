@@ -51,6 +51,7 @@ from core.settings import Settings
 from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
 from jobapi.controllers.auth import AuthController
 from jobapi.controllers.console import ConsoleController
+from jobapi.controllers.drawing import DrawingController
 from jobapi.controllers.graphs import GraphController
 from jobapi.controllers.jobs import JobController
 from jobapi.controllers.schedules import ScheduleController
@@ -66,7 +67,7 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
-    GraphController, ConsoleController, ScheduleController,
+    GraphController, DrawingController, ConsoleController, ScheduleController,
 ]
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32

@@ -69,6 +69,12 @@ export function networkView(main, buildId, params) {
       notice.hidden = false;
       notice.textContent = `This ${drawing.level} graph has ${fmt(drawing.node_count)} nodes: drawn here are the top ${fmt(n)} by ${drawing.ranked_by}, with the edges among them. Download an export for all of it, or build the host graph.`;
     }
+    // Page labels on screen: the path alone when every page is on one host.
+    const hosts = new Set(drawing.level === "page" ? drawing.labels.map((l) => hostOf(l, "page")) : []);
+    const onScreen = (l) => {
+      if (hosts.size !== 1) return l;
+      try { const u = new URL(l); return u.pathname + u.search; } catch { return l; }
+    };
     const graph = new Graph({ type: "directed", allowSelfLoops: false });
     const metricNames = ["pagerank", "in_degree", "out_degree", "kcore"].filter((m) => drawing.columns[m]);
     const colourNames = ["community", "host", "component", "strong_component"].filter((c) => c === "host" || drawing.columns[c]);
@@ -80,7 +86,7 @@ export function networkView(main, buildId, params) {
     for (let i = 0; i < n; i++) {
       const r = Math.sqrt(i + 1) * 10;
       const a = i * 2.39996;
-      graph.addNode(String(i), { label: drawing.labels[i], x: r * Math.cos(a), y: r * Math.sin(a), size: s[i], color: c.colours[i] });
+      graph.addNode(String(i), { label: onScreen(drawing.labels[i]), x: r * Math.cos(a), y: r * Math.sin(a), size: s[i], color: c.colours[i] });
     }
     const e = drawing.edges;
     for (let k = 0; k < e.length; k += 2) {

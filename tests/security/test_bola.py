@@ -35,6 +35,7 @@ CALLS: dict[str, list[tuple[dict, dict | None]]] = {
     "createGraphBuild": [({}, {"level": "page"})],
     "getGraphBuild": [({}, None)],
     "listGraphNodes": [({}, None), ({"sort": "pagerank", "limit": 5}, None)],
+    "getGraphDrawing": [({}, None), ({"limit": 2}, None)],
     "exportGraph": [({"format": f, "table": t}, None) for f, t in (
         ("graphml", "nodes"), ("gexf", "nodes"), ("json", "nodes"), ("csv", "nodes"),
         ("csv", "edges"))],
