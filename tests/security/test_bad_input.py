@@ -15,6 +15,7 @@ stored or dead-lettered, and nothing raises.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,9 @@ BODIES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "createUser": ("root", {"username": "fresh", "password": "a long passphrase"}),
     "updateUser": ("root", {"disabled": False}),
     "createGraphBuild": ("alice", {"level": "page"}),
+    "createSchedule": ("alice", {"name": "s", "cron": "0 3 * * *",
+                                 "job": {"start_urls": ["http://10.0.0.1/"]}}),
+    "updateSchedule": ("alice", {"name": "renamed"}),
 }
 
 
@@ -62,7 +66,8 @@ def api(api_settings, users, database_url) -> Iterator[dict[str, Any]]:
         Worker(api_settings.database_url, api_settings.home,
                WorkerConfig(poll_seconds=0.1)).run(once=True)
         yield {"client": client, "headers": {"alice": alice, "root": root, None: {}},
-               "ids": {"job_id": job, "build_id": build.json()["id"], "user_id": users["bob"]},
+               "ids": {"job_id": job, "build_id": build.json()["id"], "user_id": users["bob"],
+                        "schedule_id": uuid.uuid4()},
                "doc": client.get("/schema/openapi.json").json()}
 
 

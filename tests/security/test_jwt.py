@@ -91,7 +91,7 @@ def bad_tokens(alice: int, root: int) -> dict[str, Callable[[], str]]:
 
 def _call(client, op, headers):
     path = fill(op.path, {"job_id": uuid.uuid4(), "build_id": uuid.uuid4(), "user_id": 1,
-                          "path": "x"})
+                          "schedule_id": uuid.uuid4(), "path": "x"})
     body = {} if op.method in ("POST", "PATCH", "PUT") else None
     return client.request(op.method, path, headers=headers, json=body)
 

@@ -147,6 +147,7 @@ def test_no_route_uploads_code_or_chooses_a_module(api_settings, users, database
             if op.method not in ("POST", "PATCH", "PUT"):
                 continue
             path = fill(op.path, {"job_id": "00000000-0000-4000-8000-000000000000",
+                                  "schedule_id": "00000000-0000-4000-8000-000000000000",
                                   "user_id": users["alice"]})
             uploads = [
                 client.request(op.method, path, headers=alice,
