@@ -39,7 +39,8 @@ class GraphNodeList(msgspec.Struct, kw_only=True):
 User = Request[CurrentUser, Any, Any]
 Sort = Annotated[str, QueryParameter(max_length=64, description=(
     "A node column: pagerank, in_degree, out_degree, in_weight, out_weight, hub, authority, "
-    "betweenness, closeness, kcore, component, strong_component, community, pages, label."))]
+    "betweenness, closeness, kcore, component, strong_component, community, pages, label, "
+    "discovered, canonical."))]
 Order = Annotated[str, QueryParameter(max_length=4, pattern=r"^[a-z]+$",
                                       description="desc (default) or asc.")]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Nodes per page.")]
