@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+import redis
 
+from crawler.frontier import FrontierKeys
 from tests.test_spider_site_stack import make_job, schedule_site, seed, stored, wait_finished
 
 ROBOTS = "User-agent: *\nAllow: /\n"
@@ -119,3 +121,10 @@ def test_urls_waiting_past_the_bound_are_recorded_as_not_fetched(
     assert status == "failed"
     assert error == ("no page could be fetched: 127.0.0.1: robots.txt stayed unavailable past "
                      "the wait, the page was not fetched (3 URLs)")
+    # The given-up host's shared state went with the job's frontier: only the tombstone is left.
+    keys = FrontierKeys(job_id)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match=keys.pattern)) == [keys.ended.encode()]
+    finally:
+        client.close()
