@@ -20,6 +20,11 @@ leases it again once `seconds` have passed (Redis server time). Nothing is
 acknowledged, no errback runs, no item is made; if the worker dies before the
 swap, its lease expires and the request is fetched again as usual.
 
+Only `process_request` may raise it (an exception of `process_response`
+never reaches `process_exception`). The request handed back passes Scrapy's
+`request_scheduled` signal once more, so a redirect hop it carries is
+stored again (the storage's upsert keeps one row).
+
 `can_defer(crawler)` is true while the Redis scheduler runs (a job's crawler
 process); without it (a plain `scrapy crawl`, Scrapy's in-memory scheduler) a
 `Defer` is an ordinary `IgnoreRequest` that reaches the request's errback,
