@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 import networkx as nx
 import numpy as np
 import psycopg
+import xmlschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from graphs.pipeline import build_now
 from graphs.read import LinkTable, read_links
 from tests.crawlrun import run_crawl
 from tests.graphdata import add_links, make_job, make_user
+from tests.test_graph_exports import GEXF_XSD
 from tests.test_graph_fold import URLS, _fold, _landed
 from tests.websites import websites_fixture  # noqa: F401 - the `websites` fixture
 
@@ -204,6 +206,7 @@ def _exports(g) -> dict[str, dict[str, dict[str, str]]]:
                                  if any(k in e for _, e in graph.nodes(data=True))}
                     for _, d in graph.nodes(data=True)}
         ElementTree.fromstring("".join(exporter(fmt)(g)))  # well-formed
+    xmlschema.XMLSchema(GEXF_XSD).validate(io.StringIO("".join(exporter("gexf")(g))))
     return out
 
 
