@@ -234,6 +234,28 @@ def test_two_concurrent_passes_fire_a_due_slot_once(client, users, api_settings,
     assert datetime.fromisoformat(shown["next_fire_at"]) == due + timedelta(minutes=1)
 
 
+def test_100_schedules_due_at_once_under_two_schedulers_fire_once_each(client, users,
+                                                                       api_settings,
+                                                                       database_url):
+    alice = login(client, "alice")
+    ids = [_schedule(client, alice, name=f"s{i}", cron="* * * * *", overlap="queue")["id"]
+           for i in range(100)]
+    with psycopg.connect(database_url) as conn:  # all due in the same minute
+        due = conn.execute("SELECT min(next_fire_at) FROM schedules").fetchone()[0]
+        conn.execute("UPDATE schedules SET next_fire_at = %s", (due,))
+    unlimited = RateLimits.unlimited()
+    handled = _passes(api_settings, [due + timedelta(seconds=1)] * 2, processes=2,
+                      rate_limits=unlimited)
+    assert handled == [100, 0]
+    with psycopg.connect(database_url) as conn:
+        per = conn.execute("SELECT schedule_id, schedule_slot, count(*) FROM jobs "
+                           "GROUP BY 1, 2").fetchall()
+        runs = conn.execute("SELECT count(*) FROM schedule_runs WHERE slot = %s",
+                            (due,)).fetchone()[0]
+    assert sorted(str(p[0]) for p in per) == sorted(ids)
+    assert {(p[1], p[2]) for p in per} == {(due, 1)} and runs == 100
+
+
 def test_a_fire_is_a_job_on_scrapyd_like_any_other(client, users, api_settings, database_url,
                                                     scrapyd_url):
     alice = login(client, "alice")

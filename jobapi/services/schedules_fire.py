@@ -23,11 +23,15 @@ downtime).
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import msgspec
 import redis.asyncio as aioredis
 from psycopg import AsyncConnection
@@ -47,6 +51,9 @@ from jobapi.sql import QUERIES
 log = logging.getLogger("jobapi.scheduler")
 
 BATCH = 200
+MAX_BATCHES = 20  # a pass handles at most BATCH * MAX_BATCHES slots
+CLAIMS_AT_ONCE = 4  # each holds a connection for its transaction
+STARTS_AT_ONCE = 16
 _DUE = QUERIES["due_schedules"]
 _CLAIM = QUERIES["claim_slot"]
 _SETTLE = QUERIES["settle_run"]
@@ -54,6 +61,10 @@ _ADVANCE = QUERIES["advance_schedule"]
 _MARK_JOB = QUERIES["mark_job_scheduled"]
 _ACTIVE_JOB = QUERIES["active_job_of_schedule"]
 _OWNER = QUERIES["schedule_owner"]
+
+
+# A slot claimed with its job stored: (the schedule's row, the plan, the job to start).
+Fired = tuple[tuple, slots.Plan, submission.Prepared]
 
 
 @dataclass
@@ -72,19 +83,47 @@ class FireContext:
 
 
 async def fire_due(ctx: FireContext, now: datetime | None = None) -> int:
-    """Handle every due slot once; the number of slots this process handled."""
-    handled = 0
+    """Handle every due slot once; the number of slots this process handled.
+
+    The claims and job rows come first, one transaction each, several at a
+    time, in an order of this process's own (two processes mostly take
+    different schedules rather than queue on the same claims); the stored
+    jobs are started once every due slot is claimed.
+    """
     now = now or datetime.now(UTC)
-    while True:
+    handled, fired = 0, []
+    for _ in range(MAX_BATCHES):
         async with ctx.pool.connection() as conn:
             rows = await (await conn.execute(_DUE, {"now": now, "limit": BATCH})).fetchall()
-        for row in rows:
-            try:
-                handled += await _handle(ctx, row, now)
-            except Exception:  # one schedule's trouble must not stop the others
-                log.exception("schedule %s: the slot due at %s was not handled", row[0], row[11])
+        random.shuffle(rows)
+        results: list[tuple[int, Fired | None]] = []
+        await _each(rows, CLAIMS_AT_ONCE, functools.partial(_handle_one, ctx, now, results))
+        handled += sum(count for count, _ in results)
+        fired += [stored for _, stored in results if stored is not None]
         if len(rows) < BATCH:
-            return handled
+            break
+    await _each(fired, STARTS_AT_ONCE, functools.partial(_start, ctx))
+    return handled
+
+
+async def _each(items: list, at_once: int, work: Callable[[Any], Awaitable[None]]) -> None:
+    limit = anyio.Semaphore(at_once)
+
+    async def one(item: Any) -> None:
+        async with limit:
+            await work(item)
+
+    async with anyio.create_task_group() as group:
+        for item in items:
+            group.start_soon(one, item)
+
+
+async def _handle_one(ctx: FireContext, now: datetime, results: list[tuple[int, Fired | None]],
+                      row: tuple) -> None:
+    try:
+        results.append(await _handle(ctx, row, now))
+    except Exception:  # one schedule's trouble must not stop the others
+        log.exception("schedule %s: the slot due at %s was not handled", row[0], row[11])
 
 
 async def _claim(conn: AsyncConnection, schedule_id: Any, plan: slots.Plan, outcome: str,
@@ -101,14 +140,14 @@ async def _advance(conn: AsyncConnection, schedule_id: Any, due: datetime,
 
 
 async def _record(ctx: FireContext, row: tuple, plan: slots.Plan, outcome: str,
-                  reason: str) -> int:
+                  reason: str) -> tuple[int, None]:
     """Claim the slot with an outcome that submits no job."""
     async with ctx.pool.connection() as conn, conn.transaction():
         claimed = await _claim(conn, row[0], plan, outcome, reason)
         await _advance(conn, row[0], row[11], plan)
     if claimed:
         log.info("schedule %s: slot %s %s: %s", row[0], plan.slot.isoformat(), outcome, reason)
-    return int(claimed)
+    return int(claimed), None
 
 
 def _late_reason(plan: slots.Plan, now: datetime) -> str | None:
@@ -118,11 +157,12 @@ def _late_reason(plan: slots.Plan, now: datetime) -> str | None:
             "its time")
 
 
-async def _handle(ctx: FireContext, row: tuple, now: datetime) -> int:
+async def _handle(ctx: FireContext, row: tuple, now: datetime) -> tuple[int, Fired | None]:
+    """Claim the due slot of one schedule: (1 if this process handled it, a job to start)."""
     schedule_id, due = row[0], row[11]
     plan = slots.plan(timing_of(row), due, now, row[9], ctx.grace)
     if plan is None:
-        return 0
+        return 0, None
     if not plan.fire:
         return await _record(ctx, row, plan, "missed",
                              "no scheduler ran at its time and catch-up is none")
@@ -137,19 +177,23 @@ async def _handle(ctx: FireContext, row: tuple, now: datetime) -> int:
     if owner is None or owner[3]:
         return await _record(ctx, row, plan, "refused", "the owner's account is disabled")
     user = CurrentUser(id=owner[0], username=owner[1], role=owner[2])
-    body = msgspec.convert(row[7], JobCreate)
-    return await _fire(ctx, row, plan, user, body, now)
+    try:
+        body = msgspec.convert(row[7], JobCreate)
+    except msgspec.ValidationError as exc:
+        return await _record(ctx, row, plan, "refused",
+                             f"the stored job body is no longer valid: {exc}")
+    return await _claim_and_store(ctx, row, plan, user, body, now)
 
 
-async def _fire(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUser,
-                body: JobCreate, now: datetime) -> int:
+async def _claim_and_store(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUser,
+                           body: JobCreate, now: datetime) -> tuple[int, Fired | None]:
     schedule_id, due = row[0], row[11]
     async with ctx.pool.connection() as conn, conn.transaction():
         if not await _claim(conn, schedule_id, plan, "submitted", _late_reason(plan, now)):
             # Another process has (or had) this slot: fire nothing. Moving the next
             # slot on from `due` changes nothing unless a stale one was left behind.
             await _advance(conn, schedule_id, due, plan)
-            return 0
+            return 0, None
         await _advance(conn, schedule_id, due, plan)
         try:
             await ctx.limiter.hit("jobs", str(user.id), ctx.rate_limits.jobs_per_user,
@@ -163,7 +207,7 @@ async def _fire(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUse
                                          "reason": exc.message})
             log.info("schedule %s: slot %s refused: %s", schedule_id, plan.slot.isoformat(),
                      exc.message)
-            return 1
+            return 1, None
         await submission.insert(conn, prepared, user, None)
         await conn.execute(_MARK_JOB, {"schedule": schedule_id, "slot": plan.slot,
                                        "job": prepared.job_id})
@@ -172,15 +216,21 @@ async def _fire(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUse
                                      "reason": _late_reason(plan, now)})
     log.info("schedule %s: slot %s fired job %s", schedule_id, plan.slot.isoformat(),
              prepared.job_id)
+    return 1, (row, plan, prepared)
+
+
+async def _start(ctx: FireContext, stored: Fired) -> None:
+    """Start a stored job as any job; a failure is the run's reason too."""
+    row, plan, prepared = stored
     try:
         await submission.start(pool=ctx.pool, redis_client=ctx.redis_client,
                                scrapyd=ctx.scrapyd, prepared=prepared,
                                crawler_overrides=ctx.crawler_overrides)
+        return
     except Exception as exc:
         reason = (f"could not start: {exc.message}" if isinstance(exc, ApiError)
                   else f"could not start: internal error ({type(exc).__name__})")
-        async with ctx.pool.connection() as conn:
-            await conn.execute(_SETTLE, {"schedule": schedule_id, "slot": plan.slot,
-                                         "outcome": "failed", "job": prepared.job_id,
-                                         "reason": reason})
-    return 1
+    async with ctx.pool.connection() as conn:
+        await conn.execute(_SETTLE, {"schedule": row[0], "slot": plan.slot,
+                                     "outcome": "failed", "job": prepared.job_id,
+                                     "reason": reason})

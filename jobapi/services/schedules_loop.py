@@ -53,7 +53,7 @@ async def run_scheduler(settings: Settings, *, poll_seconds: float = POLL_SECOND
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False,
                                name="scheduler", timeout=10.0, configure=_configure,
                                kwargs={"autocommit": True})
     await pool.open(wait=True, timeout=30.0)
