@@ -103,7 +103,8 @@ function pagesView(box, jobId) {
     try {
       const page = await get(`/api/v1/jobs/${jobId}/pages` + query({ url_prefix: prefix.value, status: status.value, cursor, limit: 50 }));
       clear(results, table("Pages", [
-        { label: "URL", cell: (p) => link(p.url) },
+        { label: "URL", cell: (p) => (p.final_url && p.final_url !== p.url
+          ? [link(p.url), h("br"), "→ ", link(p.final_url)] : link(p.url)) },
         { label: "Title", cell: (p) => h("span", { title: shown(p.title || "", 2000) }, shown(p.title || "", 120)) },
         { label: "Status", cell: (p) => String(p.status) },
         { label: "Depth", cell: (p) => String(p.depth) },
@@ -198,9 +199,15 @@ export function jobView(main, jobId) {
     }
     show(job);
     clear(paramsBox, h("h2", {}, "Parameters and settings"),
-      h("pre", { class: "params" }, JSON.stringify({ params: job.params, settings: job.settings, tags: job.tags, workers: job.workers, priority: job.priority }, null, 2)));
-    plot = chart(chartBox);
-    plot.add(job.stats.pages ?? 0);
+      h("pre", { class: "params", tabindex: 0, "aria-label": "The job's parameters and settings as JSON" }, JSON.stringify({ params: job.params, settings: job.settings, tags: job.tags, workers: job.workers, priority: job.priority }, null, 2)));
+    if (TERMINAL.has(job.status)) {
+      const seconds = (Date.parse(job.finished_at || job.updated_at) - Date.parse(job.started_at || job.created_at)) / 1000;
+      const rate = seconds > 0 ? (job.stats.pages ?? 0) / seconds : null;
+      clear(chartBox, h("p", {}, `Average rate: ${fmt(rate, 1)} pages/s over ${fmt(seconds, 0)} s (the chart draws while a job runs).`));
+    } else {
+      plot = chart(chartBox);
+      plot.add(job.stats.pages ?? 0);
+    }
     summaryView(summaryBox, jobId);
     pagesView(pagesBox, jobId);
     stopGraph = graphView(graphBox, jobId);
@@ -210,7 +217,7 @@ export function jobView(main, jobId) {
         const state = JSON.parse(ev.data);
         job = { ...job, ...state, stats: state.stats || {} };
         show(job);
-        plot.add(job.stats.pages ?? 0);
+        if (plot) plot.add(job.stats.pages ?? 0);
         if (TERMINAL.has(state.status)) {
           source.close();
           announce(`The job is ${state.status}.`);

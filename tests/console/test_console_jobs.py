@@ -9,7 +9,9 @@ import re
 import httpx
 from playwright.sync_api import expect
 
-from tests.console.conftest import api_token, wait_job
+from tests.console.fixtures import api_token, wait_job
+
+pytest_plugins = ["tests.console.fixtures"]
 
 
 def _submit(console, start_url: str, **fields: str) -> str:

@@ -8,7 +8,9 @@ import httpx
 import networkx as nx
 from playwright.sync_api import expect
 
-from tests.console.conftest import api_token, wait_job
+from tests.console.fixtures import api_token, wait_job
+
+pytest_plugins = ["tests.console.fixtures"]
 
 
 def test_build_draw_search_click_and_export_the_network(console, console_stack, console_users,

@@ -1,5 +1,11 @@
 """Fixtures of the console's browser tests: the whole stack and a real Chromium.
 
+A plugin: a test module asks for it with `pytest_plugins = ["tests.console.fixtures"]`
+(tests/security's console scenario does too).
+
+PYTEST_DONT_REWRITE: test modules import helpers from here before pytest registers
+it as a plugin; plain asserts are fine for its few checks.
+
 `console_stack` starts what `crawlgraph up` starts (PostgreSQL, Redis, scrapyd,
 the API that serves the console, a graph worker) once for these tests, in a
 temporary data directory on free loopback ports. `browser` is Debian's
@@ -51,9 +57,12 @@ def console_stack() -> Iterator[Stack]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def console_users(console_stack: Stack) -> dict[str, int]:
-    """An admin and two users with fresh names: role -> (name, id)."""
+@pytest.fixture
+def console_users(console_stack: Stack) -> dict[str, tuple[str, int]]:
+    """An admin and two users with fresh names for this test: key -> (name, id).
+
+    Fresh per test: the stack's login limits (10 a user, 50 an address per 5 minutes)
+    are real, and every test logs in."""
     suffix = secrets.token_hex(3)
     made = {}
     for key, role in (("admin", "admin"), ("alice", "user"), ("bob", "user")):
@@ -128,12 +137,19 @@ def console(browser: Browser, console_stack: Stack) -> Iterator[Console]:
     context.close()
 
 
+_TOKENS: dict[str, dict[str, str]] = {}
+
+
 def api_token(stack: Stack, username: str) -> dict[str, str]:
+    """A bearer token's header for this user, fetched once (logins are rate limited)."""
+    if username in _TOKENS:
+        return _TOKENS[username]
     response = httpx.post(stack.settings.api_url + "/api/v1/auth/token",
                           json={"username": username, "password": PASSWORDS[username]},
                           timeout=30)
     assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    _TOKENS[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return _TOKENS[username]
 
 
 def wait_job(stack: Stack, headers: dict[str, str], job_id: str,
