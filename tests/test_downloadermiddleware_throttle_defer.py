@@ -109,3 +109,24 @@ def test_sites_with_a_long_delay_are_crawled_through_deferrals(websites, databas
         times.sort()
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert all(gap >= 1.0 - 1e-6 for gap in gaps), (host, gaps)
+
+
+def test_more_calls_at_once_than_connections_wait_for_one(redis_url, caplog):
+    """Hundreds of requests in the download slots reserve at once: each waits for a
+    connection, none fails for want of one (and is retried as if Redis were down)."""
+    from crawler.middlewares.throttleredis import MAX_CONNECTIONS
+
+    async def scenario() -> list[Any]:
+        state = RedisThrottleState(redis_url, str(uuid.uuid4()))
+        try:
+            calls = [state.acquire_or_defer(f"h{i % 50}:1", 0.0, 0, f"t{i}", 60, 1.0)
+                     for i in range(MAX_CONNECTIONS * 8)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            await state.close()
+
+    with caplog.at_level("WARNING", logger="crawler.middlewares.throttleredis"):
+        results = asyncio.run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert {r[0] for r in results} == {"ok"}
+    assert [r.getMessage() for r in caplog.records] == []

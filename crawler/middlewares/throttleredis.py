@@ -4,7 +4,8 @@ The same operations as `crawler.middlewares.throttlestate.LocalThrottleState`,
 each one atomic on the Redis side (`crawler.middlewares.throttlescripts`), so
 four workers on one job are together as polite as one. While Redis is
 unreachable a reservation waits and retries (a request is never sent
-unthrottled), and bookkeeping gives up after about a minute.
+unthrottled), and bookkeeping gives up after about a minute. A worker holds
+at most `MAX_CONNECTIONS` connections; more calls at once wait for a free one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from crawler.middlewares import throttlescripts
 
 logger = logging.getLogger(__name__)
+#: Redis connections of one worker's throttle; more calls at once wait for one.
+MAX_CONNECTIONS = 32
 
 
 class RedisThrottleState:
@@ -24,7 +27,10 @@ class RedisThrottleState:
     def __init__(self, redis_url: str, job_id: str) -> None:
         import redis.asyncio as aioredis
 
-        self.client = aioredis.Redis.from_url(redis_url)
+        # Every request in the download slots may be in a call at once: past the
+        # pool's size a call waits for a connection instead of failing.
+        self.client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=MAX_CONNECTIONS, timeout=None))
         self.prefix = f"crawlgraph:{job_id}:throttle:"
         self._acquire = self.client.register_script(throttlescripts.ACQUIRE)
         self._acquire_or_defer = self.client.register_script(throttlescripts.ACQUIRE_OR_DEFER)
