@@ -31,7 +31,7 @@ class Drawing(msgspec.Struct, kw_only=True):
     truncated: bool
     ranked_by: str
     labels: list[str]
-    columns: dict[str, list[float] | list[int]]
+    columns: dict[str, list[float]]  # integer metrics (degrees, k-core) as whole numbers
     edges: list[int]
 
 
