@@ -82,6 +82,17 @@ def test_a_failed_download_is_a_page_and_a_refusal_is_none():
     assert list(spider.on_failure(failure(RobotsForbidden("no"), request))) == []
 
 
+def test_a_failed_downloads_page_keeps_session_parameters_only_when_the_setting_says_so():
+    request = Request(SESSION, meta={"redirect_urls": [START + "?_ga=2"]})
+    for settings, expected in (({}, (START, "http://a.example/shop?id=7")),
+                               ({"CRAWLGRAPH_STRIP_SESSION_PARAMS": False},
+                                (START + "?_ga=2",
+                                 "http://a.example/shop;jsessionid=0AF3?id=7&utm_source=news"))):
+        spider = kit_crawler({"start_urls": START}, settings).spider
+        (failed,) = spider.on_failure(failure(ConnectionRefusedError(), request))
+        assert (failed.url, failed.final_url) == expected
+
+
 def test_an_unhandled_status_goes_to_the_callback():
     crawler = kit_crawler({"start_urls": START})
     response = page(START, '<a href="/next">next</a>', status=301)

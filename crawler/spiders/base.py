@@ -141,8 +141,10 @@ class CrawlgraphSpider(scrapy.Spider):
             CrawlLedger.for_crawler(self.crawler).event("cut_off", host_key(request.url),
                                                         canonicalize(request.url), 0, error)
         stats.inc_value(f"crawlgraph/error/{type(exc).__name__}")
-        url = canonicalize((request.meta.get("redirect_urls") or [request.url])[0])
-        return Page(url=url, final_url=canonicalize(request.url), status=0,
+        strip = self.crawler.settings.getbool("CRAWLGRAPH_STRIP_SESSION_PARAMS", True)
+        url = canonicalize((request.meta.get("redirect_urls") or [request.url])[0],
+                           strip_params=strip)
+        return Page(url=url, final_url=canonicalize(request.url, strip_params=strip), status=0,
                     fetched_at=datetime.now(UTC), depth=request.meta.get("depth", 0),
                     rendered=rendering.is_marked(request.meta), error=error,
                     discovered=discovery(request.meta))
