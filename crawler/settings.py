@@ -63,6 +63,10 @@ crawlgraph settings (defaults in brackets), by component:
   added to a Crawl-delay; ``CRAWLGRAPH_THROTTLE_DEFER`` [True] and
   ``CRAWLGRAPH_THROTTLE_DEFER_AFTER`` [1.0] a request whose host is not due
   for longer goes back to the job's frontier instead of waiting in a slot.
+- WARC archives (`crawler.middlewares.warc`, for a job with ``warc: true``):
+  ``CRAWLGRAPH_WARC_ENABLED`` [True]; ``CRAWLGRAPH_WARC_DIR`` [the data
+  directory's ``warc/``]; ``CRAWLGRAPH_WARC_MAX_BYTES`` [1 GB] a file's size
+  before the next one is opened.
 - Spider kit (`crawler.spidermiddlewares`): ``CRAWLGRAPH_CANONICAL_ENABLED``,
   ``CRAWLGRAPH_SCOPE_ENABLED``, ``CRAWLGRAPH_DEPTH_ENABLED``,
   ``CRAWLGRAPH_PAGES_ENABLED``, ``CRAWLGRAPH_RENDER_ENABLED``,
@@ -170,6 +174,8 @@ DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
     # Last before the download: the slot is reserved as late as possible, and
     # its process_response sees the latency first.
     "crawler.middlewares.throttle.ThrottleMiddleware": 950,
+    # Closest to the download: archives responses before decompression (590) decodes them.
+    "crawler.middlewares.warc.WarcMiddleware": 960,
 }
 # The spider kit (crawler/spidermiddlewares, its docstring gives the order):
 # canonical URLs, scope, max_depth, Page/Link items, rendering, max_pages.

@@ -65,6 +65,8 @@ class CrawlParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         = None
     obey_robots: bool = True
     sitemaps: bool = False
+    #: Archive every request and response as WARC files (`crawler.middlewares.warc`).
+    warc: bool = False
 
 
 class SpiderArgs(CrawlParams, kw_only=True, forbid_unknown_fields=True):
