@@ -39,6 +39,8 @@ CALLS: dict[str, list[tuple[dict, dict | None]]] = {
     "exportGraph": [({"format": f, "table": t}, None) for f, t in (
         ("graphml", "nodes"), ("gexf", "nodes"), ("json", "nodes"), ("csv", "nodes"),
         ("csv", "edges"))],
+    "listJobWarcs": [({}, None)],
+    "getJobWarc": [({}, None)],
 }
 OWNED_PARAMS = {"job_id", "build_id"}
 
@@ -57,6 +59,10 @@ def a_and_b(client, api_settings, users, database_url):
     insert_pages(database_url, job_a, [(f"https://a.example/{i}", 200) for i in range(4)])
     job_b = insert_job(database_url, users["bob"], status="finished")
     insert_pages(database_url, job_b, [("https://b.example/", 200)])
+    with psycopg.connect(database_url) as conn:  # a WARC file of A's job, on another node
+        conn.execute("INSERT INTO warc_files (job_id, name, node, worker, bytes, records, "
+                     "closed_at) VALUES (%s, %s, 'elsewhere', 'w', 10, 1, now())",
+                     (job_a, f"{job_a}-w-00001.warc.gz"))
     alice = login(client, "alice")
     response = client.post(f"/api/v1/jobs/{job_a}/graphs", json={"level": "page"},
                            headers=alice)
