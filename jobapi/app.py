@@ -57,7 +57,7 @@ from jobapi.controllers.jobs import JobController
 from jobapi.controllers.schedules import ScheduleController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
-from jobapi.controllers.warcs import WarcController
+from jobapi.controllers.webhooks import WebhookController
 from jobapi.errorhandler import MAX_BODY_BYTES, handle_error
 from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.requestcontext import RequestContext, configure_logging
@@ -68,7 +68,8 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
-    GraphController, DrawingController, ConsoleController, ScheduleController, WarcController,
+    GraphController, DrawingController, ConsoleController, ScheduleController,
+    WebhookController,
 ]
 POOL_MAX_SIZE = 16
 REDIS_MAX_CONNECTIONS = 32

@@ -15,6 +15,7 @@ from stack.scheduler import Scheduler
 from stack.scrapyd import Scrapyd
 from stack.service import Service
 from stack.supervise import log, port_in_use
+from stack.webhooks import WebhookSender
 
 
 def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Service]:
@@ -31,6 +32,7 @@ def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Servic
     for n in range(1, settings.graph_workers + 1):
         services.append(GraphWorker(f"graph-worker-{n}", settings, env))
     services.append(Scheduler("scheduler", settings, env))
+    services.append(WebhookSender("webhook-sender", settings, env))
     return services
 
 

@@ -52,7 +52,8 @@ def stack(home):
 
 def test_up_twice_then_kill_redis_then_down(stack, home):
     started = stack.up()
-    assert started == ["postgres", "redis", "scrapyd", "api", "graph-worker-1", "scheduler"]
+    assert started == ["postgres", "redis", "scrapyd", "api", "graph-worker-1", "scheduler",
+                       "webhook-sender"]
     rows = stack.status()
     assert all(row["healthy"] for row in rows), rows
     pids = {row["service"]: row["pid"] for row in rows}
@@ -78,7 +79,7 @@ def test_up_twice_then_kill_redis_then_down(stack, home):
 
     # A changed setting restarts the services that read it, and only those.
     changed = Stack({**stack.environ, "ALLOW_PRIVATE_NETWORKS": "0"})
-    assert changed.up() == ["scrapyd", "api", "graph-worker-1", "scheduler"]
+    assert changed.up() == ["scrapyd", "api", "graph-worker-1", "scheduler", "webhook-sender"]
     after = {row["service"]: row["pid"] for row in changed.status()}
     assert after["postgres"] == pids["postgres"]
     stack.environ["ALLOW_PRIVATE_NETWORKS"] = "0"

@@ -8,6 +8,7 @@ into a template's path parameters.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ def operations(app: Any) -> list[Operation]:
 
 
 def fill(path: str, values: Mapping[str, object]) -> str:
-    """The path with each `{name:type}` replaced by `values[name]`."""
-    if "job_id" in values:  # a WARC file name of the job (tests/security/test_bola.py has one)
-        values = {"name": f"{values['job_id']}-w-00001.warc.gz", **values}
+    """The path with each `{name:type}` replaced by `values[name]` (a webhook_id not given:
+    a random one)."""
+    values = {"webhook_id": uuid.uuid4(), **values}
     return _PARAM.sub(lambda m: str(values[m.group(1)]), path)

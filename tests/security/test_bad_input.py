@@ -51,6 +51,7 @@ BODIES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "createSchedule": ("alice", {"name": "s", "cron": "0 3 * * *",
                                  "job": {"start_urls": ["http://10.0.0.1/"]}}),
     "updateSchedule": ("alice", {"name": "renamed"}),
+    "createWebhook": ("alice", {"url": "http://10.0.0.1/hook"}),
 }
 
 

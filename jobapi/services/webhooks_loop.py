@@ -1,0 +1,71 @@
+"""The webhook sender process: `crawlgraph webhook deliver` sends due deliveries until stopped.
+
+A process of its own (the local stack runs one, `stack/webhooks.py`) rather
+than a task of the scheduler: a slow receiver never delays a schedule's slot,
+and either can be restarted alone. It needs only PostgreSQL. Any number may
+run at once: each holds the row of the delivery it is sending, so no two send
+the same one at the same time (`webhooks_send.deliver_one`). SIGTERM or SIGINT
+ends it after the deliveries under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import msgspec
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from core.settings import Settings
+from jobapi.services.webhooks_send import RETRY_BASE, deliver_one
+
+log = logging.getLogger("jobapi.webhooks")
+
+POLL_SECONDS = 1.0
+CONCURRENCY = 4
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    set_json_loads(msgspec.json.decode, conn)
+
+
+async def run_sender(settings: Settings, *, poll_seconds: float = POLL_SECONDS,
+                     retry_base: float = RETRY_BASE, concurrency: int = CONCURRENCY,
+                     stop: asyncio.Event | None = None) -> None:
+    """Send due deliveries, `concurrency` at a time, until `stop` is set (or a signal)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=concurrency,
+                               open=False, name="webhooks", timeout=10.0,
+                               configure=_configure, kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=30.0)
+
+    async def worker() -> None:
+        while not stop.is_set():
+            try:
+                if await deliver_one(pool, allow_private_networks=settings.allow_private_networks,
+                                     retry_base=retry_base):
+                    continue
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                log.warning("webhooks: PostgreSQL is unavailable (%s); retrying",
+                            type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                pass
+
+    log.info("webhook sender started (%d at a time, every %gs)", concurrency, poll_seconds)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(concurrency):
+                tasks.create_task(worker())
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await pool.close()
+        log.info("webhook sender stopped")
