@@ -57,6 +57,7 @@ from jobapi.controllers.jobs import JobController
 from jobapi.controllers.schedules import ScheduleController
 from jobapi.controllers.system import HealthController, ServiceController
 from jobapi.controllers.users import UserController
+from jobapi.controllers.warcs import WarcController
 from jobapi.controllers.webhooks import WebhookController
 from jobapi.errorhandler import MAX_BODY_BYTES, handle_error
 from jobapi.ratelimit import RateLimiter, RateLimits
@@ -68,7 +69,7 @@ from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController, AuthController, JobController, UserController, ServiceController,
-    GraphController, DrawingController, ConsoleController, ScheduleController,
+    GraphController, DrawingController, ConsoleController, ScheduleController, WarcController,
     WebhookController,
 ]
 POOL_MAX_SIZE = 16
