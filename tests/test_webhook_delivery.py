@@ -29,6 +29,7 @@ from graphs.worker import Worker, WorkerConfig
 from jobapi.services.webhooks_loop import _configure
 from jobapi.services.webhooks_send import deliver_one, retry_delay
 from tests.api_fixtures import login, make_client
+from tests.conftest import free_port
 from tests.graphdata import add_links, add_pages, make_job
 from tests.test_api_jobs import insert_job
 
@@ -50,7 +51,7 @@ class Receiver:
     """A loopback HTTP server that logs each POST and answers the next status of `statuses`
     (the last one repeats); while `hold` is set it answers nothing."""
 
-    def __init__(self, statuses: tuple[int, ...] = (200,)) -> None:
+    def __init__(self, statuses: tuple[int, ...] = (200,), port: int = 0) -> None:
         self.statuses = list(statuses)
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.hold = threading.Event()
@@ -76,7 +77,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -235,3 +236,59 @@ def test_a_name_that_resolves_to_loopback_is_refused_at_delivery(
     assert attempt["status"] is None
     assert "localhost resolves to" in attempt["error"] and "loopback" in attempt["error"]
     assert "ALLOW_PRIVATE_NETWORKS=1" in attempt["error"]
+
+
+def test_a_receiver_down_for_a_while_gets_every_event_once_it_is_back(
+        api_settings, users, database_url):
+    port = free_port()  # nothing listens there yet
+    settings = msgspec.structs.replace(api_settings, allow_private_networks=True)
+    with make_client(settings) as client:
+        alice = login(client, "alice")
+        hook = _hook(client, alice, f"http://127.0.0.1:{port}/hook")
+        jobs = [insert_job(database_url, users["alice"], status="running") for _ in range(3)]
+        with psycopg.connect(database_url) as conn:
+            for job, status in zip(jobs, ("finished", "failed", "cancelled"), strict=True):
+                conn.execute("UPDATE jobs SET status = %s WHERE id = %s", (status, job))
+        assert drain(database_url, allow_private=True, retry_base=0.3) == 3
+        down = _deliveries(client, alice, hook["id"])
+        assert [d["state"] for d in down] == ["pending"] * 3
+        assert all("ConnectError" in d["log"][0]["error"] for d in down), down
+        receiver = Receiver(port=port)
+        try:
+            drain(database_url, allow_private=True, retry_base=0.3, until=10)
+        finally:
+            receiver.close()
+        back = _deliveries(client, alice, hook["id"])
+    assert [d["state"] for d in back] == ["delivered"] * 3
+    assert sorted(e["data"]["job_id"] for e in receiver.events()) == sorted(map(str, jobs))
+    assert len(receiver.received) == 3  # each once
+    for delivery in back:
+        assert delivery["log"][0]["status"] is None and delivery["log"][-1]["status"] == 200
+
+
+def test_a_delivery_is_given_up_a_day_after_its_event(api_settings, users, database_url):
+    receiver = Receiver(statuses=(503,))
+    try:
+        settings = msgspec.structs.replace(api_settings, allow_private_networks=True)
+        with make_client(settings) as client:
+            alice = login(client, "alice")
+            hook = _hook(client, alice, receiver.url())
+            young, old = (insert_job(database_url, users["alice"], status="running")
+                          for _ in range(2))
+            with psycopg.connect(database_url) as conn:
+                for job in (young, old):
+                    conn.execute("UPDATE jobs SET status = 'finished' WHERE id = %s", (job,))
+                conn.execute("UPDATE webhook_deliveries SET created_at = now() - "
+                             "interval '24 hours 1 minute' WHERE data->>'job_id' = %s",
+                             (str(old),))
+            assert drain(database_url, allow_private=True) == 2
+            shown = _deliveries(client, alice, hook["id"])
+    finally:
+        receiver.close()
+    states = sorted((d["state"], d["attempts"], d["log"][0]["status"]) for d in shown)
+    assert states == [("failed", 1, 503), ("pending", 1, 503)]
+    failed = next(d for d in shown if d["state"] == "failed")
+    pending = next(d for d in shown if d["state"] == "pending")
+    assert failed["finished_at"] is not None and pending["finished_at"] is None
+    assert datetime.fromisoformat(pending["next_attempt_at"]) > \
+        datetime.fromisoformat(pending["log"][0]["attempted_at"])
