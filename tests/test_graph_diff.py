@@ -1,0 +1,154 @@
+"""The diff of two graph builds: nodes, edges, metric movers, merged and split components."""
+
+from __future__ import annotations
+
+import uuid
+
+import graph_tool as gt
+import psycopg
+import pytest
+
+from graphs import store
+from graphs.diff import diff_builds, diff_graphs, diff_rows
+from graphs.errors import InvalidGraphRequest
+from graphs.models import GraphBuildRequest
+from graphs.pipeline import build_now
+from tests.graphdata import add_links, add_pages, make_job, make_user
+from tests.sitegen import generate_site
+
+A, B = uuid.uuid4(), uuid.uuid4()
+
+
+def _graph(nodes: str, edges: list[str], pagerank: dict[str, float] | None = None) -> gt.Graph:
+    """A graph of one-letter nodes; edges as "ab" (a -> b)."""
+    g = gt.Graph(directed=True)
+    g.add_vertex(len(nodes))
+    g.vp.label = g.new_vp("string", vals=list(nodes))
+    g.add_edge_list([(nodes.index(e[0]), nodes.index(e[1])) for e in edges])
+    g.vp.pagerank = g.new_vp("double", vals=[(pagerank or {}).get(x, 0.0) for x in nodes])
+    return g
+
+
+def _parts(changes) -> dict[str, set[str]]:
+    return {c.example: {p.example for p in c.parts} for c in changes}
+
+
+def test_nodes_and_edges_added_and_removed():
+    d = diff_graphs(_graph("abcd", ["ab", "bc", "cd"]), _graph("abce", ["ab", "ca", "ce"]),
+                    A, B, "page")
+    assert (d.nodes.added_labels, d.nodes.removed_labels, d.nodes.common) == (["e"], ["d"], 3)
+    assert {(e.source, e.target) for e in d.edges.added_edges} == {("c", "a"), ("c", "e")}
+    assert {(e.source, e.target) for e in d.edges.removed_edges} == {("b", "c"), ("c", "d")}
+    assert (d.edges.a, d.edges.b, d.edges.common, d.edges.added, d.edges.removed) == (3, 3, 1, 2, 2)
+
+
+def test_lists_are_bounded_and_counts_are_not():
+    a = _graph("ab", ["ab"])
+    b = _graph("abcdefgh", ["ab", "bc", "cd", "de", "ef", "fg", "gh"])
+    d = diff_graphs(a, b, A, B, "page", limit=2)
+    assert d.nodes.added == 6 and d.nodes.added_labels == ["c", "d"]
+    assert d.edges.added == 6 and len(d.edges.added_edges) == 2
+
+
+def test_two_components_that_merge():
+    a, b = _graph("abcdxy", ["ab", "cd", "xy"]), _graph("abcdxy", ["ab", "bc", "cd", "xy"])
+    d = diff_graphs(a, b, A, B, "page")
+    assert (d.components.a, d.components.b) == (3, 2)
+    assert (d.components.merges, d.components.splits) == (1, 0)
+    assert _parts(d.components.merged) == {"a": {"a", "c"}}
+    assert d.components.merged[0].size == 4
+    assert sorted(p.size for p in d.components.merged[0].parts) == [2, 2]
+
+
+def test_a_component_that_splits_in_three_and_new_nodes_that_merge_nothing():
+    a = _graph("abcdef", ["ab", "bc", "cd", "de", "ef"])
+    b = _graph("abcdefz", ["ab", "cd", "ef", "fz"])  # z is new: it joins e-f, no merge
+    d = diff_graphs(a, b, A, B, "page")
+    assert (d.components.merges, d.components.splits) == (0, 1)
+    assert _parts(d.components.split) == {"a": {"a", "c", "e"}}
+    split = d.components.split[0]
+    assert split.size == 6 and split.parts_count == 3
+    assert {p.example: (p.size, p.shared) for p in split.parts} == {
+        "a": (2, 2), "c": (2, 2), "e": (3, 2)}
+
+
+def test_a_merge_and_a_split_at_once():
+    a = _graph("abcdxy", ["ab", "bc", "xy"])  # {a,b,c} {x,y} {d}
+    b = _graph("abcdxy", ["ab", "cx", "xy", "cd"])  # {a,b} {c,d,x,y}
+    d = diff_graphs(a, b, A, B, "page")
+    assert _parts(d.components.split) == {"a": {"a", "c"}}
+    assert _parts(d.components.merged) == {"c": {"a", "d", "x"}}
+
+
+def test_movers_by_value_and_by_rank():
+    a = _graph("abcd", [], {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1})
+    b = _graph("abcd", [], {"a": 0.1, "b": 0.3, "c": 0.25, "d": 0.35})
+    d = diff_graphs(a, b, A, B, "page", metric="pagerank", top=2)
+    assert [(m.label, round(m.delta, 6)) for m in d.metric.movers] == [("a", -0.3), ("d", 0.25)]
+    first = d.metric.movers[0]
+    assert (first.rank_a, first.rank_b, first.rank_change) == (1, 4, -3)
+    assert [(m.label, m.rank_change) for m in d.metric.rank_movers] == [("a", -3), ("d", 3)]
+    # b did not move at all: never a mover, whatever `top` is
+    assert "b" not in {m.label for m in diff_graphs(a, b, A, B, "page", top=10).metric.movers}
+
+
+def test_csv_rows_name_every_listed_change():
+    d = diff_graphs(_graph("abc", ["ab"], {"a": 1.0}), _graph("abd", ["ad"], {"a": 0.5}),
+                    A, B, "page")
+    kinds = {(r[0], r[1], r[2]) for r in diff_rows(d)}
+    assert {("node_added", "d", ""), ("node_removed", "c", ""), ("edge_added", "a", "d"),
+            ("edge_removed", "a", "b"), ("mover", "a", "pagerank")} <= kinds
+
+
+# --- stored builds: refusals, and a diff equal to the generator's truth -------------------
+
+def _write(conn, owner: int, site, origin: str) -> uuid.UUID:
+    job = make_job(conn, owner)
+    add_pages(conn, job, sorted(site.page_urls(origin)))
+    add_links(conn, job, [(s, t, 1, False) for s, t in sorted(site.link_set(origin))])
+    return job
+
+
+@pytest.fixture
+def two_crawls(database_url, tmp_path):
+    """Builds of two versions of a generated site (the second: other random links, more pages)."""
+    origin = "http://site.test"
+    old, new = generate_site(30, seed=4), generate_site(36, seed=5)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        owner = make_user(conn)
+        jobs = [_write(conn, owner, site, origin) for site in (old, new)]
+    request = GraphBuildRequest(metrics=["degree", "pagerank"], self_loops=True)
+    builds = [build_now(database_url, tmp_path, owner, [j], request) for j in jobs]
+    host = build_now(database_url, tmp_path, owner, [jobs[0]],
+                     GraphBuildRequest(level="host", metrics=["degree"]))
+    with psycopg.connect(database_url) as conn:
+        rows = [store.get_build(conn, b) for b in (*builds, host)]
+    return origin, old, new, rows
+
+
+def _truth_nodes(site, origin: str) -> set[str]:
+    return site.page_urls(origin) | {u for link in site.link_set(origin) for u in link}
+
+
+def test_the_diff_of_two_builds_is_the_generators_difference(two_crawls, tmp_path):
+    origin, old, new, (a, b, _) = two_crawls
+    d = diff_builds(tmp_path, a, b, metric="pagerank", top=5, limit=10_000)
+    old_links, new_links = old.link_set(origin), new.link_set(origin)
+    assert {(e.source, e.target) for e in d.edges.added_edges} == new_links - old_links
+    assert {(e.source, e.target) for e in d.edges.removed_edges} == old_links - new_links
+    assert d.edges.common == len(old_links & new_links) > 0
+    old_nodes, new_nodes = _truth_nodes(old, origin), _truth_nodes(new, origin)
+    assert set(d.nodes.added_labels) == new_nodes - old_nodes
+    assert set(d.nodes.removed_labels) == old_nodes - new_nodes
+    assert len(d.metric.movers) == 5 and all(m.delta != 0 for m in d.metric.movers)
+    assert abs(d.metric.movers[0].delta) >= abs(d.metric.movers[-1].delta)
+
+
+def test_mixed_levels_and_a_metric_one_build_lacks_are_refused(two_crawls, tmp_path):
+    _, _, _, (a, b, host) = two_crawls
+    with pytest.raises(InvalidGraphRequest, match="same level"):
+        diff_builds(tmp_path, a, host, metric=None)
+    with pytest.raises(InvalidGraphRequest, match="did not compute 'hits'"):
+        diff_builds(tmp_path, a, b, metric="authority")
+    with pytest.raises(InvalidGraphRequest, match="Unknown metric"):
+        diff_builds(tmp_path, a, b, metric="label")
