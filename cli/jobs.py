@@ -35,6 +35,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         body["allowed_domains"] = args.allow
     if args.tag:
         body["tags"] = args.tag
+    if args.warc:
+        body["warc"] = True
     client = client_for(args)
     try:
         job = client.call("POST", "/api/v1/jobs", json=body)
@@ -146,6 +148,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crawl.add_argument("--allow", action="append", metavar="DOMAIN",
                        help="allowed domain (repeat; default: the --scope of the start URLs)")
     crawl.add_argument("--tag", action="append", help="tag the job (repeat)")
+    crawl.add_argument("--warc", action="store_true",
+                       help="archive every request and response as WARC files "
+                            "(list them with: crawlgraph warcs JOB)")
     crawl.add_argument("--wait", action="store_true", help="show progress until it ends")
     crawl.set_defaults(func=cmd_crawl)
 
