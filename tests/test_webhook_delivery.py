@@ -55,6 +55,7 @@ class Receiver:
         self.statuses = list(statuses)
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.hold = threading.Event()
+        self.location: str | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,6 +70,8 @@ class Receiver:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "text/plain")
+                    if receiver.location:
+                        self.send_header("Location", receiver.location)
                     self.end_headers()
                     self.wfile.write(f"answer {status} ".encode() * 200)
                 except OSError:  # the sender is gone (killed mid-call in scenario 24)
@@ -292,3 +295,22 @@ def test_a_delivery_is_given_up_a_day_after_its_event(api_settings, users, datab
     assert failed["finished_at"] is not None and pending["finished_at"] is None
     assert datetime.fromisoformat(pending["next_attempt_at"]) > \
         datetime.fromisoformat(pending["log"][0]["attempted_at"])
+
+
+def test_a_redirect_is_not_followed(api_settings, users, database_url, receiver):
+    moved = Receiver(statuses=(302,))
+    moved.location = receiver.url()
+    try:
+        settings = msgspec.structs.replace(api_settings, allow_private_networks=True)
+        with make_client(settings) as client:
+            alice = login(client, "alice")
+            hook = _hook(client, alice, moved.url())
+            job = insert_job(database_url, users["alice"], status="running")
+            with psycopg.connect(database_url) as conn:
+                conn.execute("UPDATE jobs SET status = 'finished' WHERE id = %s", (job,))
+            assert drain(database_url, allow_private=True) == 1
+            (delivery,) = _deliveries(client, alice, hook["id"])
+    finally:
+        moved.close()
+    assert len(moved.received) == 1 and receiver.received == []
+    assert delivery["state"] == "pending" and delivery["log"][0]["status"] == 302
