@@ -97,7 +97,8 @@ export function networkView(main, buildId, params) {
     const hidden = (i) => degree[i] < state.minDegree || (drawing.columns.kcore?.[i] ?? 0) < state.minCore
       || (state.hideUncrawled && drawing.columns.crawled && !drawing.columns.crawled[i]);
     renderer = new Sigma(graph, stage, {
-      defaultEdgeColor: "#c8c8c8", hideEdgesOnMove: graph.size > 20000, labelRenderedSizeThreshold: 9,
+      defaultEdgeColor: "#c8c8c8", hideEdgesOnMove: graph.size > 20000, hideLabelsOnMove: graph.order > 2000,
+      labelRenderedSizeThreshold: graph.order > 2000 ? 12 : 9,
       zIndex: true,
       nodeReducer: (node, attrs) => {
         const i = Number(node);

@@ -83,3 +83,12 @@ def test_the_limit_is_bounded_and_another_users_build_is_404(client, api_setting
                             headers=alice), 422)
     assert_error(client.get(f"/api/v1/graphs/{build}/drawing", headers=login(client, "bob")),
                  404, "not_found")
+
+
+def test_the_drawing_is_in_the_openapi_document(client):
+    doc = client.get("/schema/openapi.json")
+    assert doc.status_code == 200, doc.text
+    operation = doc.json()["paths"]["/api/v1/graphs/{build_id}/drawing"]["get"]
+    assert operation["operationId"] == "getGraphDrawing"
+    limit = next(p for p in operation["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 50_000)
