@@ -47,6 +47,7 @@ log = logging.getLogger("jobapi.webhooks")
 
 SIGNATURE_HEADER = "Crawlgraph-Signature"
 BODY_EXCERPT = 1000
+MAX_ADDRESSES = 3
 CONNECT_TIMEOUT = 3.0
 TOTAL_TIMEOUT = 10.0
 GIVE_UP_AFTER = timedelta(days=1)
@@ -95,10 +96,11 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
     return []
 
 
-async def checked_address(url: str, *, allow_private_networks: bool) -> IPAddress:
-    """The address to connect to for `url`, or ValueError saying why there is none."""
+async def checked_addresses(url: str, *, allow_private_networks: bool) -> list[IPAddress]:
+    """The addresses to try for `url`, in the resolver's order, or ValueError saying why
+    there are none (a name that does not resolve, or resolves to a non-public address)."""
     host, port = split_url(url)
-    addresses = await _addresses(host, port)
+    addresses = list(dict.fromkeys(await _addresses(host, port)))
     if not addresses:
         raise ValueError(f"{host} does not resolve")
     if not allow_private_networks:
@@ -107,41 +109,56 @@ async def checked_address(url: str, *, allow_private_networks: bool) -> IPAddres
             if reason:
                 raise ValueError(f"{host} resolves to {address}, {reason}: refused "
                                  "(ALLOW_PRIVATE_NETWORKS=1 allows it)")
-    return addresses[0]
+    return addresses[:MAX_ADDRESSES]
 
 
 def _text(raw: bytes) -> str:
     return raw[:BODY_EXCERPT].decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
+async def _post_to(address: IPAddress, target: httpx.URL, body: bytes,
+                   headers: dict[str, str]) -> Answer:
+    pinned = target.copy_with(host=str(address))
+    timeout = httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT)
+    async with asyncio.timeout(TOTAL_TIMEOUT), httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        # Host header and TLS (SNI, certificate check) name the URL's host, not the address.
+        request = client.build_request("POST", pinned, content=body, headers=headers,
+                                       extensions={"sni_hostname": target.host})
+        response = await client.send(request, stream=True)
+        try:
+            raw = b""
+            async for chunk in response.aiter_raw():
+                raw += chunk
+                if len(raw) >= BODY_EXCERPT:
+                    break
+        finally:
+            await response.aclose()
+    return Answer(response.status_code, _text(raw), None)
+
+
 async def post(url: str, body: bytes, headers: dict[str, str], *,
                allow_private_networks: bool) -> Answer:
-    """POST `body` to `url` at an address checked now; the status and the answer's start."""
+    """POST `body` to `url` at an address checked now; the status and the answer's start.
+
+    The addresses are tried in turn while one cannot be connected to (an IPv6 address
+    first on a machine without an IPv6 route), never after a connection was made.
+    """
     try:
-        address = await checked_address(url, allow_private_networks=allow_private_networks)
+        addresses = await checked_addresses(url, allow_private_networks=allow_private_networks)
     except ValueError as exc:
         return Answer(None, None, str(exc)[:BODY_EXCERPT])
     target = httpx.URL(url)
-    pinned = target.copy_with(host=str(address))
     headers = {**headers, "Host": target.netloc.decode("ascii")}
-    timeout = httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT)
-    try:
-        async with asyncio.timeout(TOTAL_TIMEOUT), httpx.AsyncClient(
-                timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            request = client.build_request("POST", pinned, content=body, headers=headers,
-                                           extensions={"sni_hostname": target.host})
-            response = await client.send(request, stream=True)
-            try:
-                raw = b""
-                async for chunk in response.aiter_raw():
-                    raw += chunk
-                    if len(raw) >= BODY_EXCERPT:
-                        break
-            finally:
-                await response.aclose()
-    except (httpx.HTTPError, TimeoutError, OSError) as exc:
-        return Answer(None, None, f"{type(exc).__name__}: {exc}"[:BODY_EXCERPT])
-    return Answer(response.status_code, _text(raw), None)
+    error = ""
+    for address in addresses:
+        try:
+            return await _post_to(address, target, body, headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            error = f"{type(exc).__name__}: {address}: {exc}"
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            return Answer(None, None, f"{type(exc).__name__}: {exc}"[:BODY_EXCERPT])
+    return Answer(None, None, error[:BODY_EXCERPT])
 
 
 def event_body(event_id: Any, event: str, created_at: datetime, data: dict) -> bytes:
