@@ -8,12 +8,15 @@ is built from.
     crawlgraph graph build JOB --level host --wait
     crawlgraph graph export BUILD --format gexf -o site.gexf
     crawlgraph graph top BUILD --by pagerank --limit 20
+    crawlgraph graph diff BUILD_A BUILD_B --metric pagerank --top 20 [--csv]
+    crawlgraph graph series SCHEDULE --level page -o series.gexf
     crawlgraph graph-worker
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -25,11 +28,14 @@ import psycopg
 
 from core.settings import Settings
 from graphs import store
+from graphs.diff import CSV_HEADER, diff_builds, diff_rows
+from graphs.dynamic import MAX_CRAWLS, iter_dynamic_gexf
 from graphs.errors import GraphBuildFailed, GraphError, GraphNotFound
 from graphs.exports import exporter, write_chunks
 from graphs.models import DEFAULT_METRICS, EXPORT_FORMATS, LEVELS, METRICS, GraphBuildRequest
 from graphs.pipeline import build_now
 from graphs.worker import Worker, WorkerConfig
+from jobapi.services import graphdiff
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,6 +81,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="a build's status, counts, timings and summary (JSON)")
     show.add_argument("build")
     show.set_defaults(func=cmd_show)
+
+    diff = sub.add_parser("diff", help="what changed from one finished build to another")
+    diff.add_argument("a", help="the earlier build")
+    diff.add_argument("b", help="the later build (same level)")
+    diff.add_argument("--metric", default="pagerank",
+                      help="node column whose change ranks the movers (both builds must have it)")
+    diff.add_argument("--top", type=int, default=20, help="movers listed")
+    diff.add_argument("--limit", type=int, default=100,
+                      help="nodes and links listed per kind of change (counts are complete)")
+    diff.add_argument("--csv", action="store_true", help="CSV rows instead of JSON")
+    diff.set_defaults(func=cmd_diff)
+
+    series = sub.add_parser("series", help="a schedule's crawls as one dynamic GEXF (Gephi)")
+    series.add_argument("schedule", help="schedule id")
+    series.add_argument("--level", choices=LEVELS, default="page")
+    series.add_argument("-o", "--output", help="file to write (default: standard output)")
+    series.set_defaults(func=cmd_series)
 
     worker = subparsers.add_parser("graph-worker", help="run the graph build worker")
     worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
@@ -184,6 +207,38 @@ def cmd_show(args: argparse.Namespace) -> int:
         build = store.get_build(conn, args.build)
     build.pop("owner_id", None)
     print(json.dumps(msgspec.to_builtins(build), indent=2))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        a, b = store.get_build(conn, args.a), store.get_build(conn, args.b)
+    result = diff_builds(settings.home, a, b, metric=args.metric, top=args.top, limit=args.limit)
+    if args.csv:
+        csv.writer(sys.stdout, lineterminator="\n").writerows([CSV_HEADER, *diff_rows(result)])
+    else:
+        print(json.dumps(msgspec.to_builtins(result), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    schedule = _job_ids([args.schedule])[0]
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        rows = conn.execute(graphdiff.SERIES_BUILDS, {"level": args.level, "schedule": schedule,
+                                                      "limit": MAX_CRAWLS}).fetchall()
+        graphdiff.plan(rows, schedule, args.level)
+        found = [store.get_build(conn, build) for _, _, build in rows]
+    crawls = [f"job {job}" for job, _, _ in rows]
+    chunks = iter_dynamic_gexf((store.load_graph(settings.home, b) for b in found), crawls,
+                               description=f"crawlgraph schedule {schedule}, {args.level} graphs")
+    if args.output:
+        write_chunks(chunks, args.output)
+        print(f"crawlgraph: wrote {args.output} ({len(rows)} crawls)", file=sys.stderr)
+    else:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
     return 0
 
 

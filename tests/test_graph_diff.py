@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import graph_tool as gt
 import psycopg
 import pytest
+import xmlschema
 
 from graphs import store
 from graphs.diff import diff_builds, diff_graphs, diff_rows
 from graphs.errors import InvalidGraphRequest
 from graphs.models import GraphBuildRequest
 from graphs.pipeline import build_now
+from tests.api_fixtures import assert_error, login
 from tests.graphdata import add_links, add_pages, make_job, make_user
 from tests.sitegen import generate_site
+from tests.test_api_schedules import _schedule
 
+pytest_plugins = ["tests.api_fixtures"]
+DYNAMIC_XSD = Path(__file__).parent / "data" / "gexf" / "gexf-1.3-dynamic.xsd"
+NS = {"g": "http://gexf.net/1.3"}
 A, B = uuid.uuid4(), uuid.uuid4()
 
 
@@ -27,6 +39,12 @@ def _graph(nodes: str, edges: list[str], pagerank: dict[str, float] | None = Non
     g.add_edge_list([(nodes.index(e[0]), nodes.index(e[1])) for e in edges])
     g.vp.pagerank = g.new_vp("double", vals=[(pagerank or {}).get(x, 0.0) for x in nodes])
     return g
+
+
+def _spells(element) -> list[tuple[int, int]]:
+    """(start, end) of each spell of a dynamic GEXF node or edge."""
+    return [(int(s.get("start")), int(s.get("end")))
+            for s in element.iterfind("g:spells/g:spell", NS)]
 
 
 def _parts(changes) -> dict[str, set[str]]:
@@ -152,3 +170,105 @@ def test_mixed_levels_and_a_metric_one_build_lacks_are_refused(two_crawls, tmp_p
         diff_builds(tmp_path, a, b, metric="authority")
     with pytest.raises(InvalidGraphRequest, match="Unknown metric"):
         diff_builds(tmp_path, a, b, metric="label")
+
+
+# --- the API: the diff of two builds, a schedule's series, both authorised like graph reads --
+
+def _api_builds(database_url, home, owner: int, sites, slots=None, schedule=None):
+    origin = "http://site.test"
+    out = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        jobs = [_write(conn, owner, site, origin) for site in sites]
+        for i, job in enumerate(jobs):
+            if schedule is not None:
+                conn.execute("UPDATE jobs SET schedule_id = %s, schedule_slot = %s "
+                             "WHERE id = %s", (schedule, slots[i], job))
+    for job in jobs:
+        out.append(build_now(database_url, home, owner, [job],
+                             GraphBuildRequest(metrics=["degree", "pagerank"], self_loops=True)))
+    return jobs, out
+
+
+def test_the_api_diff_in_json_and_csv_for_owners_and_admins_only(client, api_settings, users,
+                                                                 database_url):
+    home = api_settings.home
+    sites = [generate_site(20, seed=1), generate_site(20, seed=2)]
+    _, (a, b) = _api_builds(database_url, home, users["alice"], sites)
+    _, (theirs,) = _api_builds(database_url, home, users["bob"], sites[:1])
+    alice, bob, root = login(client, "alice"), login(client, "bob"), login(client, "root")
+    answer = client.get(f"/api/v1/graphs/{a}/diff/{b}", params={"top": 3}, headers=alice)
+    assert answer.status_code == 200, answer.text
+    d = answer.json()
+    truth_added = sites[1].link_set("http://site.test") - sites[0].link_set("http://site.test")
+    assert d["edges"]["added"] == len(truth_added) and len(d["metric"]["movers"]) == 3
+    rows = client.get(f"/api/v1/graphs/{a}/diff/{b}", params={"format": "csv", "limit": 10_000},
+                      headers=alice)
+    assert rows.headers["content-type"].startswith("text/csv")
+    lines = rows.text.splitlines()
+    assert lines[0] == "change,label,target,a,b,delta,rank_a,rank_b"
+    assert {tuple(x.split(",")[1:3]) for x in lines if x.startswith("edge_added,")} == truth_added
+    # Both builds must be the caller's: either one of another user is a 404 like an unknown id.
+    for pair in ((a, theirs), (theirs, a)):
+        assert_error(client.get(f"/api/v1/graphs/{pair[0]}/diff/{pair[1]}", headers=alice),
+                     404, "not_found")
+    assert_error(client.get(f"/api/v1/graphs/{theirs}/diff/{a}", headers=bob), 404, "not_found")
+    assert client.get(f"/api/v1/graphs/{theirs}/diff/{a}", headers=root).status_code == 200
+    assert_error(client.get(f"/api/v1/graphs/{a}/diff/{b}", params={"metric": "authority"},
+                            headers=alice), 422)
+
+
+def test_a_schedules_series_as_dynamic_gexf(client, api_settings, users, database_url,
+                                            monkeypatch, tmp_path):
+    alice, bob = login(client, "alice"), login(client, "bob")
+    schedule = _schedule(client, alice)["id"]
+    url = f"/api/v1/schedules/{schedule}/graphs.gexf"
+    assert_error(client.get(url, headers=alice), 409)  # no crawl yet
+    sites = [generate_site(12, seed=1), generate_site(15, seed=2)]
+    slots = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
+    # The third crawl comes first in the table but last in slot order; its build is missing.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        late = _write(conn, users["alice"], sites[0], "http://site.test")
+        conn.execute("UPDATE jobs SET schedule_id = %s, schedule_slot = %s WHERE id = %s",
+                     (schedule, slots[2], late))
+    _api_builds(database_url, api_settings.home, users["alice"], sites, slots, schedule)
+    refused = assert_error(client.get(url, headers=alice), 409)
+    assert str(late) in refused["message"] and "POST /api/v1/jobs/{id}/graphs" in refused["hint"]
+    build_now(database_url, api_settings.home, users["alice"], [late],
+              GraphBuildRequest(metrics=["degree"]))
+    answer = client.get(url, headers=alice)
+    assert answer.status_code == 200, answer.text
+    xmlschema.XMLSchema(DYNAMIC_XSD).validate(io.StringIO(answer.text))
+    nodes = {n.get("label"): _spells(n) for n in ET.fromstring(answer.text).iterfind(
+        ".//g:node", NS)}
+    origin = "http://site.test"
+    for crawl, site in enumerate([sites[0], sites[1], sites[0]], 1):
+        assert {x for x, spells in nodes.items()
+                if any(s <= crawl <= e for s, e in spells)} == _truth_nodes(site, origin)
+    assert_error(client.get(url, headers=bob), 404, "not_found")
+    # The CLI writes the same file (same crawls, same order) from the database.
+    from cli.main import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CRAWLGRAPH_HOME", str(api_settings.home))
+    assert main(["graph", "series", schedule, "-o", str(tmp_path / "s.gexf")]) == 0
+    written = ET.parse(tmp_path / "s.gexf").getroot()
+    assert {n.get("label"): _spells(n) for n in written.iterfind(".//g:node", NS)} == nodes
+
+
+def test_the_cli_diff_in_json_and_csv(two_crawls, tmp_path, database_url, monkeypatch, capsys):
+    from cli.main import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CRAWLGRAPH_HOME", str(tmp_path))
+    origin, old, new, (a, b, host) = two_crawls
+    truth = new.link_set(origin) - old.link_set(origin)
+    assert main(["graph", "diff", str(a["id"]), str(b["id"]), "--top", "4",
+                 "--limit", "10000"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {(e["source"], e["target"]) for e in shown["edges"]["added_edges"]} == truth
+    assert len(shown["metric"]["movers"]) == 4
+    assert main(["graph", "diff", str(a["id"]), str(b["id"]), "--csv", "--limit", "10000"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert {(r[1], r[2]) for r in rows if r[0] == "edge_added"} == truth
+    assert main(["graph", "diff", str(a["id"]), str(host["id"])]) != 0
+    assert "same level" in capsys.readouterr().err

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import networkx as nx
 import pytest
 import xmlschema
 
 from graphs.dynamic import iter_dynamic_gexf
-from tests.test_graph_diff import _graph
+from tests.test_graph_diff import DYNAMIC_XSD, NS, _graph, _spells
 
-DYNAMIC_XSD = Path(__file__).parent / "data" / "gexf" / "gexf-1.3-dynamic.xsd"
-NS = {"g": "http://gexf.net/1.3"}
 # Three crawls: d leaves after the first and comes back in the third; e is new in the second.
 SERIES = [
     ("abcd", ["ab", "bc", "cd"], {"a": 0.5, "b": 0.25, "c": 0.125, "d": 0.125}),
@@ -29,11 +26,6 @@ def _series():
 
 def _text() -> str:
     return "".join(iter_dynamic_gexf(_series(), ["job 1", "job 2", "job 3"]))
-
-
-def _spells(element) -> list[tuple[int, int]]:
-    return [(int(s.get("start")), int(s.get("end"))) for s in element.iterfind("g:spells/g:spell",
-                                                                                NS)]
 
 
 def test_the_series_validates_against_gexf_13_with_dynamics():

@@ -1,4 +1,5 @@
-"""`/api/v1/.../graphs`: request a graph build of a job, read it, its top nodes, its exports.
+"""`/api/v1/.../graphs`: request a graph build of a job, read it, its top nodes, its exports,
+the diff of two builds and a schedule's builds as one dynamic GEXF.
 
 Ownership follows jobs: a build of another user's job, or another user's
 build, is a 404. A bad level, metric, option, sort key or export format is a
@@ -7,21 +8,27 @@ build, is a 404. A bad level, metric, option, sort key or export format is a
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import anyio
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from graphs import store
+from graphs.diff import CSV_HEADER, GraphDiff, diff_rows
+from graphs.errors import InvalidGraphRequest
 from graphs.exports import MEDIA_TYPES, SUFFIXES, exporter
 from graphs.models import GraphBuild, GraphBuildRequest, GraphNode
 from jobapi.auth import CurrentUser
 from jobapi.controllers import AppSettings, Pool, errors
+from jobapi.services import graphdiff
 from jobapi.services import graphs as service
 from jobapi.services.jobs import get_job_for_user
 
@@ -49,6 +56,16 @@ Offset = Annotated[int, QueryParameter(ge=0, le=100_000_000, description="Nodes 
 # ignored (`table` outside csv), never passed on with a NUL in it.
 Format = Annotated[str, QueryParameter(max_length=16, pattern=r"^[a-z]+$",
                                        description="graphml, gexf, json or csv.")]
+Metric = Annotated[str, QueryParameter(max_length=64, pattern=r"^[a-z_]+$", description=(
+    "The node column whose change ranks the movers (pagerank, in_degree, ..., pages); "
+    "both builds must have computed it."))]
+Top = Annotated[int, QueryParameter(ge=1, le=1000, description="Movers listed.")]
+DiffLimit = Annotated[int, QueryParameter(ge=0, le=10_000, description=(
+    "Nodes and links listed per kind of change (counts are always complete)."))]
+DiffFormat = Annotated[str, QueryParameter(max_length=4, pattern=r"^[a-z]+$",
+                                           description="json (default) or csv.")]
+Level = Annotated[str, QueryParameter(max_length=8, pattern=r"^[a-z]+$",
+                                      description="page (default), host or domain.")]
 Table = Annotated[str, QueryParameter(max_length=8, pattern=r"^[a-z]+$",
                                       description="For csv: nodes or edges.")]
 
@@ -113,3 +130,37 @@ class GraphController(Controller):
         return Stream(chunks(), media_type=MEDIA_TYPES[format], headers={
             "Content-Disposition": f'attachment; filename="{name}{SUFFIXES[format]}"'})
 
+
+    @get("/graphs/{build_id:uuid}/diff/{other_id:uuid}", operation_id="diffGraphBuilds",
+         responses={200: ResponseSpec(data_container=GraphDiff, generate_examples=False,
+                                      description="The diff (JSON), or its rows (CSV)."),
+                    **errors(404, 409)})
+    async def diff(
+        self, request: User, pool: Pool, app_settings: AppSettings,
+        build_id: FromPath[uuid.UUID], other_id: FromPath[uuid.UUID],
+        metric: Metric = "pagerank", top: Top = 20, limit: DiffLimit = 100,
+        format: DiffFormat = "json",
+    ) -> Response:
+        """What changed from build `build_id` to `other_id` (same level): nodes and links added
+        and removed, the top movers of a metric, components that merged or split."""
+        if format not in ("json", "csv"):
+            raise InvalidGraphRequest(f"Unknown diff format {format!r}.", hint="Use json or csv.")
+        result = await graphdiff.diff(pool, app_settings.home, build_id, other_id, request.user,
+                                      metric=metric, top=top, limit=limit)
+        if format == "json":
+            return Response(msgspec.json.encode(result), media_type="application/json")
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([CSV_HEADER, *diff_rows(result)])
+        return Response(out.getvalue(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="diff-{build_id}-{other_id}.csv"'})
+
+    @get("/schedules/{schedule_id:uuid}/graphs.gexf", operation_id="exportScheduleGraphs",
+         responses=errors(404, 409))
+    async def series(self, request: User, pool: Pool, app_settings: AppSettings,
+                     schedule_id: FromPath[uuid.UUID], level: Level = "page") -> Stream:
+        """A schedule's crawls as one dynamic GEXF 1.3 for Gephi's timeline (time i: crawl i).
+
+        409 when a finished crawl has no finished build of the level; the answer names them."""
+        chunks = await graphdiff.series(pool, app_settings.home, schedule_id, request.user, level)
+        return Stream((c.encode() for c in chunks), media_type=MEDIA_TYPES["gexf"], headers={
+            "Content-Disposition": f'attachment; filename="schedule-{schedule_id}-{level}.gexf"'})

@@ -48,8 +48,10 @@ def operations(app: Any) -> list[Operation]:
 
 def fill(path: str, values: Mapping[str, object]) -> str:
     """The path with each `{name:type}` replaced by `values[name]` (a webhook_id not given:
-    a random one)."""
+    a random one; an other_id not given: the build_id, a diff of a build with itself)."""
     values = {"webhook_id": uuid.uuid4(), **values}
+    if "build_id" in values:
+        values = {"other_id": values["build_id"], **values}
     if "job_id" in values:  # a WARC file name of the job (tests/security/test_bola.py has one)
         values = {"name": f"{values['job_id']}-w-00001.warc.gz", **values}
     return _PARAM.sub(lambda m: str(values[m.group(1)]), path)

@@ -39,6 +39,7 @@ CALLS: dict[str, list[tuple[dict, dict | None]]] = {
     "exportGraph": [({"format": f, "table": t}, None) for f, t in (
         ("graphml", "nodes"), ("gexf", "nodes"), ("json", "nodes"), ("csv", "nodes"),
         ("csv", "edges"))],
+    "diffGraphBuilds": [({}, None), ({"format": "csv", "metric": "in_degree"}, None)],
     "listJobWarcs": [({}, None)],
     "getJobWarc": [({}, None)],
 }
