@@ -63,6 +63,7 @@ from crawler.frontier.queue import JobFrontier
 from crawler.frontier.serialize import member_of, request_from_bytes, request_to_bytes
 from crawler.frontier.worker import FrontierWorker
 from crawler.pipelines.storage import StoragePipeline
+from crawler.redisclient import MAX_CONNECTIONS, client_for
 from crawler.scrapyinternals import requests_in_progress, wake_engine
 
 logger = logging.getLogger(__name__)
@@ -128,9 +129,8 @@ class RedisScheduler(BaseScheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        self._client = redis.asyncio.Redis.from_url(
-            self.redis_url, socket_timeout=10, socket_connect_timeout=5
-        )
+        self._client = client_for(self.redis_url, max_connections=max(
+            MAX_CONNECTIONS, self.crawler.settings.getint("CONCURRENT_REQUESTS", 16)))
         self._frontier = FrontierWorker(
             JobFrontier(self._client, self.job_id),
             self.stats,

@@ -25,12 +25,12 @@ class RedisThrottleState:
     """The throttle state of a job, in Redis, shared by all its workers."""
 
     def __init__(self, redis_url: str, job_id: str) -> None:
-        import redis.asyncio as aioredis
+        from crawler.redisclient import client_for
 
         # Every request in the download slots may be in a call at once: past the
         # pool's size a call waits for a connection instead of failing.
-        self.client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
-            redis_url, max_connections=MAX_CONNECTIONS, timeout=None))
+        self.client = client_for(redis_url, max_connections=MAX_CONNECTIONS,
+                                 socket_timeout=None)
         self.prefix = f"crawlgraph:{job_id}:throttle:"
         self._acquire = self.client.register_script(throttlescripts.ACQUIRE)
         self._acquire_or_defer = self.client.register_script(throttlescripts.ACQUIRE_OR_DEFER)

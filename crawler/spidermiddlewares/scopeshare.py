@@ -32,10 +32,9 @@ class RedisScope:
     """The learned URLs of a job: a Redis set, `crawlgraph:<job>:scope`."""
 
     def __init__(self, redis_url: str, job_id: str, *, give_up_after: float = 60.0) -> None:
-        import redis.asyncio as aioredis
+        from crawler.redisclient import client_for
 
-        self.client = aioredis.Redis.from_url(redis_url, socket_timeout=10,
-                                              socket_connect_timeout=5)
+        self.client = client_for(redis_url)
         self.key = f"crawlgraph:{job_id}:scope"
         self.give_up_after = give_up_after
 

@@ -130,10 +130,9 @@ class RedisVariants:
     """The job's count, in Redis (see the module docstring); this worker's while Redis is away."""
 
     def __init__(self, redis_url: str, job_id: str) -> None:
-        import redis.asyncio as aioredis
+        from crawler.redisclient import client_for
 
-        self.client = aioredis.Redis.from_url(redis_url, socket_timeout=10,
-                                              socket_connect_timeout=5)
+        self.client = client_for(redis_url)
         self.prefix = f"crawlgraph:{job_id}:traps:"
         self._admit = self.client.register_script(_ADMIT)
         self.local = LocalVariants()
