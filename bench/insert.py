@@ -39,7 +39,8 @@ def make_items(links: int, pages: int) -> tuple[list[Page], list[Link]]:
     page_items = [Page(url=f"https://example.org/p/{i}", final_url=f"https://example.org/p/{i}",
                        status=200, content_type="text/html", title=f"Page {i}", depth=i % 7,
                        fetched_at=now, size=5000 + i % 1000, content_hash=f"{i:064x}",
-                       elapsed_ms=i % 300,
+                       elapsed_ms=i % 300, etag=f'"{i:016x}"',
+                       last_modified="Wed, 02 Dec 2026 01:00:00 GMT", change="unchanged",
                        # One page in ten a variant declaring its main page canonical.
                        canonical_url=f"https://example.org/p/{i - 1}" if i % 10 == 1 else None)
                   for i in range(pages)]
@@ -82,7 +83,7 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
                  for x in links]
     page_rows = [(job_uuid, p.url, p.final_url, p.status, p.content_type, p.title, p.depth,
                   p.fetched_at, p.size, p.content_hash, p.elapsed_ms, p.rendered, p.error,
-                  p.discovered, p.canonical_url)
+                  p.discovered, p.canonical_url, p.etag, p.last_modified, p.change)
                  for p in pages]
     with psycopg.connect(url) as conn:
         conn.execute(RAW_TABLES)
@@ -92,7 +93,7 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
             ("raw_links", link_rows, ["uuid", "text", "text", "int4", "text", "bool"]),
             ("raw_pages", page_rows, ["uuid", "text", "text", "int4", "text", "text", "int4",
                                       "timestamptz", "int8", "text", "int4", "bool", "text",
-                                      "text", "text"]),
+                                      "text", "text", "text", "text", "text"]),
         ):
             start = time.perf_counter()
             with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as cp:

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Literal
 
 Discovery = Literal["start", "link", "sitemap"]
+#: How a page of a recrawl compares with the crawl it recrawls (`pages.change`).
+Change = Literal["new", "changed", "unchanged"]
 #: The longest `Page.canonical_url` stored (the column's bound, the crawl's URL limit).
 MAX_CANONICAL_LENGTH = 2048
 
@@ -38,6 +40,11 @@ class Page:
     #: The canonical URL the page declares (`<link rel="canonical">` or a `Link`
     #: header; `crawler.spiders.links.declared_canonical`), None if none.
     canonical_url: str | None = None
+    #: The validators the server sent (`ETag`, `Last-Modified`), for the next recrawl.
+    etag: str | None = None
+    last_modified: str | None = None
+    #: Against the crawl this job recrawls (None: the job recrawls nothing).
+    change: Change | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -174,6 +174,8 @@ DOWNLOADER_MIDDLEWARES: dict[str, int | None] = {
     # Last before the download: the slot is reserved as late as possible, and
     # its process_response sees the latency first.
     "crawler.middlewares.throttle.ThrottleMiddleware": 950,
+    # A recrawl's If-None-Match / If-Modified-Since; its 304s carry the previous page over.
+    "crawler.middlewares.conditional.ConditionalMiddleware": 900,
     # Closest to the download: archives responses before decompression (590) decodes them.
     "crawler.middlewares.warc.WarcMiddleware": 960,
 }

@@ -233,6 +233,8 @@ class JobSummary(_Out, kw_only=True):
     robots: list[RobotsCount]
     events: list[EventCount]
     offsite_links: int
+    #: A recrawl's pages against the job it recrawls: new, changed, unchanged, gone.
+    changes: dict[str, int] | None = None
     cap: CapNotice | None = None
     sites: list[SiteSummary] = []
     site_count: int | None = None

@@ -35,6 +35,14 @@ tricky site's `/r/`, `/rr/`, `/t/`, `/missing/`):
 - `/headers` - the request headers echoed as JSON
 - `/sitemap.xml` - a sitemap of the first pages
 
+With `conditional=True` a generated page carries an `ETag` and a
+`Last-Modified` (both from its body) and is answered `304` without a body
+when `If-None-Match` names its ETag (or, without one, `If-Modified-Since`
+is its Last-Modified); every such answer's status and body size is logged
+(`responses()`). `version=N` serves version N of the site
+(`tests.siteversions.evolve`: pages changed, removed, added), also set on a
+running server with `configure(version=N)`.
+
 Per-instance `page_delay` slows every generated page, and `faults` maps a path
 to the statuses its first requests get (with `Retry-After: retry_after`).
 `configure(...)` changes robots.txt and faults of a running instance.
@@ -45,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import posixpath
@@ -57,11 +66,13 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.sitegen import JS_PAGE, Site, generate_site
+from tests.siteversions import evolve
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PREFIX = "/__admin/"
@@ -97,9 +108,9 @@ class LoggedRequest:
 class _Server:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.site: Site = generate_site(config["pages"], config["seed"],
-                                        config["links_per_page"], tricky=config["tricky"])
+        self.site: Site = _site(config)
         self.log = open(config["log"], "a", buffering=1 << 16)  # noqa: SIM115
+        self.answers = open(config["log"] + ".answers", "a", buffering=1)  # noqa: SIM115
         self.port = 0
         self.fault_counts: dict[str, int] = {}
         self._bomb: dict[int, bytes] = {}
@@ -155,6 +166,8 @@ class _Server:
             self.config.update(changes)
             if "faults" in changes:
                 self.fault_counts.clear()
+            if "version" in changes:
+                self.site = _site(self.config)
         await self._send(writer, 200, {"Content-Type": "application/json"},
                          json.dumps({k: v for k, v in self.config.items()
                                      if k != "log"}).encode())
@@ -210,7 +223,12 @@ class _Server:
         rendered = self.site.render(path, origin)
         if rendered is not None:
             status, ctype, body = rendered
-            await send(writer, status, {"Content-Type": ctype}, body, head_only=head)
+            extra: dict[str, str] = {}
+            if self.config.get("conditional") and status == 200:
+                extra, status, body = self._conditional(headers, body)
+                self.answers.write(json.dumps({"path": target, "status": status,
+                                               "bytes": len(body)}) + "\n")
+            await send(writer, status, {"Content-Type": ctype, **extra}, body, head_only=head)
             return True
 
         if path == "/redirect":
@@ -286,6 +304,20 @@ class _Server:
             await send(writer, 404, html, self._html("not found"), head_only=head)
         return True
 
+    def _conditional(self, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], int,
+                                                                            bytes]:
+        """Validators of a body, and a 304 with no body when the request's match them."""
+        digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+        validators = {"ETag": f'"{digest}"',
+                      "Last-Modified": formatdate(1_600_000_000 + int(digest, 16) % 10**8,
+                                                  usegmt=True)}
+        match = headers.get("if-none-match")
+        if match is not None:
+            fresh = validators["ETag"] in [tag.strip() for tag in match.split(",")]
+        else:
+            fresh = headers.get("if-modified-since") == validators["Last-Modified"]
+        return (validators, 304, b"") if fresh else (validators, 200, body)
+
     async def _robots(self, writer: asyncio.StreamWriter, path: str, head: bool) -> bool:
         hold = int(self.config.get("robots_hold") or 0)
         if hold and path == "/robots.txt":
@@ -355,6 +387,12 @@ class _Server:
         return False
 
 
+def _site(config: dict[str, Any]) -> Site:
+    site = generate_site(config["pages"], config["seed"], config["links_per_page"],
+                         tricky=config["tricky"])
+    return evolve(site, int(config.get("version") or 0))
+
+
 def normalize_path(path: str) -> str:
     """Resolve dot segments and decode percent-encoded unreserved characters."""
     path = _UNRESERVED_PCT.sub(lambda m: chr(int(m.group(1), 16)), path)
@@ -395,7 +433,8 @@ class MockServer:
                  robots_hold_timeout: float = 60.0, robots_outage: int = 0,
                  robots_outage_status: int = 503, page_delay: float = 0.0,
                  faults: dict[str, list[int]] | None = None, retry_after: str | int | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, conditional: bool = False,
+                 version: int = 0) -> None:
         self._dir = tempfile.mkdtemp(prefix="crawlgraph-mock-")
         self.log_path = Path(self._dir) / "requests.jsonl"
         self.log_path.touch()
@@ -405,8 +444,9 @@ class MockServer:
             robots_delay=robots_delay, robots_hold=robots_hold,
             robots_hold_timeout=robots_hold_timeout, robots_outage=robots_outage,
             robots_outage_status=robots_outage_status, page_delay=page_delay, faults=faults or {},
-            retry_after=retry_after, host=host, port=port, log=str(self.log_path))
-        self.site = generate_site(pages, seed, links_per_page, tricky=tricky)
+            retry_after=retry_after, host=host, port=port, log=str(self.log_path),
+            conditional=conditional, version=version)
+        self.site = _site(self.config)
         self.host = host
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
@@ -459,6 +499,7 @@ class MockServer:
         self.stop()
         with contextlib.suppress(OSError):
             self.log_path.unlink()
+            Path(str(self.log_path) + ".answers").unlink(missing_ok=True)
             os.rmdir(self._dir)
 
     def requests(self, path_prefix: str | None = None) -> list[LoggedRequest]:
@@ -473,6 +514,13 @@ class MockServer:
                     out.append(LoggedRequest(**entry))
         return out
 
+    def responses(self) -> list[dict[str, Any]]:
+        """Each answer to a generated page with `conditional`: path, status, body bytes."""
+        path = Path(str(self.log_path) + ".answers")
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
     def paths(self, path_prefix: str | None = None) -> list[str]:
         return [r.path for r in self.requests(path_prefix)]
 
@@ -484,6 +532,7 @@ class MockServer:
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change robots/faults/delays of the running server; returns its new config."""
         self.config.update(changes)
+        self.site = _site(self.config)
         req = urllib.request.Request(self.url(ADMIN_PREFIX + "config"),
                                      data=json.dumps(changes).encode(), method="POST")
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

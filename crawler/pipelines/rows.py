@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from itemadapter import ItemAdapter
 
-from crawler.items import MAX_CANONICAL_LENGTH, Discovery, Link, Page, Redirect
+from crawler.items import MAX_CANONICAL_LENGTH, Change, Discovery, Link, Page, Redirect
 
 Kind = Literal["page", "link", "redirect", "item"]
 _Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
@@ -44,6 +44,10 @@ class PageRow(msgspec.Struct, frozen=True):
     error: str | None
     canonical_url: _Canonical | None
     discovered: Discovery | None
+    # The columns' bounds; the pages middleware stores none longer.
+    etag: Annotated[str, msgspec.Meta(max_length=512)] | None
+    last_modified: Annotated[str, msgspec.Meta(max_length=64)] | None
+    change: Change | None
 
 
 class LinkRow(msgspec.Struct, frozen=True):

@@ -34,7 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS cg_stage_pages (
     url text COLLATE "C", final_url text COLLATE "C", status integer, content_type text,
     title text, depth integer, fetched_at timestamptz, size bigint, content_hash text,
     elapsed_ms integer, rendered boolean, error text, canonical_url text COLLATE "C",
-    discovered text
+    discovered text, etag text, last_modified text, change text
 ) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
@@ -56,7 +56,7 @@ COPY: Final[dict[Kind, str]] = {
 }
 COPY_TYPES: Final[dict[Kind, list[str]]] = {
     "page": ["text", "text", "int4", "text", "text", "int4", "timestamptz", "int8", "text",
-             "int4", "bool", "text", "text", "text"],
+             "int4", "bool", "text", "text", "text", "text", "text", "text"],
     "link": ["text", "text", "int4", "text", "bool"],
     "redirect": ["text", "text", "int4"],
     "item": ["text", "text", "text", "text"],
@@ -66,9 +66,10 @@ MERGE: Final[dict[Kind, str]] = {
     "page": """
 INSERT INTO pages AS p (job_id, url, final_url, status, content_type, title, depth,
                         fetched_at, size, content_hash, elapsed_ms, rendered, error,
-                        discovered, canonical_url)
+                        discovered, canonical_url, etag, last_modified, change)
 SELECT %(job_id)s, url, final_url, status, content_type, title, depth, fetched_at, size,
-       content_hash, elapsed_ms, rendered, error, discovered, canonical_url
+       content_hash, elapsed_ms, rendered, error, discovered, canonical_url, etag,
+       last_modified, change
 FROM cg_stage_pages
 ON CONFLICT (job_id, url) DO UPDATE SET
     final_url = EXCLUDED.final_url, status = EXCLUDED.status,
@@ -79,7 +80,8 @@ ON CONFLICT (job_id, url) DO UPDATE SET
     -- how the crawl first reached the page stays (a row from before 0009 learns it)
     discovered = coalesce(p.discovered, EXCLUDED.discovered),
     -- what the page declares now (a page that dropped its canonical has none)
-    canonical_url = EXCLUDED.canonical_url
+    canonical_url = EXCLUDED.canonical_url,
+    etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified, change = EXCLUDED.change
 """,
     # count is set, never added to: a replayed page stores nothing twice.
     "link": """

@@ -40,6 +40,14 @@ Every URL stored (page, final, link, hop, canonical) is canonical
 from them unless ``CRAWLGRAPH_STRIP_SESSION_PARAMS`` is False, as from the
 requests (`crawler.spidermiddlewares.canonical`).
 
+A page of a recrawl (`crawler.middlewares.conditional`) is marked against
+the crawl it recrawls (`change`): a `304` answer to a conditional request is
+the previous page carried over (its status, title, size, hash, content type,
+canonical and validators) and `unchanged`; a downloaded page is `unchanged`
+or `changed` by its content hash, and `new` if the previous crawl did not
+store its URL. A page keeps its `ETag` and `Last-Modified` (up to 512 and
+64 characters; longer ones are dropped) for the next recrawl.
+
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
 """
@@ -58,11 +66,19 @@ from scrapy.http import Request, Response
 
 from crawler import rendering
 from crawler.items import Link, Page, Redirect
+from crawler.middlewares.conditional import ConditionalMiddleware, Previous
 from crawler.pipelines.storage import StoragePipeline
 from crawler.sitemaps import SITEMAP_META, discovery
 from crawler.spidermiddlewares import kit_spider
-from crawler.spiders.links import declared_canonical, extract_links, is_html
+from crawler.spiders.links import PageLink, carry_over, declared_canonical, extract_links, is_html
 from crawler.urls import canonicalize
+
+
+def _header(response: Response, name: bytes, limit: int) -> str | None:
+    value = response.headers.get(name)
+    if not value or len(value) > limit:
+        return None
+    return value.decode("latin-1")
 
 
 def response_page(response: Response, *, strip_params: bool = True) -> Page:
@@ -83,7 +99,33 @@ def response_page(response: Response, *, strip_params: bool = True) -> Page:
         content_hash=hashlib.sha256(response.body).hexdigest(),
         elapsed_ms=int(latency * 1000) if latency is not None else None,
         rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta),
-        canonical_url=declared_canonical(response, strip_params=strip_params))
+        canonical_url=declared_canonical(response, strip_params=strip_params),
+        etag=_header(response, b"ETag", 512), last_modified=_header(response, b"Last-Modified", 64))
+
+
+def carried_page(response: Response, prev: Previous, *, strip_params: bool = True) -> Page:
+    """The Page of a recrawl's `304`: the previous crawl's page, fetched now."""
+    latency = response.meta.get("download_latency")
+    return Page(
+        url=prev.url, final_url=canonicalize(response.url, strip_params=strip_params),
+        status=prev.status, fetched_at=datetime.now(UTC), content_type=prev.content_type,
+        title=prev.title, depth=response.meta.get("depth", 0), size=prev.size,
+        content_hash=prev.content_hash,
+        elapsed_ms=int(latency * 1000) if latency is not None else None,
+        rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta),
+        canonical_url=prev.canonical_url,
+        etag=_header(response, b"ETag", 512) or prev.etag,
+        last_modified=_header(response, b"Last-Modified", 64) or prev.last_modified,
+        change="unchanged")
+
+
+def compared(page: Page, prev: Previous | None) -> Page:
+    """`page` of a recrawl marked against the previous crawl's row of its URL."""
+    if prev is None:
+        page.change = "new"
+    else:
+        page.change = "unchanged" if prev.content_hash == page.content_hash else "changed"
+    return page
 
 
 def redirect_hop(request: Request, *, strip_params: bool = True) -> Redirect | None:
@@ -132,6 +174,12 @@ class PagesMiddleware:
         async for out in start:
             yield self._with_errback(out)
 
+    def process_spider_input(self, response: Response) -> None:
+        recrawl = ConditionalMiddleware.for_crawler(self.crawler)
+        carried = recrawl.carried_links(response) if recrawl is not None else None
+        if carried is not None:  # a 304: the callback follows the previous crawl's links
+            carry_over(response, [PageLink(*link) for link in carried])
+
     async def process_spider_output(self, response: Response,
                                     result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if response.meta.get(SITEMAP_META):
@@ -140,7 +188,7 @@ class PagesMiddleware:
             return
         stats = self.crawler.stats
         stats.inc_value("crawlgraph/pages")
-        yield response_page(response, strip_params=self.strip_params)
+        yield self._page(response)
         if self.links:
             source = canonicalize(response.url, strip_params=self.strip_params)
             links = extract_links(response, strip_params=self.strip_params)
@@ -150,6 +198,15 @@ class PagesMiddleware:
                            nofollow=link.nofollow, count=link.count)
         async for out in result:
             yield self._with_errback(out)
+
+    def _page(self, response: Response) -> Page:
+        recrawl = ConditionalMiddleware.for_crawler(self.crawler)
+        if recrawl is None or not recrawl.active:
+            return response_page(response, strip_params=self.strip_params)
+        prev = recrawl.previous(response)
+        if response.status == 304 and prev is not None:
+            return carried_page(response, prev, strip_params=self.strip_params)
+        return compared(response_page(response, strip_params=self.strip_params), prev)
 
     def _with_errback(self, out: Any) -> Any:
         if isinstance(out, Request):

@@ -38,6 +38,8 @@ RenderMode = Literal["never", "always", "auto"]
 # What the start URLs stand for (`crawler.spidermiddlewares.scope`).
 ScopeKind = Literal["site", "host", "domain", "prefix"]
 
+#: A job id (a UUID), as `recrawl_of` takes it.
+JobId = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _AT_FIELD = re.compile(r"^(.*?) - at `\$\.(\w+)([^`]*)`$")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
 
@@ -67,6 +69,10 @@ class CrawlParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sitemaps: bool = False
     #: Archive every request and response as WARC files (`crawler.middlewares.warc`).
     warc: bool = False
+    #: The job this one recrawls: conditional requests from what it stored, and
+    #: every page marked new, changed or unchanged against it
+    #: (`crawler.middlewares.conditional`).
+    recrawl_of: Annotated[str, Meta(pattern=JobId)] | None = None
 
 
 class SpiderArgs(CrawlParams, kw_only=True, forbid_unknown_fields=True):

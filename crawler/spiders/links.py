@@ -71,6 +71,14 @@ def extract_links(response: Response, *, strip_params: bool = False) -> list[Pag
     return links
 
 
+def carry_over(response: Response, links: list[PageLink]) -> None:
+    """Make `links` the links of `response`, whose body was not downloaded (a recrawl's 304).
+
+    They are what the previous crawl stored of the page (canonical already).
+    """
+    _extracted[response] = {False: links, True: links}
+
+
 def _extract(response: Response) -> list[PageLink]:
     if not is_html(response):
         return []

@@ -61,6 +61,7 @@ _ADVANCE = QUERIES["advance_schedule"]
 _MARK_JOB = QUERIES["mark_job_scheduled"]
 _ACTIVE_JOB = QUERIES["active_job_of_schedule"]
 _OWNER = QUERIES["schedule_owner"]
+_PREVIOUS = QUERIES["previous_finished_job"]
 
 
 # A slot claimed with its job stored: (the schedule's row, the plan, the job to start).
@@ -185,6 +186,14 @@ async def _handle(ctx: FireContext, row: tuple, now: datetime) -> tuple[int, Fir
     return await _claim_and_store(ctx, row, plan, user, body, now)
 
 
+async def recrawling(conn: AsyncConnection, schedule_id: Any, body: JobCreate) -> JobCreate:
+    """The body of a fire: it recrawls the series' previous finished job (unless it names one)."""
+    if body.recrawl_of is not None:
+        return body
+    prev = await (await conn.execute(_PREVIOUS, (schedule_id,))).fetchone()
+    return body if prev is None else msgspec.structs.replace(body, recrawl_of=str(prev[0]))
+
+
 async def _claim_and_store(ctx: FireContext, row: tuple, plan: slots.Plan, user: CurrentUser,
                            body: JobCreate, now: datetime) -> tuple[int, Fired | None]:
     schedule_id, due = row[0], row[11]
@@ -198,6 +207,8 @@ async def _claim_and_store(ctx: FireContext, row: tuple, plan: slots.Plan, user:
         try:
             await ctx.limiter.hit("jobs", str(user.id), ctx.rate_limits.jobs_per_user,
                                   what="job submissions")
+            body = await recrawling(conn, schedule_id, body)
+            await submission.check_recrawl(conn, body, user)
             prepared = await submission.prepare(
                 body, allow_private_networks=ctx.allow_private_networks,
                 known_spiders=await ctx.spider_catalog.names())

@@ -43,6 +43,7 @@ log = logging.getLogger("jobapi.jobs")
 
 _INSERT_JOB = QUERIES["insert_job"]
 _JOB_BY_KEY = QUERIES["job_by_key"]
+_JOB_BY_ID = QUERIES["job_by_id"]
 _SET_SCRAPYD_JOBS = QUERIES["set_scrapyd_jobs"]
 _FAIL_UNSCHEDULED = QUERIES["fail_unscheduled"]
 
@@ -86,6 +87,17 @@ async def prepare(body: JobCreate, *, allow_private_networks: bool,
     return Prepared(body=body, job_id=job_id, params=params, overrides=overrides, args=args)
 
 
+async def check_recrawl(conn: AsyncConnection, body: JobCreate, user: CurrentUser) -> None:
+    """A job may recrawl (`recrawl_of`) only a job its owner may read."""
+    if body.recrawl_of is None:
+        return
+    job_id = uuid.UUID(body.recrawl_of)  # the body's pattern made sure it is one
+    row = await (await conn.execute(_JOB_BY_ID, (job_id,))).fetchone()
+    if row is None or not (user.is_admin or row[1] == user.id):
+        raise Unprocessable(f"recrawl_of: there is no job {job_id} you may read.",
+                            field="recrawl_of", hint="GET /api/v1/jobs lists your jobs.")
+
+
 async def insert(conn: AsyncConnection, prepared: Prepared, user: CurrentUser,
                  idempotency_key: str | None) -> tuple | None:
     """Store the job row `pending` on `conn` (None: the key's job exists already)."""
@@ -95,6 +107,7 @@ async def insert(conn: AsyncConnection, prepared: Prepared, user: CurrentUser,
         "params": msgspec.json.encode(prepared.params).decode(),
         "settings": msgspec.json.encode(prepared.overrides).decode(), "tags": body.tags,
         "priority": body.priority, "workers": body.workers, "key": idempotency_key,
+        "recrawl_of": body.recrawl_of,
     })).fetchone()
 
 
@@ -121,6 +134,7 @@ async def create_job(
             return _replay(row, body, params, overrides)
 
     async with pool.connection() as conn:
+        await check_recrawl(conn, body, user)
         row = await insert(conn, prepared, user, idempotency_key)
         if row is None:  # a concurrent request with the same key won the insert
             row = await (await conn.execute(_JOB_BY_KEY, (user.id, idempotency_key))).fetchone()

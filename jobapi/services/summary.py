@@ -40,6 +40,7 @@ MAX_ERROR_KINDS = 10
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "failed")
 _CLASSES = QUERIES["summary_status_classes"]
 _ERRORS = QUERIES["summary_errors"]
+_CHANGES = QUERIES["summary_changes"]
 _ROBOTS = QUERIES["summary_robots"]
 _EVENTS = QUERIES["summary_events"]
 _HOST_CLASSES = QUERIES["summary_host_classes"]
@@ -137,6 +138,13 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
         errors = await (await conn.execute(_ERRORS, (job.id, MAX_ERROR_KINDS))).fetchall()
         robots = await (await conn.execute(_ROBOTS, (job.id,))).fetchall()
         events = await (await conn.execute(_EVENTS, (job.id,))).fetchall()
+        changes = None
+        if params.get("recrawl_of"):
+            rows = await (await conn.execute(_CHANGES, {"job": job.id,
+                                                        "previous": params["recrawl_of"]}))\
+                .fetchall()
+            changes = {**dict.fromkeys(("new", "changed", "unchanged", "gone"), 0),
+                       **{kind: int(n) for kind, n in rows}}
         table: list[SiteSummary] | None = None
         if sites != 0:
             host_classes = await (await conn.execute(_HOST_CLASSES, (job.id,))).fetchall()
@@ -163,7 +171,7 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
                 for d, s, n, u in robots],
         events=[EventCount(kind=k, count=int(n), example_url=u, detail=d or "")
                 for k, n, u, d in events],
-        offsite_links=int(stats.get("offsite", 0) or 0),
+        offsite_links=int(stats.get("offsite", 0) or 0), changes=changes,
         cap=cap_notice(params, job.close_reason),
         sites=(table or [])[:sites], site_count=None if table is None else len(table),
     )

@@ -20,9 +20,9 @@ elapsed_ms, rendered, error
 
 -- name: insert_job
 INSERT INTO jobs (id, owner_id, spider, params, settings, tags, priority, workers,
-                  idempotency_key)
+                  idempotency_key, recrawl_of)
 VALUES (%(id)s, %(owner_id)s, %(spider)s, %(params)s, %(settings)s, %(tags)s, %(priority)s,
-        %(workers)s, %(key)s)
+        %(workers)s, %(key)s, %(recrawl_of)s)
 ON CONFLICT (owner_id, idempotency_key) DO NOTHING
 RETURNING {job_columns};
 

@@ -79,6 +79,11 @@ WHERE id = %(schedule)s AND next_fire_at = %(due)s;
 -- name: mark_job_scheduled
 UPDATE jobs SET schedule_id = %(schedule)s, schedule_slot = %(slot)s WHERE id = %(job)s;
 
+-- The job a fire recrawls: the series' newest finished job.
+-- name: previous_finished_job
+SELECT id FROM jobs WHERE schedule_id = %s AND status = 'finished'
+ORDER BY schedule_slot DESC LIMIT 1;
+
 -- The newest job of the schedule that has not ended (overlap: skip).
 -- name: active_job_of_schedule
 SELECT id, status FROM jobs

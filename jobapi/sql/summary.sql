@@ -7,6 +7,15 @@
 SELECT CASE WHEN status = 0 THEN 'failed' ELSE (status / 100)::text || 'xx' END, count(*)
 FROM pages WHERE job_id = %s GROUP BY 1;
 
+-- How the pages of a recrawl compare with the job it recrawls (`pages.change`);
+-- `gone`: the pages of that job the recrawl has no row for.
+-- name: summary_changes
+SELECT change, count(*) FROM pages WHERE job_id = %(job)s AND change IS NOT NULL GROUP BY 1
+UNION ALL
+SELECT 'gone', count(*) FROM pages p
+WHERE p.job_id = %(previous)s
+  AND NOT EXISTS (SELECT 1 FROM pages q WHERE q.job_id = %(job)s AND q.url = p.url);
+
 -- name: summary_errors
 SELECT CASE WHEN status = 0 THEN split_part(error, ': ', 1) ELSE 'http_' || status END,
        count(*), (array_agg(url ORDER BY url))[1], (array_agg(error ORDER BY url))[1]
