@@ -24,6 +24,7 @@ from tests.api_fixtures import assert_error, login
 from tests.graphdata import add_links, add_pages, make_job, make_user
 from tests.sitegen import generate_site
 from tests.test_api_schedules import _schedule
+from tests.websites import websites_fixture  # noqa: F401 - the `websites` fixture
 
 pytest_plugins = ["tests.api_fixtures"]
 DYNAMIC_XSD = Path(__file__).parent / "data" / "gexf" / "gexf-1.3-dynamic.xsd"
@@ -272,3 +273,48 @@ def test_the_cli_diff_in_json_and_csv(two_crawls, tmp_path, database_url, monkey
     assert {(r[1], r[2]) for r in rows if r[0] == "edge_added"} == truth
     assert main(["graph", "diff", str(a["id"]), str(host["id"])]) != 0
     assert "same level" in capsys.readouterr().err
+
+
+# --- two real crawls of two versions of a site, against the generator's truth -------------
+
+@pytest.mark.slow
+def test_two_crawls_of_a_changed_site_diff_and_play_as_the_generator_says(
+        websites, database_url, redis_url, tmp_path):
+    from graphs.dynamic import iter_dynamic_gexf
+    from tests.crawlrun import run_crawl
+    from tests.test_graph_canonical import SITE
+
+    # The same named site (same URLs) in two versions: other pages, other links.
+    old, new = websites(pages=9, seed=7), websites(pages=12, seed=8)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        owner = make_user(conn)
+        jobs = [make_job(conn, owner, status="running") for _ in range(2)]
+    for sites, job in zip((old, new), jobs, strict=True):
+        settings = {**sites.settings, "CRAWLGRAPH_DATABASE_URL": database_url,
+                    "CRAWLGRAPH_REDIS_URL": redis_url}
+        result = run_crawl(SITE, {"job_id": str(job),
+                                  "start_urls": json.dumps([sites.world.home()]),
+                                  "allowed_domains": json.dumps(list(sites.world.sites))},
+                           settings, stack=True, timeout=240)
+        assert result.reason == "finished", result.log[-3000:]
+    request = GraphBuildRequest(metrics=["degree", "pagerank"], self_loops=True)
+    ids = [build_now(database_url, tmp_path, owner, [job], request) for job in jobs]
+    with psycopg.connect(database_url) as conn:
+        a, b = (store.get_build(conn, i) for i in ids)
+    d = diff_builds(tmp_path, a, b, metric="pagerank", limit=10_000)
+    site = old.world.sites[0]
+    old_links, new_links = old.world.link_graph(site), new.world.link_graph(site)
+    old_nodes, new_nodes = old.world.graph_nodes(site), new.world.graph_nodes(site)
+    assert new_links - old_links and old_links - new_links and old_links & new_links
+    assert {(e.source, e.target) for e in d.edges.added_edges} == new_links - old_links
+    assert {(e.source, e.target) for e in d.edges.removed_edges} == old_links - new_links
+    assert set(d.nodes.added_labels) == new_nodes - old_nodes
+    assert set(d.nodes.removed_labels) == old_nodes - new_nodes
+
+    text = "".join(iter_dynamic_gexf((store.load_graph(tmp_path, x) for x in (a, b)),
+                                     [str(j) for j in jobs]))
+    xmlschema.XMLSchema(DYNAMIC_XSD).validate(io.StringIO(text))
+    spells = {n.get("label"): _spells(n) for n in ET.fromstring(text).iterfind(".//g:node", NS)}
+    assert {u for u, s in spells.items() if s == [(1, 1)]} == old_nodes - new_nodes
+    assert {u for u, s in spells.items() if s == [(2, 2)]} == new_nodes - old_nodes
+    assert {u for u, s in spells.items() if s == [(1, 2)]} == old_nodes & new_nodes
