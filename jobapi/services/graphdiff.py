@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphs import store
 from graphs.diff import GraphDiff, diff_builds
 from graphs.dynamic import MAX_CRAWLS, iter_dynamic_gexf
-from graphs.errors import GraphNotReady, InvalidGraphRequest
+from graphs.errors import GraphNotFound, GraphNotReady, InvalidGraphRequest
 from graphs.models import LEVELS
 from jobapi.services import graphs as builds
 from jobapi.services.schedules import get_schedule_row
@@ -83,6 +83,10 @@ async def series(pool: AsyncConnectionPool, home: Path, schedule_id: uuid.UUID, 
         rows = await cur.fetchall()
     plan(rows, schedule_id, level)
     found = [await builds.get_build_row(pool, build, user) for _, _, build in rows]
+    lost = [str(b["id"]) for b in found if not (Path(home) / b["path"]).exists()]
+    if lost:  # checked before the answer starts: a stream cannot turn into an error
+        raise GraphNotFound(f"The graph files of builds {', '.join(lost[:_SHOWN])} are missing.",
+                            hint="Build those crawls' graphs again.")
     crawls = [f"job {job}" + (f" (slot {slot.isoformat()})" if slot else "")
               for job, slot, _ in rows]
     graphs = (store.load_graph(home, build) for build in found)
