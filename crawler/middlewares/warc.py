@@ -11,9 +11,9 @@ request as sent. robots.txt fetches go through it too.
 Each fetch gives a ``response`` and a ``request`` record (``WARC-Concurrent-To``
 the response, payload digests by warcio), written by `crawler.warcfiles` in a
 single writer thread, so the reactor never waits on the disk unless more than
-``_MAX_PENDING`` fetches are queued. Files go to ``CRAWLGRAPH_WARC_DIR`` [the
-data directory's ``warc/``], one series per worker, rotated at
-``CRAWLGRAPH_WARC_MAX_BYTES`` [1 GB]. Each file is a row of ``warc_files``
+64 MiB of bodies are queued (``_MAX_PENDING_BYTES``). Files go to
+``CRAWLGRAPH_WARC_DIR`` [the data directory's ``warc/``], one series per
+worker, rotated at ``CRAWLGRAPH_WARC_MAX_BYTES`` [1 GB]. Each file is a row of ``warc_files``
 (migrations/0017_warc_files.sql) with the node holding it, so the job API
 lists the files of every node. When a worker opens, it closes out the
 ``.open`` files of the job that no live process holds the lock of (a worker
@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
@@ -52,7 +53,8 @@ VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
 ON CONFLICT (job_id, name) DO UPDATE
 SET bytes = EXCLUDED.bytes, records = EXCLUDED.records, closed_at = EXCLUDED.closed_at
 """
-_MAX_PENDING = 256
+#: Bytes of bodies queued for the writer thread above which a response waits for its write.
+_MAX_PENDING_BYTES = 64 << 20
 
 
 class WarcMiddleware:
@@ -67,6 +69,8 @@ class WarcMiddleware:
         self.files: WarcFiles | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc")
         self._pending: set[Future[None]] = set()
+        self._pending_bytes = 0
+        self._bytes_lock = threading.Lock()
         crawler.signals.connect(self._opened, signals.spider_opened)
         crawler.signals.connect(self._closed, signals.spider_closed)
 
@@ -99,10 +103,18 @@ class WarcMiddleware:
         fetch = (request.method, request.url, list(request.headers.items()), request.body,
                  response.status, response.protocol or "HTTP/1.1",
                  list(response.headers.items()), response.body)
+        size = len(request.body) + len(response.body)
+        with self._bytes_lock:
+            self._pending_bytes += size
         future = self._submit(self._write, fetch)
-        if len(self._pending) > _MAX_PENDING:
+        future.add_done_callback(lambda _: self._release(size))
+        if self._pending_bytes > _MAX_PENDING_BYTES:
             await asyncio.wrap_future(future)
         return response
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._pending_bytes -= size
 
     def _submit(self, fn: Any, *args: Any) -> Future[None]:
         future = self._executor.submit(fn, *args)
