@@ -318,3 +318,39 @@ def test_two_crawls_of_a_changed_site_diff_and_play_as_the_generator_says(
     assert {u for u, s in spells.items() if s == [(1, 1)]} == old_nodes - new_nodes
     assert {u for u, s in spells.items() if s == [(2, 2)]} == new_nodes - old_nodes
     assert {u for u, s in spells.items() if s == [(1, 2)]} == old_nodes & new_nodes
+
+
+@pytest.mark.slow
+def test_the_diff_of_a_crawl_and_its_recrawl_is_the_sites_change(
+        mock_server, database_url, redis_url, tmp_path):
+    """A site crawled, a version of it with pages removed, changed and added recrawled
+    (conditionally, 304s carried over): the diff lists exactly the generator's changes."""
+    from tests.test_recrawl import _crawl
+
+    server = mock_server(pages=40, seed=5, links_per_page=4, conditional=True)
+    origin, old = server.origin, server.site
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        owner = make_user(conn)
+    first = _crawl(database_url, redis_url, owner, server.start_url)
+    server.configure(version=1)
+    new = server.site
+    second = _crawl(database_url, redis_url, owner, server.start_url, recrawl_of=first)
+    request = GraphBuildRequest(metrics=["degree", "pagerank"])
+    ids = [build_now(database_url, tmp_path, owner, [job], request) for job in (first, second)]
+    with psycopg.connect(database_url) as conn:
+        a, b = (store.get_build(conn, i) for i in ids)
+    d = diff_builds(tmp_path, a, b, metric="in_degree", limit=10_000)
+
+    def links(site) -> set[tuple[str, str]]:
+        return {(origin + path, origin + link.target) for path, spec in site.pages.items()
+                for link in spec.links if link.target != path}
+
+    assert {(e.source, e.target) for e in d.edges.added_edges} \
+        == links(new) - links(old) != set()
+    assert {(e.source, e.target) for e in d.edges.removed_edges} \
+        == links(old) - links(new) != set()
+    assert d.edges.common == len(links(old) & links(new))
+    assert set(d.nodes.added_labels) == new.page_urls(origin) - old.page_urls(origin) != set()
+    assert set(d.nodes.removed_labels) == old.page_urls(origin) - new.page_urls(origin) != set()
+    # The links moved, so in-degrees did.
+    assert d.metric.movers and all(m.delta != 0 for m in d.metric.movers)
