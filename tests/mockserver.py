@@ -40,8 +40,9 @@ With `conditional=True` a generated page carries an `ETag` and a
 when `If-None-Match` names its ETag (or, without one, `If-Modified-Since`
 is its Last-Modified); every such answer's status and body size is logged
 (`responses()`). `version=N` serves version N of the site
-(`tests.siteversions.evolve`: pages changed, removed, added), also set on a
-running server with `configure(version=N)`.
+(`tests.siteversions.evolve`: pages changed, removed, added; its keyword
+arguments in `version_changes`), also set on a running server with
+`configure(version=N)`.
 
 Per-instance `page_delay` slows every generated page, and `faults` maps a path
 to the statuses its first requests get (with `Retry-After: retry_after`).
@@ -390,7 +391,8 @@ class _Server:
 def _site(config: dict[str, Any]) -> Site:
     site = generate_site(config["pages"], config["seed"], config["links_per_page"],
                          tricky=config["tricky"])
-    return evolve(site, int(config.get("version") or 0))
+    return evolve(site, int(config.get("version") or 0),
+                  **(config.get("version_changes") or {}))
 
 
 def normalize_path(path: str) -> str:

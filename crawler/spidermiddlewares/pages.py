@@ -46,7 +46,8 @@ the previous page carried over (its status, title, size, hash, content type,
 canonical and validators) and `unchanged`; a downloaded page is `unchanged`
 or `changed` by its content hash, and `new` if the previous crawl did not
 store its URL. A page keeps its `ETag` and `Last-Modified` (up to 512 and
-64 characters; longer ones are dropped) for the next recrawl.
+64 characters; longer ones, and any with a control character, are dropped)
+for the next recrawl.
 
 On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 `CRAWLGRAPH_PAGES_LINKS = False` stores pages without their links.
@@ -55,6 +56,7 @@ On in `crawler.settings`; off with `CRAWLGRAPH_PAGES_ENABLED = False`;
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -73,10 +75,14 @@ from crawler.spidermiddlewares import kit_spider
 from crawler.spiders.links import PageLink, carry_over, declared_canonical, extract_links, is_html
 from crawler.urls import canonicalize
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
 
 def _header(response: Response, name: bytes, limit: int) -> str | None:
+    """A validator header as sent (it goes back in the next recrawl's request), or None
+    if longer than `limit` or holding a control character (NUL, CR, LF, ...)."""
     value = response.headers.get(name)
-    if not value or len(value) > limit:
+    if not value or len(value) > limit or _CONTROL.search(value):
         return None
     return value.decode("latin-1")
 
