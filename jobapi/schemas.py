@@ -253,6 +253,10 @@ class Page(_Out, kw_only=True):
     elapsed_ms: int | None = None
     rendered: bool
     error: str | None = None
+    #: The validators the server sent, and a recrawl's mark (README, "Recrawls").
+    etag: str | None = None
+    last_modified: str | None = None
+    change: Literal["new", "changed", "unchanged"] | None = None
 
 
 class PageList(_Out, kw_only=True):

@@ -101,3 +101,6 @@ def test_the_summary_of_a_recrawl_counts_its_changes(client, users, database_url
     assert summary["changes"] == {"new": 1, "changed": 1, "unchanged": 1, "gone": 2}
     assert summary["pages"] == 3  # the gone pages are no pages of the recrawl
     assert client.get(f"/api/v1/jobs/{first}/summary", headers=alice).json()["changes"] is None
+    listed = client.get(f"/api/v1/jobs/{second}/pages", headers=alice).json()["items"]
+    assert {p["url"]: p["change"] for p in listed} == {
+        site + "a": "unchanged", site + "b": "changed", site + "e": "new"}

@@ -88,7 +88,8 @@ async def list_jobs(
 def _page(row: tuple) -> Page:
     return Page(url=row[0], final_url=row[1], status=row[2], content_type=row[3], title=row[4],
                 depth=row[5], fetched_at=row[6], size=row[7], content_hash=row[8],
-                elapsed_ms=row[9], rendered=row[10], error=row[11])
+                elapsed_ms=row[9], rendered=row[10], error=row[11], etag=row[12],
+                last_modified=row[13], change=row[14])
 
 
 def _prefix(prefix: str | None) -> str | None:

@@ -16,7 +16,7 @@ finished_at
 
 -- fragment: page_columns
 url, final_url, status, content_type, title, depth, fetched_at, size, content_hash,
-elapsed_ms, rendered, error
+elapsed_ms, rendered, error, etag, last_modified, change
 
 -- name: insert_job
 INSERT INTO jobs (id, owner_id, spider, params, settings, tags, priority, workers,
