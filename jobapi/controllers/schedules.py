@@ -80,7 +80,9 @@ class ScheduleController(Controller):
     @patch("/{schedule_id:uuid}", operation_id="updateSchedule", responses=errors(404, 413))
     async def update_schedule(
         self, request: Request[CurrentUser, Any, Any], schedule_id: FromPath[uuid.UUID],
-        data: Annotated[ScheduleUpdate, BodyKwarg(media_type=RequestEncodingType.JSON)],
+        data: Annotated[ScheduleUpdate, BodyKwarg(media_type=RequestEncodingType.JSON, examples=[
+            Example(summary="Every six hours, UTC",
+                    value={"cron": "0 */6 * * *", "timezone": "UTC"})])],
         pool: Pool, app_settings: AppSettings, spider_catalog: Catalog,
     ) -> Schedule:
         """Change a schedule's fields. A new timing counts its slots from now."""

@@ -60,7 +60,7 @@ _SETTLE = QUERIES["settle_run"]
 _ADVANCE = QUERIES["advance_schedule"]
 _MARK_JOB = QUERIES["mark_job_scheduled"]
 _ACTIVE_JOB = QUERIES["active_job_of_schedule"]
-_OWNER = QUERIES["schedule_owner"]
+_OWNER = QUERIES["schedule_owner_user"]
 _PREVIOUS = QUERIES["previous_finished_job"]
 
 

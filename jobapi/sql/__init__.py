@@ -23,7 +23,10 @@ def load_queries(texts: list[str]) -> dict[str, LiteralString]:
         for kind, block in zip(parts[::2], parts[1::2], strict=True):
             name, _, body = block.partition("\n")
             lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
-            blocks[kind][name.strip()] = "\n".join(lines).strip().rstrip(";")
+            name = name.strip()
+            if name in blocks[kind]:  # one name, one query: a second one would win silently
+                raise ValueError(f"the {kind} {name!r} is defined twice in the job API's SQL")
+            blocks[kind][name] = "\n".join(lines).strip().rstrip(";")
     queries: dict[str, LiteralString] = {}
     for name, query in blocks["name"].items():
         for fragment, body in blocks["fragment"].items():

@@ -90,5 +90,5 @@ SELECT id, status FROM jobs
 WHERE schedule_id = %s AND status IN ('pending', 'running', 'paused')
 ORDER BY created_at DESC LIMIT 1;
 
--- name: schedule_owner
+-- name: schedule_owner_user
 SELECT id, username, role, disabled FROM users WHERE id = %s;
