@@ -148,3 +148,9 @@ def test_local_state_adapts_to_latency():
     # Each reservation starts at least the minimum delay after the one before.
     nexts = _reserve(LocalThrottleState(), 3, 0.2)
     assert all(b - a >= 0.2 - 1e-6 for a, b in zip(nexts, nexts[1:], strict=False)), nexts
+
+
+def test_a_recrawls_304_may_lower_the_delay_as_a_200_does_and_errors_never():
+    from crawler.middlewares.throttle import may_speed_up
+
+    assert [s for s in (200, 204, 301, 304, 404, 500) if may_speed_up(s)] == [200, 304]

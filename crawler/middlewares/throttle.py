@@ -64,6 +64,18 @@ logger = logging.getLogger(__name__)
 META_KEY = "crawlgraph_throttle"
 
 
+
+def may_speed_up(status: int) -> bool:
+    """May an answer with this status lower its host's delay?
+
+    A 200, and a 304 (a recrawl's "not modified": the server answered as fast as
+    it serves the page); error pages and redirects are often fast without
+    saying anything about the server's load, so, as in Scrapy's AutoThrottle,
+    they never lower it.
+    """
+    return status in (200, 304)
+
+
 class ThrottleMiddleware:
     """Downloader middleware applying the shared per-host politeness state."""
 
@@ -182,7 +194,7 @@ class ThrottleMiddleware:
             logger.info("pausing %s for %.1fs after %s", host, paused, response.status)
         elif self.adaptive and "download_latency" in request.meta:
             await self.state.adapt(host, float(request.meta["download_latency"]), self.target,
-                                   self.min_delay, self.max_delay, response.status == 200,
+                                   self.min_delay, self.max_delay, may_speed_up(response.status),
                                    release=token)
         else:
             await self.state.release(host, token)
