@@ -25,7 +25,7 @@ function remember(jobId, build) {
 function chart(el) {
   const data = [[], []];
   const plot = new uPlot({
-    width: Math.min(720, el.clientWidth || 720), height: 220, title: "Pages per second",
+    width: Math.min(720, el.clientWidth || 720), height: 220, title: "Responses per second (robots.txt included)",
     scales: { x: { time: true } },
     series: [{}, { label: "pages/s", stroke: "#1f5fbf", width: 2, fill: "rgba(31,95,191,0.12)" }],
     axes: [{}, { label: "pages/s" }],
@@ -50,8 +50,8 @@ function statsCards(job) {
   const card = (label, value, id) => h("div", { class: "card", id }, h("span", { class: "card-label" }, label), h("span", { class: "card-value" }, value));
   return h("div", { class: "cards" },
     card("Status", statusBadge(job.status), "card-status"),
-    card("Pages", fmt(s.pages ?? 0), "card-pages"),
-    card("Pages/s", fmt(s.pages_per_s, 1), "card-rate"),
+    card("Responses", fmt(s.pages ?? 0), "card-pages"),
+    card("Responses/s", fmt(s.pages_per_s, 1), "card-rate"),
     card("Queue", fmt(f.queued ?? s.queue_length ?? 0), "card-queue"),
     card("Leases in flight", fmt(f.leased ?? s.leases_in_flight ?? 0), "card-leases"),
     card("Errors", fmt(s.errors ?? 0), "card-errors"),

@@ -45,7 +45,7 @@ def test_log_in_submit_a_crawl_and_watch_it_finish_live(console, console_stack, 
     truth = site.site.page_urls(site.origin)
     assert {p["url"] for p in rows["items"] if p["status"] == 200} == truth
     pages = api_job["stats"]["pages"]
-    expect(page.locator("#card-pages")).to_have_text(re.compile(rf"Pages\s*{pages}$"))
+    expect(page.locator("#card-pages")).to_have_text(re.compile(rf"Responses\s*{pages}$"))
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#summary")).to_contain_text("2xx")
     expect(page.locator("#pages-table tbody tr")).to_have_count(len(rows["items"]))
