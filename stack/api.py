@@ -1,9 +1,8 @@
-"""The job API and the graph build workers as local services."""
+"""The job API as a local service."""
 
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 
@@ -51,27 +50,3 @@ class Api(Service):
         )
         wait_until(self.healthy, START_TIMEOUT, "the API", self.logfile)
 
-
-class GraphWorker(Service):
-    """A graph build worker (`crawlgraph graph-worker`); healthy while it runs."""
-
-    process_marker = "graph-worker"
-
-    @property
-    def port(self) -> int:
-        return 0
-
-    @property
-    def address(self) -> str:
-        return "-"
-
-    def healthy(self) -> bool:
-        return self.pid() is not None
-
-    def start(self, creds: dict[str, str]) -> None:
-        env = dict(self.environ)
-        env.update(self.settings.service_env())
-        self._spawn([sys.executable, "-m", "cli", "graph-worker"], env, REPO_ROOT)
-        # Give it a moment to fail on a bad configuration rather than report it started.
-        time.sleep(0.5)
-        wait_until(self.healthy, START_TIMEOUT, self.name, self.logfile)

@@ -6,16 +6,15 @@ import os
 from collections.abc import Iterable, Mapping
 
 from core.settings import Settings
-from stack.api import Api, GraphWorker
+from stack.api import Api
+from stack.commands import GraphWorker, Scheduler, WebhookSender
 from stack.credentials import ensure_credentials
 from stack.errors import StackError
 from stack.postgres import Postgres
 from stack.redis_server import Redis
-from stack.scheduler import Scheduler
 from stack.scrapyd import Scrapyd
 from stack.service import Service
 from stack.supervise import log, port_in_use
-from stack.webhooks import WebhookSender
 
 
 def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Service]:

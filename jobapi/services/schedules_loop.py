@@ -6,7 +6,7 @@ until it is stopped (SIGTERM or SIGINT ends it after the pass under way).
 Any number of scheduler processes may run at once, on any machine that
 reaches PostgreSQL, Redis and scrapyd: each slot fires once across all of
 them (`jobapi.services.schedules_fire`). The local stack runs one
-(`stack/scheduler.py`).
+(`stack/commands.py`).
 """
 
 from __future__ import annotations

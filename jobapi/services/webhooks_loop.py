@@ -1,6 +1,6 @@
 """The webhook sender process: `crawlgraph webhook deliver` sends due deliveries until stopped.
 
-A process of its own (the local stack runs one, `stack/webhooks.py`) rather
+A process of its own (the local stack runs one, `stack/commands.py`) rather
 than a task of the scheduler: a slow receiver never delays a schedule's slot,
 and either can be restarted alone. It needs only PostgreSQL. Any number may
 run at once: each holds the row of the delivery it is sending, so no two send
