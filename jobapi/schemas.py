@@ -215,6 +215,19 @@ class SiteSummary(_Out, kw_only=True):
     robots_kept_out: int = 0
 
 
+class ProcessLog(_Out, kw_only=True):
+    """The tail of one crawler process's log, as the crawler wrote it."""
+
+    node: int
+    jobid: str
+    text: str | None  # None: this process has no log (yet)
+    truncated: bool  # only the tail is here
+
+
+class JobLog(_Out, kw_only=True):
+    processes: list[ProcessLog]
+
+
 class JobSummary(_Out, kw_only=True):
     """What a job fetched, what failed and why, what it was kept from, and whether it is cut.
 

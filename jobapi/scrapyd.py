@@ -144,6 +144,40 @@ class ScrapydClient:
     async def daemon_status(self, node: Node) -> dict[str, Any]:
         return await self._call(node, "GET", "daemonstatus.json")
 
+    async def log_tail(self, node: Node, spider: str, jobid: str,
+                       max_bytes: int) -> tuple[bytes, bool] | None:
+        """The last `max_bytes` of a process's log and whether it was cut (None: no log).
+
+        scrapyd serves its logs as files under ``/logs/<project>/<spider>/<job>.log``.
+        A HEAD gives the size and a Range from ``size - max_bytes`` the tail (a
+        suffix Range longer than the file fails inside scrapyd's file server).
+        """
+        url = f"{node.base}/logs/{self.project}/{spider}/{jobid}.log"
+        try:
+            head = await self._http.head(url, auth=node.auth)
+            if head.status_code == 404:
+                return None
+            if head.is_error:
+                self._log_refused(node, jobid, head)
+            size = int(head.headers.get("Content-Length", "0"))
+            if size == 0:
+                return None
+            start = max(0, size - max_bytes)
+            response = await self._http.get(url, auth=node.auth,
+                                            headers={"Range": f"bytes={start}-{size - 1}"})
+        except httpx.TransportError as exc:
+            raise ScrapydUnavailable(
+                f"{node.name} cannot be reached ({type(exc).__name__}).",
+                hint="Check that scrapyd runs and that SCRAPYD_URLS points at it.") from None
+        if response.is_error:
+            self._log_refused(node, jobid, response)
+        return response.content[-max_bytes:], start > 0
+
+    @staticmethod
+    def _log_refused(node: Node, jobid: str, response: httpx.Response) -> None:
+        raise ScrapydError(f"{node.name} refused the log of {jobid}: "
+                           f"HTTP {response.status_code}")
+
     async def _call(
         self, node: Node, method: str, endpoint: str, *, idempotent: bool = True, **kwargs: Any,
     ) -> dict[str, Any]:

@@ -35,12 +35,13 @@ from jobapi.schemas import (
     JobCreate,
     JobEvent,
     JobList,
+    JobLog,
     JobStatus,
     JobSummary,
     LinkList,
     PageList,
 )
-from jobapi.services import cancel, frontier, listings, summary
+from jobapi.services import cancel, crawllog, frontier, listings, summary
 from jobapi.services import jobs as service
 from jobapi.services import submission as submissions
 
@@ -163,6 +164,21 @@ class JobController(Controller):
         per site, its pages by status class, its errors and what robots.txt did."""
         job = await service.get_job_for_user(pool, job_id, request.user)
         return await summary.job_summary(pool, job, sites)
+
+    @get("/{job_id:uuid}/log", operation_id="getJobLog", responses=errors(404))
+    async def get_job_log(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID],
+        pool: Pool, scrapyd: Scrapyd,
+        max_bytes: Annotated[int, QueryParameter(
+            ge=1, le=crawllog.MAX_TAIL_BYTES,
+            description="At most this many bytes of the end of each process's log.")] = 65_536,
+    ) -> JobLog:
+        """The tail of each of the job's crawler process logs, read from its scrapyd node.
+
+        The text is the crawler's own log and quotes crawled URLs and server answers:
+        show it as text. A process whose node does not answer says so in its text."""
+        job = await service.get_job_for_user(pool, job_id, request.user)
+        return await crawllog.job_log(scrapyd, job, max_bytes)
 
     @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=200,
           responses=errors(404, 409, 503))

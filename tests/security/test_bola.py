@@ -26,6 +26,7 @@ pytest_plugins = ["tests.api_fixtures"]
 CALLS: dict[str, list[tuple[dict, dict | None]]] = {
     "getJob": [({}, None)],
     "getJobSummary": [({}, None)],
+    "getJobLog": [({}, None)],
     "cancelJob": [({}, None)],
     "listJobPages": [({}, None), ({"status": 200}, None)],
     "listJobErrors": [({}, None)],
