@@ -1,6 +1,6 @@
 // A job: live progress (stats, a pages/s chart from the event stream), what it fetched
 // and why it failed (the summary), the pages table with a page's links, its parameters,
-// and the graph build that leads to the network view.
+// the tail of its crawler logs, and the graph build that leads to the network view.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { ApiError, get, post, query } from "./api.js";
@@ -168,6 +168,27 @@ function graphView(box, jobId) {
   return () => clearTimeout(timer);
 }
 
+// The tail of each crawler process's log (GET /jobs/{id}/log), as text, on request.
+function logView(box, jobId) {
+  const out = h("div", { id: "log-tail" });
+  const load = async () => {
+    clear(out, h("p", {}, "Reading the logs…"));
+    try {
+      const log = await get(`/api/v1/jobs/${jobId}/log${query({ max_bytes: 65536 })}`);
+      clear(out, log.processes.length ? log.processes.map((p) => [
+        h("h3", {}, `Process ${p.jobid} (scrapyd node ${p.node})`),
+        p.text === null ? h("p", {}, "No log yet.") : [
+          p.truncated ? h("p", {}, "The last 64 KiB:") : null,
+          h("pre", { class: "log", tabindex: 0, "aria-label": `The log of process ${p.jobid}` }, p.text)],
+      ]) : h("p", {}, "No crawler process was started."));
+    } catch (e) {
+      clear(out, h("p", { class: "error", role: "alert" }, e.message));
+    }
+  };
+  clear(box, h("h2", {}, "Crawler log"),
+    h("button", { type: "button", id: "load-log", onclick: load }, "Show the end of the log"), out);
+}
+
 export function jobView(main, jobId) {
   let source = null;
   let plot = null;
@@ -178,7 +199,8 @@ export function jobView(main, jobId) {
   const pagesBox = h("section", { id: "pages" });
   const graphBox = h("section", { id: "graph" });
   const paramsBox = h("section", { id: "params" });
-  clear(main, head, live, chartBox, graphBox, summaryBox, pagesBox, paramsBox);
+  const logBox = h("section", { id: "log" });
+  clear(main, head, live, chartBox, graphBox, summaryBox, pagesBox, paramsBox, logBox);
   let stopGraph = null;
   const show = (job) => {
     clear(head, h("h1", {}, "Job ", h("code", {}, job.id)),
@@ -210,6 +232,7 @@ export function jobView(main, jobId) {
     }
     summaryView(summaryBox, jobId);
     pagesView(pagesBox, jobId);
+    logView(logBox, jobId);
     stopGraph = graphView(graphBox, jobId);
     if (!TERMINAL.has(job.status)) {
       source = new EventSource(`/api/v1/jobs/${jobId}/events`);

@@ -49,6 +49,13 @@ def test_log_in_submit_a_crawl_and_watch_it_finish_live(console, console_stack, 
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#summary")).to_contain_text("2xx")
     expect(page.locator("#pages-table tbody tr")).to_have_count(len(rows["items"]))
+    # The crawler's log, as the API gives it, shown as text.
+    page.get_by_role("button", name="Show the end of the log").click()
+    log = httpx.get(api + "/log", params={"max_bytes": 65536}, headers=headers,
+                    timeout=30).json()["processes"][0]
+    shown_log = page.locator("#log-tail pre.log")
+    expect(shown_log).to_contain_text("Spider closed")
+    assert shown_log.inner_text().strip() == log["text"].strip()
     console.screenshot("job")
     page.get_by_role("link", name="Jobs", exact=True).click()
     row = page.locator(f"tr[data-job='{job_id}']")
