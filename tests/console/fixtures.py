@@ -71,7 +71,10 @@ def console_users(console_stack: Stack) -> dict[str, tuple[str, int]]:
     return made
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in
+# the main thread while it is open, and every later test that calls asyncio.run()
+# would fail with "asyncio.run() cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM)
