@@ -152,14 +152,15 @@ def test_a_start_page_asks_for_its_sitemaps_only_when_the_job_says_so():
 def test_a_page_row_takes_only_the_known_ways():
     from datetime import UTC, datetime
 
-    from crawler.pipelines.rows import RowError, to_row
+    from crawler.pipelines.rows import PageRow, RowError, to_row
 
     def found(how):
         return Page(url="https://a.test/", final_url="https://a.test/", status=200,
                     fetched_at=datetime.now(UTC), discovered=how)
 
-    assert to_row(found("sitemap")).values[-1] == "sitemap"
-    assert to_row(found(None)).values[-1] is None
+    discovered = PageRow.__struct_fields__.index("discovered")  # staging order
+    assert to_row(found("sitemap")).values[discovered] == "sitemap"
+    assert to_row(found(None)).values[discovered] is None
     with pytest.raises(RowError):
         to_row(found("guessed"))
 
