@@ -51,6 +51,17 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def created_id_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    """The (created_at, id) a newest-first listing's cursor carries; (None, None) for none."""
+    if cursor is None:
+        return None, None
+    created, ident = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(str(created)), uuid.UUID(str(ident))
+    except ValueError:
+        raise BadRequest("The cursor is not one this API made.", field="cursor") from None
+
+
 async def keyset_page(
     pool: AsyncConnectionPool, query: LiteralString, params: dict[str, Any], limit: int,
     key: Callable[[tuple], tuple], *, binary: bool = False,
@@ -70,13 +81,7 @@ async def list_jobs(
     tag: str | None, cursor: str | None, limit: int,
 ) -> tuple[list[Job], str | None]:
     """The user's jobs (an admin's: all), newest first."""
-    after_created = after_id = None
-    if cursor is not None:
-        created, ident = decode_cursor(cursor, 2)
-        try:
-            after_created, after_id = datetime.fromisoformat(str(created)), uuid.UUID(str(ident))
-        except ValueError:
-            raise BadRequest("The cursor is not one this API made.", field="cursor") from None
+    after_created, after_id = created_id_cursor(cursor)
     params = {"owner": None if user.is_admin else user.id, "status": status, "spider": spider,
               "tag": tag, "after_created": after_created, "after_id": after_id}
     # Binary results: timestamps, UUIDs and arrays parse faster than their text.

@@ -25,7 +25,7 @@ from jobapi.errors import BadRequest, NotFound, Unprocessable
 from jobapi.schemas import JobCreate
 from jobapi.services import schedules_slots as slots
 from jobapi.services import submission
-from jobapi.services.listings import decode_cursor, keyset_page
+from jobapi.services.listings import created_id_cursor, decode_cursor, keyset_page
 from jobapi.services.schedules_models import (
     Schedule,
     ScheduleCreate,
@@ -131,13 +131,7 @@ async def get_schedule(pool: AsyncConnectionPool, schedule_id: uuid.UUID,
 async def list_schedules(pool: AsyncConnectionPool, user: CurrentUser, *, cursor: str | None,
                          limit: int) -> tuple[list[Schedule], str | None]:
     """The user's schedules (an admin's: all), newest first."""
-    after_created = after_id = None
-    if cursor is not None:
-        created, ident = decode_cursor(cursor, 2)
-        try:
-            after_created, after_id = datetime.fromisoformat(str(created)), uuid.UUID(str(ident))
-        except ValueError:
-            raise BadRequest("The cursor is not one this API made.", field="cursor") from None
+    after_created, after_id = created_id_cursor(cursor)
     params = {"owner": None if user.is_admin else user.id, "after_created": after_created,
               "after_id": after_id}
     rows, next_cursor = await keyset_page(pool, _LIST, params, limit,

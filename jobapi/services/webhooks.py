@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from psycopg_pool import AsyncConnectionPool
 
 from jobapi.auth import CurrentUser
 from jobapi.errors import BadRequest, NotFound, Unprocessable
-from jobapi.services.listings import decode_cursor, keyset_page
+from jobapi.services.listings import created_id_cursor, decode_cursor, keyset_page
 from jobapi.services.urlguard import check_urls
 from jobapi.services.webhooks_models import (
     Attempt,
@@ -99,13 +98,7 @@ async def _owned(pool: AsyncConnectionPool, webhook_id: uuid.UUID, user: Current
 async def list_webhooks(pool: AsyncConnectionPool, user: CurrentUser, *, cursor: str | None,
                         limit: int) -> tuple[list[Webhook], str | None]:
     """The user's webhooks (an admin's: all), newest first."""
-    after_created = after_id = None
-    if cursor is not None:
-        created, ident = decode_cursor(cursor, 2)
-        try:
-            after_created, after_id = datetime.fromisoformat(str(created)), uuid.UUID(str(ident))
-        except ValueError:
-            raise BadRequest("The cursor is not one this API made.", field="cursor") from None
+    after_created, after_id = created_id_cursor(cursor)
     params = {"owner": None if user.is_admin else user.id, "after_created": after_created,
               "after_id": after_id}
     rows, next_cursor = await keyset_page(pool, _LIST, params, limit,
