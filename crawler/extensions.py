@@ -44,21 +44,19 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import psycopg
 import redis
-import redis.asyncio
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, NotConfigured
 
 from core.migrate import pending
 from crawler.failures import parse as parse_failure
 from crawler.frontier.queue import ENDED_REASON, JobFrontier
+from crawler.redisclient import client_for
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # The job's status after this worker opened: 'running', or the status of a job that
 # has ended (left as it is); None if there is no such job.
@@ -260,13 +258,6 @@ class JobStateExtension:
                     conn.execute(FINISH, {"status": status, "reason": reason, "error": error,
                                           "job_id": self.job_id})
 
-    async def _on_frontier(self, call: Callable[[JobFrontier], Awaitable[T]]) -> T:
-        client = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            return await call(JobFrontier(client, self.job_id))
-        finally:
-            await client.aclose()
-
     async def _end_frontier(self, *, require_empty: bool) -> bool:
         """End the job's frontier if this was its last worker; return whether it ended.
 
@@ -275,7 +266,11 @@ class JobStateExtension:
         """
         if not self.redis_url:
             return True
-        return await self._on_frontier(lambda f: f.end(require_empty=require_empty))
+        client = client_for(self.redis_url)
+        try:
+            return await JobFrontier(client, self.job_id).end(require_empty=require_empty)
+        finally:
+            await client.aclose()
 
 
 def _nothing_fetched(row: tuple | None) -> str | None:

@@ -60,6 +60,8 @@ class WarcFiles:
         self._name = ""
         self._records = 0
         self._warcinfo_id = ""
+        # Builds records only (no output of its own): one serves every record.
+        self._builder = WARCWriter(None, gzip=True, warc_version="WARC/1.1")
 
     def write(self, records: list[Any]) -> None:
         """Write records made by `record_writer()` (warcio) into the current file."""
@@ -76,7 +78,7 @@ class WarcFiles:
 
     def record_writer(self) -> WARCWriter:
         """A writer to build records with (`create_warc_record`); `write` writes them."""
-        return WARCWriter(None, gzip=True, warc_version="WARC/1.1")
+        return self._builder
 
     def close(self) -> None:
         if self._fh is None:

@@ -67,17 +67,20 @@ class Acknowledgements:
     def hand_out(self, member: bytes, request: Request) -> None:
         self.inflight[id(request)] = (member, request)
 
+    def holds(self, request: Request) -> bool:
+        """Whether this worker handed `request` out and holds its lease."""
+        held = self.inflight.get(id(request))
+        return held is not None and held[1] is request
+
     def defer(self, request: Request, delay_ms: int) -> bool:
         """Take a handed-out request off the acknowledgements, to defer it by `delay_ms`.
 
         False if this worker did not hand it out (it has no lease to defer).
         """
-        held = self.inflight.pop(id(request), None)
-        if held is None or held[1] is not request:
-            if held is not None:
-                self.inflight[id(request)] = held
+        if not self.holds(request):
             return False
-        self.deferrals.append((held[0], max(0, int(delay_ms))))
+        member, _ = self.inflight.pop(id(request))
+        self.deferrals.append((member, max(0, int(delay_ms))))
         return True
 
     def take_deferrals(self) -> list[tuple[bytes, int]]:

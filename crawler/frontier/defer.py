@@ -7,7 +7,7 @@ down, its host must not be asked before some time) raises `Defer` from
     from crawler.frontier.defer import Defer, can_defer
 
     async def process_request(self, request):
-        if too_early and can_defer(self.crawler):
+        if too_early and can_defer(self.crawler, request):
             raise Defer(seconds, "robots.txt of example.org answered 503")
 
 `DeferMiddleware` (first in `DOWNLOADER_MIDDLEWARES`, so that its
@@ -30,7 +30,9 @@ process); without it (a plain `scrapy crawl`, Scrapy's in-memory scheduler) a
 `Defer` is an ordinary `IgnoreRequest` that reaches the request's errback,
 so a middleware should check first and decide what to do otherwise. A
 request the frontier did not hand out (one fetched with
-``engine.download_async``) is not deferred either: the same `IgnoreRequest`.
+``engine.download_async``, such as robots.txt) is not deferred either: the
+same `IgnoreRequest`; `can_defer(crawler, request)` says whether this
+request can be.
 `job_frontier(crawler)` is the job's `JobFrontier` then: state the job's
 workers share about a wait (a host's robots.txt outage) belongs in its keys.
 
@@ -69,6 +71,8 @@ class Deferrer(Protocol):
     @property
     def job_frontier(self) -> JobFrontier: ...
 
+    def holds(self, request: Request) -> bool: ...
+
     def defer(self, request: Request, delay: float, reason: str) -> bool: ...
 
 
@@ -77,9 +81,14 @@ def register(crawler: Crawler, deferrer: Deferrer | None) -> None:
     setattr(crawler, _ATTR, deferrer)
 
 
-def can_defer(crawler: Crawler) -> bool:
-    """Whether a `Defer` raised now becomes a deferral in the job's frontier."""
-    return getattr(crawler, _ATTR, None) is not None
+def can_defer(crawler: Crawler, request: Request | None = None) -> bool:
+    """Whether a `Defer` raised now (for `request`) becomes a deferral in the job's frontier.
+
+    Without `request`: whether this crawler defers at all; with it: whether the
+    frontier handed this request out, so that it has a lease to defer.
+    """
+    deferrer: Deferrer | None = getattr(crawler, _ATTR, None)
+    return deferrer is not None and (request is None or deferrer.holds(request))
 
 
 def job_frontier(crawler: Crawler) -> JobFrontier | None:

@@ -173,6 +173,10 @@ class RedisScheduler(BaseScheduler):
     def job_frontier(self) -> JobFrontier:
         return self._frontier.frontier
 
+    def holds(self, request: Request) -> bool:
+        """Whether `request` is one this worker handed out (`crawler.frontier.defer`)."""
+        return self._frontier.holds(request)
+
     def defer(self, request: Request, delay: float, reason: str) -> bool:
         """Fetch a request this worker handed out later (`crawler.frontier.defer`)."""
         if not self._frontier.defer(request, int(delay * 1000)):

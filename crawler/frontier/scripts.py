@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from typing import Final
 
-_NOW_MS: Final = """
+#: Lua prelude: ``now``, Redis server time in ms (also `crawler.middlewares.robotswait`'s).
+NOW_MS: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
@@ -70,7 +71,7 @@ return added
 # then queues the deferred members that are due, each at its old place.
 # Returns {member, payload, ...}, {-1} while the job is paused, {-2} once it has ended.
 LEASE: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 if redis.call('EXISTS', KEYS[7]) == 1 then return {-2} end
 if ARGV[3] ~= '' then
@@ -102,7 +103,7 @@ return out
 
 # KEYS: l ; ARGV: lease ms, members... ; renews only leases that still exist.
 RENEW: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 local renewed = 0
 local expiry = now + tonumber(ARGV[1])
@@ -134,7 +135,7 @@ return acked
 # before or after it loses nothing (its lease expires, or the deferral is in Redis).
 # Returns how many were deferred (none once the job has ended).
 DEFER: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 local deferred = 0
@@ -168,7 +169,7 @@ return released
 # KEYS: q, l, ls ; ARGV: limit ; requeue leases that expired (their worker died
 # or stalled). Returns how many.
 RECLAIM: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(expired) do
@@ -185,7 +186,7 @@ return #expired
 # Records the worker's heartbeat (not on an ended job), drops dead workers, and
 # returns {queued, leased, seen, paused, live workers, deferred}.
 STATS: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[6]) == 0 then
     redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
@@ -208,7 +209,7 @@ return {
 # can lease, or push into a seen-set about to be deleted, after the decision.
 # Returns 1 if the job has ended (now or before), 0 if it goes on.
 END: Final = (
-    _NOW_MS
+    NOW_MS
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)

@@ -123,6 +123,10 @@ class FrontierWorker:
         self._wake.set()
         return True
 
+    def holds(self, request: Request) -> bool:
+        """Whether this worker handed `request` out (only such a request can be deferred)."""
+        return self.acks.holds(request)
+
     def next_request(self) -> Request | None:
         """Hand out the next leased request, or None (and lease more)."""
         self.acks.sweep()

@@ -33,11 +33,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from crawler.frontier.queue import JobFrontier
+from crawler.frontier.scripts import NOW_MS
 
-_NOW_MS: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 _FIELDS: Final = """
 local h = redis.call('HMGET', KEYS[1], 'since', 'until', 'attempt', 'status', 'detail',
                      'claim', 'gave_up')
@@ -47,7 +44,7 @@ local status, detail, claim = h[4] or '0', h[5] or '', h[6] or ''
 
 # KEYS: state ; ARGV: claim token, claim ms, poll ms
 # Returns {verdict, delay ms, attempt, status, detail, waited ms}; verdict 'none' alone.
-CHECK: Final = _NOW_MS + _FIELDS + """
+CHECK: Final = NOW_MS + _FIELDS + """
 if not since then return {'none'} end
 if h[7] == '1' then return {'gave_up', 0, attempt, status, detail, now - since} end
 if untl > now then
@@ -64,7 +61,7 @@ return {'ask', 0, attempt, status, detail, now - since}
 # counts one more attempt; an unclaimed ask that another worker recorded first
 # changes nothing. Returns as CHECK, plus '1' when this call started the outage
 # or gave up on the host (to record the event once per job).
-FAILED: Final = _NOW_MS + _FIELDS + """
+FAILED: Final = NOW_MS + _FIELDS + """
 if h[7] == '1' then return {'gave_up', 0, attempt, status, detail, now - since, '0'} end
 local first = '0'
 if not since then

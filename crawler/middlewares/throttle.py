@@ -64,7 +64,6 @@ logger = logging.getLogger(__name__)
 META_KEY = "crawlgraph_throttle"
 
 
-
 def may_speed_up(status: int) -> bool:
     """May an answer with this status lower its host's delay?
 
@@ -143,9 +142,9 @@ class ThrottleMiddleware:
             return
         host = host_key(request.url)
         token = f"{self._worker}:{next(self._counter)}"
-        # robots.txt is fetched outside the frontier (engine.download_async): it waits.
-        deferrable = (self.defer and not request.meta.get("crawlgraph_robots")
-                      and can_defer(self.crawler))
+        # Only a request the frontier handed out can go back to it; the others
+        # (robots.txt, fetched with engine.download_async) wait.
+        deferrable = self.defer and can_defer(self.crawler, request)
         while True:
             if deferrable:
                 verdict, wait = await self.state.acquire_or_defer(

@@ -15,18 +15,15 @@ import logging
 from typing import Any
 
 from crawler.middlewares import throttlescripts
+from crawler.redisclient import MAX_CONNECTIONS, client_for
 
 logger = logging.getLogger(__name__)
-#: Redis connections of one worker's throttle; more calls at once wait for one.
-MAX_CONNECTIONS = 32
 
 
 class RedisThrottleState:
     """The throttle state of a job, in Redis, shared by all its workers."""
 
     def __init__(self, redis_url: str, job_id: str) -> None:
-        from crawler.redisclient import client_for
-
         # Every request in the download slots may be in a call at once: past the
         # pool's size a call waits for a connection instead of failing.
         self.client = client_for(redis_url, max_connections=MAX_CONNECTIONS,

@@ -68,7 +68,6 @@ class WarcMiddleware:
         self.node = socket.gethostname()
         self.files: WarcFiles | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc")
-        self._pending: set[Future[None]] = set()
         self._pending_bytes = 0
         self._bytes_lock = threading.Lock()
         crawler.signals.connect(self._opened, signals.spider_opened)
@@ -118,12 +117,10 @@ class WarcMiddleware:
 
     def _submit(self, fn: Any, *args: Any) -> Future[None]:
         future = self._executor.submit(fn, *args)
-        self._pending.add(future)
         future.add_done_callback(self._done)
         return future
 
     def _done(self, future: Future[None]) -> None:
-        self._pending.discard(future)
         if future.exception() is not None:
             logger.error("warc: writing failed: %s", future.exception())
             self.crawler.stats.inc_value("warc/errors")
