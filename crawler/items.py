@@ -17,6 +17,9 @@ Discovery = Literal["start", "link", "sitemap"]
 Change = Literal["new", "changed", "unchanged"]
 #: The longest `Page.canonical_url` stored (the column's bound, the crawl's URL limit).
 MAX_CANONICAL_LENGTH = 2048
+#: The longest `Page.etag` and `Page.last_modified` stored (the columns' bounds).
+MAX_ETAG_LENGTH = 512
+MAX_LAST_MODIFIED_LENGTH = 64
 
 
 @dataclass(slots=True, kw_only=True)

@@ -24,8 +24,9 @@ Everything Chromium connects to goes through the render guard
 (`crawler.renderguard`): a proxy of the crawler's that resolves each name as
 the crawler does (`CRAWLGRAPH_RESOLVE`) and refuses private addresses as the
 downloader's address guard does, for navigations, redirects and every
-subresource alike. A rendered page's redirects (`redirect_hops`) are stored
-as Redirect items, as a plain fetch's are.
+subresource alike. A rendered page's redirects
+(`crawler.spidermiddlewares.pages.redirect_hops`) are stored as Redirect
+items, as a plain fetch's are.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ from scrapy.http import Request, Response, TextResponse
 from scrapy.settings import Settings
 
 from crawler import renderguard
-from crawler.items import Redirect
-from crawler.urls import canonicalize
 
 HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 CHROMIUM = "/usr/bin/chromium"
@@ -117,28 +116,6 @@ def needs_render(response: Response, render_js: str, selector: str | None = None
         "//body//text()[not(ancestor::script) and not(ancestor::style)"
         " and not(ancestor::noscript)]").getall())
     return not has_links and not text.strip()
-
-
-def redirect_hops(response: Response, *, strip_params: bool = True) -> list[Redirect]:
-    """The redirects Chromium followed to a rendered page, first to last (none if not rendered).
-
-    Chromium follows them itself, so Scrapy schedules no request per hop;
-    scrapy-playwright leaves the chain in `redirect_urls` / `redirect_reasons`.
-    """
-    if not is_marked(response.meta):
-        return []
-    urls = list(response.meta.get("redirect_urls") or ())
-    reasons = list(response.meta.get("redirect_reasons") or ())
-    chain = [canonicalize(u, strip_params=strip_params) for u in [*urls, response.url]]
-    hops = []
-    for i, (source, target) in enumerate(zip(chain, chain[1:], strict=False)):
-        if source == target or not (source.startswith(("http://", "https://"))
-                                    and target.startswith(("http://", "https://"))):
-            continue
-        reason = reasons[i] if i < len(reasons) else None
-        status = reason if isinstance(reason, int) and not isinstance(reason, bool) else None
-        hops.append(Redirect(url=source, target_url=target, status=status))
-    return hops
 
 
 def abort_request(request: Any) -> bool:

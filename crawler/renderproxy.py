@@ -241,10 +241,7 @@ class GuardProxy:
 
     async def _resolve(self, host: str, port: int) -> list[tuple[str, int]]:
         """(address, port to connect to) for a host: the mapping, a literal, or DNS."""
-        try:
-            mapped = self.hosts.lookup(host, port)
-        except UnicodeError:
-            mapped = None
+        mapped = self.hosts.lookup(host, port)
         if mapped is not None:
             return [(t.address, t.port) for t in mapped]
         try:

@@ -45,8 +45,10 @@ class TlsBridge:
     """The bundle's client context upstream, and this crawl's key towards Chromium."""
 
     def __init__(self, bundle: str | Path) -> None:
-        BundlePolicy.from_file(bundle)  # the same ConfigError as plain fetches for a bad file
-        self.client = ssl.create_default_context(cafile=str(bundle))  # the bundle only
+        # Those certificates only that plain fetches trust (and their ConfigError for a bad file).
+        certificates = BundlePolicy.from_file(bundle).certificates
+        self.client = ssl.create_default_context(
+            cadata="".join(c.dumpPEM().decode("ascii") for c in certificates))
         self.client.minimum_version = ssl.TLSVersion.TLSv1_2
         self.client.set_alpn_protocols(_ALPN)
         key = ec.generate_private_key(ec.SECP256R1())

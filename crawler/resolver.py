@@ -105,8 +105,12 @@ class HostMap:
         return cls.parse(settings.getlist(SETTING))
 
     def lookup(self, host: str, port: int) -> list[Target] | None:
-        """The targets of `host` and `port`, or None when they have no entry."""
-        targets = self._targets.get((normalize_host(host), port))
+        """The targets of `host` and `port`, or None when they have no entry (as a name
+        with no IDNA form has none)."""
+        try:
+            targets = self._targets.get((normalize_host(host), port))
+        except UnicodeError:
+            return None
         return list(targets) if targets else None
 
     def addresses(self, url: str) -> list[str] | None:
@@ -115,7 +119,7 @@ class HostMap:
         try:
             port = parts.port or default_port(parts.scheme)
             targets = self.lookup(parts.hostname or "", port)
-        except (ValueError, UnicodeError):  # a bad port or name: not ours to judge
+        except ValueError:  # a bad port: not ours to judge
             return None
         return None if targets is None else [t.address for t in targets]
 
@@ -205,10 +209,7 @@ class MappedResolver:
         self, resolutionReceiver: IResolutionReceiver, hostName: str, portNumber: int = 0,
         addressTypes: Sequence[type[Any]] | None = None, transportSemantics: str = "TCP",
     ) -> IHostResolution:
-        try:
-            targets = self.hosts.lookup(hostName, portNumber)
-        except UnicodeError:
-            targets = None
+        targets = self.hosts.lookup(hostName, portNumber)
         if targets is None:
             assert self._next is not None
             return self._next.resolveHostName(resolutionReceiver, hostName, portNumber,

@@ -74,12 +74,15 @@ def canonicalize(url: str, *, strip_params: bool = True) -> str:
     'http://h/a?id=2'
     """
     url = _canonical(url)
-    if strip_params:
-        stripped = _strip_session(url)
-        # Once more if something went: `/x/..;jsessionid=1/y` has a dot segment only now.
-        if stripped != url:
-            url = _canonical(stripped)
-    return url
+    return strip_session_params(url) if strip_params else url
+
+
+def strip_session_params(url: str) -> str:
+    """A canonical URL (`canonicalize` without `strip_params`) without its session and
+    tracking parameters: `canonicalize(url)`, but not canonicalizing `url` once more."""
+    stripped = _strip_session(url)
+    # Once more if something went: `/x/..;jsessionid=1/y` has a dot segment only now.
+    return url if stripped == url else _canonical(stripped)
 
 
 def _canonical(url: str) -> str:

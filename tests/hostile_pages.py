@@ -2,7 +2,8 @@
 
 `PageServer(routes, host=...)` serves a fixed map of path -> `Reply` from a
 thread of the test process, on a free port of any loopback address (several
-servers on 127.0.0.1, 127.0.0.3, [::1] act as different hosts). It counts every
+servers on 127.0.0.1, 127.0.0.3, [::1] act as different hosts); a reply may be
+sent after a delay (which holds a rendered page's load event open). It counts every
 TCP connection it accepts and logs every request path, so a test can assert
 that nothing reached it (`connections == 0`): a canary.
 
@@ -10,26 +11,42 @@ that nothing reached it (`connections == 0`): a canary.
 encodings, NUL bytes, 1 MB attributes, deeply nested markup and broken hrefs,
 each also linking to one plain page (`/ok/<name>`) so that a test can tell the
 page's links were read, not dropped.
+
+`store_scraped(database_url, origin, responses)` puts hostile responses
+through the spider kit of a new job and stores their pages with the real
+storage pipeline, for a test to read what was stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import psycopg
+from scrapy.http import Response
+
+from crawler.items import Page
+from crawler.pipelines.storage import StoragePipeline
+from tests.graphdata import make_job, make_user
+from tests.spiders.kit import kit_crawler, scrape
+
 
 @dataclass(frozen=True)
 class Reply:
-    """One canned answer."""
+    """One canned answer, sent after `delay` seconds."""
 
     body: bytes = b""
     status: int = 200
     headers: Mapping[str, str] = field(
         default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
+    delay: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -58,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = owner.routes.get(self.path.split("?", 1)[0])
         if reply is None:
             reply = Reply(b"not found", 404, {"Content-Type": "text/plain"})
+        time.sleep(reply.delay)
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -174,3 +192,28 @@ def hostile_site(origin: str) -> dict[str, Reply]:
 
 HOSTILE_NAMES = ["bad-utf8", "unknown-charset", "lying-utf16", "nul", "huge-attribute", "deep",
                  "bad-hrefs", "bad-base", "binary", "surrogate"]
+
+
+def store_scraped(database_url: str, origin: str,
+                  responses: Iterable[Response]) -> tuple[uuid.UUID, int]:
+    """The Pages the spider kit makes of `responses`, stored for a new job (start URL
+    `origin`/) by the real storage pipeline: the job's id and its dead letters' count."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn))
+    crawler = kit_crawler({"start_urls": origin + "/", "job_id": str(job)},
+                          {"CRAWLGRAPH_DATABASE_URL": database_url})
+    storage = StoragePipeline.from_crawler(crawler)
+    pages = [o for response in responses for o in scrape(crawler, response)
+             if isinstance(o, Page)]
+
+    async def store() -> None:
+        await storage.open_spider()
+        for item in pages:
+            storage.process_item(item)
+        await storage.close_spider()
+
+    asyncio.run(store())
+    with psycopg.connect(database_url) as conn:
+        dead = conn.execute("SELECT count(*) FROM dead_letters WHERE job_id = %s",
+                            (job,)).fetchone()[0]
+    return job, dead

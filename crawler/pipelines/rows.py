@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from itemadapter import ItemAdapter
 
-from crawler.items import MAX_CANONICAL_LENGTH, Change, Discovery, Link, Page, Redirect
+from crawler.items import (
+    MAX_CANONICAL_LENGTH,
+    MAX_ETAG_LENGTH,
+    MAX_LAST_MODIFIED_LENGTH,
+    Change,
+    Discovery,
+    Link,
+    Page,
+    Redirect,
+)
 
 Kind = Literal["page", "link", "redirect", "item"]
 _Url = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
@@ -45,8 +54,8 @@ class PageRow(msgspec.Struct, frozen=True):
     canonical_url: _Canonical | None
     discovered: Discovery | None
     # The columns' bounds; the pages middleware stores none longer.
-    etag: Annotated[str, msgspec.Meta(max_length=512)] | None
-    last_modified: Annotated[str, msgspec.Meta(max_length=64)] | None
+    etag: Annotated[str, msgspec.Meta(max_length=MAX_ETAG_LENGTH)] | None
+    last_modified: Annotated[str, msgspec.Meta(max_length=MAX_LAST_MODIFIED_LENGTH)] | None
     change: Change | None
 
 

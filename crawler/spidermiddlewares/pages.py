@@ -67,7 +67,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Request, Response
 
 from crawler import rendering
-from crawler.items import Link, Page, Redirect
+from crawler.items import MAX_ETAG_LENGTH, MAX_LAST_MODIFIED_LENGTH, Link, Page, Redirect
 from crawler.middlewares.conditional import ConditionalMiddleware, Previous
 from crawler.pipelines.storage import StoragePipeline
 from crawler.sitemaps import SITEMAP_META, discovery
@@ -106,7 +106,8 @@ def response_page(response: Response, *, strip_params: bool = True) -> Page:
         elapsed_ms=int(latency * 1000) if latency is not None else None,
         rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta),
         canonical_url=declared_canonical(response, strip_params=strip_params),
-        etag=_header(response, b"ETag", 512), last_modified=_header(response, b"Last-Modified", 64))
+        etag=_header(response, b"ETag", MAX_ETAG_LENGTH),
+        last_modified=_header(response, b"Last-Modified", MAX_LAST_MODIFIED_LENGTH))
 
 
 def carried_page(response: Response, prev: Previous, *, strip_params: bool = True) -> Page:
@@ -120,8 +121,9 @@ def carried_page(response: Response, prev: Previous, *, strip_params: bool = Tru
         elapsed_ms=int(latency * 1000) if latency is not None else None,
         rendered=rendering.is_marked(response.meta), discovered=discovery(response.meta),
         canonical_url=prev.canonical_url,
-        etag=_header(response, b"ETag", 512) or prev.etag,
-        last_modified=_header(response, b"Last-Modified", 64) or prev.last_modified,
+        etag=_header(response, b"ETag", MAX_ETAG_LENGTH) or prev.etag,
+        last_modified=(_header(response, b"Last-Modified", MAX_LAST_MODIFIED_LENGTH)
+                       or prev.last_modified),
         change="unchanged")
 
 
@@ -143,13 +145,34 @@ def redirect_hop(request: Request, *, strip_params: bool = True) -> Redirect | N
     urls = request.meta.get("redirect_urls")
     if not urls:
         return None
-    source = canonicalize(urls[-1], strip_params=strip_params)
-    target = canonicalize(request.url, strip_params=strip_params)
+    reasons = request.meta.get("redirect_reasons") or ()
+    return _hop(canonicalize(urls[-1], strip_params=strip_params),
+                canonicalize(request.url, strip_params=strip_params),
+                reasons[-1] if len(reasons) == len(urls) else None)
+
+
+def redirect_hops(response: Response, *, strip_params: bool = True) -> list[Redirect]:
+    """The redirects Chromium followed to a rendered page, first to last (none if not rendered).
+
+    Chromium follows them itself, so Scrapy schedules no request per hop;
+    scrapy-playwright leaves the chain in `redirect_urls` / `redirect_reasons`.
+    """
+    if not rendering.is_marked(response.meta):
+        return []
+    urls = [*(response.meta.get("redirect_urls") or ()), response.url]
+    reasons = list(response.meta.get("redirect_reasons") or ())
+    chain = [canonicalize(u, strip_params=strip_params) for u in urls]
+    hops = (_hop(source, target, reasons[i] if i < len(reasons) else None)
+            for i, (source, target) in enumerate(zip(chain, chain[1:], strict=False)))
+    return [hop for hop in hops if hop is not None]
+
+
+def _hop(source: str, target: str, reason: object) -> Redirect | None:
+    """The Redirect from `source` to `target` (canonical URLs); None unless they differ and
+    both are http(s)."""
     if source == target or not (source.startswith(("http://", "https://"))
                                 and target.startswith(("http://", "https://"))):
         return None
-    reasons = request.meta.get("redirect_reasons") or ()
-    reason = reasons[-1] if len(reasons) == len(urls) else None
     status = reason if isinstance(reason, int) and not isinstance(reason, bool) else None
     return Redirect(url=source, target_url=target, status=status)
 
@@ -194,13 +217,13 @@ class PagesMiddleware:
             return
         stats = self.crawler.stats
         stats.inc_value("crawlgraph/pages")
-        yield self._page(response)
+        page = self._page(response)
+        yield page
         if self.links:
-            source = canonicalize(response.url, strip_params=self.strip_params)
             links = extract_links(response, strip_params=self.strip_params)
             stats.inc_value("crawlgraph/links", len(links))
             for link in links:
-                yield Link(source_url=source, target_url=link.url, anchor_text=link.text,
+                yield Link(source_url=page.final_url, target_url=link.url, anchor_text=link.text,
                            nofollow=link.nofollow, count=link.count)
         async for out in result:
             yield self._with_errback(out)

@@ -9,7 +9,7 @@
   not one level deeper. Stat: `crawlgraph/render_retry`.
 
 Chromium follows a rendered page's redirects itself, so no request is
-scheduled per hop: its `Redirect` items (`rendering.redirect_hops`) come with
+scheduled per hop: its `Redirect` items (`pages.redirect_hops`) come with
 the page's output here, as the pages middleware stores a plain fetch's
 (counted under `crawlgraph/redirects`; not with `CRAWLGRAPH_PAGES_ENABLED = False`).
 
@@ -31,6 +31,7 @@ from scrapy.http import Request, Response
 from crawler import rendering
 from crawler.sitemaps import SITEMAP_META
 from crawler.spidermiddlewares import kit_spider
+from crawler.spidermiddlewares.pages import redirect_hops
 
 
 class RenderMiddleware:
@@ -65,7 +66,7 @@ class RenderMiddleware:
             self.crawler.engine.crawl(rendering.render_request(response.request))
             return
         if self.hops and not response.meta.get(SITEMAP_META):
-            for hop in rendering.redirect_hops(response, strip_params=self.strip_params):
+            for hop in redirect_hops(response, strip_params=self.strip_params):
                 self.crawler.stats.inc_value("crawlgraph/redirects")
                 yield hop
         async for out in result:

@@ -27,7 +27,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.utils.response import get_base_url
 
 from crawler.items import MAX_CANONICAL_LENGTH
-from crawler.urls import canonicalize, resolve
+from crawler.urls import resolve, strip_session_params
 
 # A hostile server may send endless Link headers: read this much of them, no more.
 _LINK_HEADER_CHARS = 8192
@@ -113,7 +113,7 @@ def _merged(links: list[PageLink]) -> list[PageLink]:
     """`links` without session parameters; those that then coincide merged."""
     found: dict[str, list[Any]] = {}
     for link in links:
-        _add(found, canonicalize(link.url), link.text, link.nofollow, link.count)
+        _add(found, strip_session_params(link.url), link.text, link.nofollow, link.count)
     return [PageLink(url, t, nf, n) for url, (t, nf, n) in found.items()]
 
 

@@ -1,93 +1,17 @@
-"""Pages for the render guard's scenario (21), and the canaries that see what Chromium reached.
+"""The render guard's scenario (21): its site, and a canary that sees what Chromium sent by UDP.
 
-`RecordingServer(routes, host=...)` is a threaded HTTP server on a loopback
-address serving a fixed map of path -> `Page` (a page may be answered after a
-delay, which holds a rendered page's load event open while its scripts
-reach out). It counts every TCP connection it accepts and logs every request
-path: a canary. `UdpCanary` counts the datagrams sent to a UDP port (a STUN
-request of WebRTC). `guarded_site` is the scenario's site.
+The site's pages are `tests.hostile_pages.Reply`, served by its `PageServer`
+(a canary too: it counts every TCP connection and logs every request path).
+`UdpCanary` counts the datagrams sent to a UDP port (a STUN request of
+WebRTC). `guarded_site` is the scenario's site.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-
-@dataclass(frozen=True)
-class Page:
-    """One canned answer, sent after `delay` seconds."""
-
-    body: bytes = b""
-    status: int = 200
-    headers: Mapping[str, str] = field(
-        default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
-    delay: float = 0.0
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], owner: RecordingServer) -> None:
-        self.owner = owner
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.owner.lock:
-            self.owner.connections += 1
-        super().process_request(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        owner = self.server.owner
-        with owner.lock:
-            owner.paths.append(self.path)
-        page = owner.routes.get(self.path.split("?", 1)[0]) or Page(b"not here", 404)
-        time.sleep(page.delay)
-        self.send_response(page.status)
-        for name, value in page.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(page.body)))
-        self.end_headers()
-        self.wfile.write(page.body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the request log is `paths`
-
-
-class RecordingServer:
-    """A threaded HTTP server of canned pages on an IPv4 loopback address; a context manager."""
-
-    def __init__(self, routes: Mapping[str, Page] | None = None, *,
-                 host: str = "127.0.0.1") -> None:
-        self.routes: dict[str, Page] = dict(routes or {})
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.paths: list[str] = []
-        self._server = _Server((host, 0), self)
-        self.host = host
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
-
-    def __enter__(self) -> RecordingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+from tests.hostile_pages import Reply
 
 
 class UdpCanary:
@@ -122,7 +46,7 @@ class UdpCanary:
         self._sock.close()
 
 
-def guarded_site(internal: str, stun_port: int) -> dict[str, Page]:
+def guarded_site(internal: str, stun_port: int) -> dict[str, Reply]:
     """The public site: a page whose scripts reach `internal` (an origin), and a redirect there.
 
     `/` loads a script from `internal`, fetch()es and XHRs it (and its port
@@ -153,9 +77,9 @@ def guarded_site(internal: str, stun_port: int) -> dict[str, Page]:
              f"<script src=\"{internal}/script.js\"></script>"
              f"<script src=\"/slow.js\"></script></body></html>")
     return {
-        "/": Page(start.encode()),
-        "/slow.js": Page(b"document.title = 'guarded';", delay=2.0,
-                         headers={"Content-Type": "text/javascript"}),
-        "/moved": Page(b"", 301, {"Location": f"{internal}/target"}),
-        "/robots.txt": Page(b"User-agent: *\nAllow: /\n", headers={"Content-Type": "text/plain"}),
+        "/": Reply(start.encode()),
+        "/slow.js": Reply(b"document.title = 'guarded';", delay=2.0,
+                          headers={"Content-Type": "text/javascript"}),
+        "/moved": Reply(b"", 301, {"Location": f"{internal}/target"}),
+        "/robots.txt": Reply(b"User-agent: *\nAllow: /\n", headers={"Content-Type": "text/plain"}),
     }

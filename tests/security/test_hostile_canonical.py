@@ -11,19 +11,15 @@ arbitrary hrefs and header text at the extractor.
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scrapy.http import HtmlResponse, Request, Response
 
-from crawler.items import MAX_CANONICAL_LENGTH, Page
-from crawler.pipelines.storage import StoragePipeline
+from crawler.items import MAX_CANONICAL_LENGTH
 from crawler.spiders.links import declared_canonical
-from tests.graphdata import make_job, make_user
-from tests.spiders.kit import kit_crawler, scrape
+from tests.hostile_pages import store_scraped
 
 ORIGIN = "http://a.example"
 LONG = ORIGIN + "/" + "x" * 5000
@@ -58,26 +54,10 @@ def _response(path: str) -> Response:
                       checked="every page is stored, none dead-lettered; canonical_url is NULL "
                               "or an http(s) URL of at most 2,048 characters; the good one kept")
 def test_hostile_canonicals_never_cost_the_page(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        job = make_job(conn, make_user(conn))
-    crawler = kit_crawler({"start_urls": ORIGIN + "/", "job_id": str(job)},
-                          {"CRAWLGRAPH_DATABASE_URL": database_url})
-    storage = StoragePipeline.from_crawler(crawler)
-    pages = [o for path in HOSTILE for o in scrape(crawler, _response(path))
-             if isinstance(o, Page)]
-
-    async def store() -> None:
-        await storage.open_spider()
-        for item in pages:
-            storage.process_item(item)
-        await storage.close_spider()
-
-    asyncio.run(store())
+    job, dead = store_scraped(database_url, ORIGIN, map(_response, HOSTILE))
     with psycopg.connect(database_url) as conn:
         stored = dict(conn.execute("SELECT url, canonical_url FROM pages WHERE job_id = %s",
                                    (job,)).fetchall())
-        dead = conn.execute("SELECT count(*) FROM dead_letters WHERE job_id = %s",
-                            (job,)).fetchone()[0]
     assert dead == 0
     assert set(stored) == {ORIGIN + path for path in HOSTILE}
     # The HTML parser drops a NUL, as it does in an href; the flood is read up to a bound.

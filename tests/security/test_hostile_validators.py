@@ -11,16 +11,11 @@ the good ones kept, and none may become a dead letter (which loses the page).
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 from scrapy.http import HtmlResponse, Request, Response
 
-from crawler.items import Page
-from crawler.pipelines.storage import StoragePipeline
-from tests.graphdata import make_job, make_user
-from tests.spiders.kit import kit_crawler, scrape
+from tests.hostile_pages import store_scraped
 
 ORIGIN = "http://a.example"
 GOOD_DATE = "Wed, 02 Dec 2026 01:00:00 GMT"
@@ -52,25 +47,9 @@ def _response(path: str) -> Response:
                       checked="every page is stored, none dead-lettered; the hostile validator "
                               "is NULL, the others kept as sent")
 def test_hostile_validators_never_cost_the_page(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        job = make_job(conn, make_user(conn))
-    crawler = kit_crawler({"start_urls": ORIGIN + "/", "job_id": str(job)},
-                          {"CRAWLGRAPH_DATABASE_URL": database_url})
-    storage = StoragePipeline.from_crawler(crawler)
-    pages = [o for path in HOSTILE for o in scrape(crawler, _response(path))
-             if isinstance(o, Page)]
-
-    async def store() -> None:
-        await storage.open_spider()
-        for item in pages:
-            storage.process_item(item)
-        await storage.close_spider()
-
-    asyncio.run(store())
+    job, dead = store_scraped(database_url, ORIGIN, map(_response, HOSTILE))
     with psycopg.connect(database_url) as conn:
         stored = {url: (etag, modified) for url, etag, modified in conn.execute(
             "SELECT url, etag, last_modified FROM pages WHERE job_id = %s", (job,)).fetchall()}
-        dead = conn.execute("SELECT count(*) FROM dead_letters WHERE job_id = %s",
-                            (job,)).fetchone()[0]
     assert dead == 0
     assert stored == {ORIGIN + path: kept for path, kept in KEPT.items()}

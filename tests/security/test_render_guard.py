@@ -19,7 +19,8 @@ import json
 import pytest
 
 from tests.crawlrun import CrawlResult, run_crawl
-from tests.security.renderpages import Page, RecordingServer, UdpCanary, guarded_site
+from tests.hostile_pages import PageServer, Reply
+from tests.security.renderpages import UdpCanary, guarded_site
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +29,7 @@ SITE_HOST, INTERNAL_HOST = "www.site.test", "internal.test"
 REACHED = {"/script.js", "/fetch", "/xhr", "/ws", "/target", "/literal", "/localhost"}
 
 
-def _crawl(site: RecordingServer, canary: RecordingServer, allow_private: bool) -> CrawlResult:
+def _crawl(site: PageServer, canary: PageServer, allow_private: bool) -> CrawlResult:
     resolve = [f"{SITE_HOST}:{site.port}:{site.host}", f"{INTERNAL_HOST}:{canary.port}:127.0.0.1"]
     result = run_crawl(
         SITE, {"start_urls": json.dumps([f"http://{SITE_HOST}:{site.port}/"]),
@@ -41,9 +42,9 @@ def _crawl(site: RecordingServer, canary: RecordingServer, allow_private: bool) 
     return result
 
 
-def _servers(udp: UdpCanary) -> tuple[RecordingServer, RecordingServer]:
-    canary = RecordingServer({"/target": Page(b"<html><title>internal</title></html>")})
-    site = RecordingServer(host="127.0.0.3")
+def _servers(udp: UdpCanary) -> tuple[PageServer, PageServer]:
+    canary = PageServer({"/target": Reply(b"<html><title>internal</title></html>")})
+    site = PageServer(host="127.0.0.3")
     site.routes.update(guarded_site(f"http://{INTERNAL_HOST}:{canary.port}", udp.port))
     return site, canary
 
