@@ -33,8 +33,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
-import psycopg
 import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -44,7 +42,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from core.settings import Settings
@@ -65,6 +62,7 @@ from jobapi.requestcontext import RequestContext, configure_logging
 from jobapi.scrapyd import ScrapydClient
 from jobapi.services import recovery
 from jobapi.services.health import RequestMetrics
+from jobapi.services.loops import configure_connection
 from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
@@ -81,17 +79,12 @@ log = logging.getLogger("jobapi.app")
 # --- the app ------------------------------------------------------------------------------
 
 
-async def _configure_connection(conn: psycopg.AsyncConnection) -> None:
-    # jsonb columns (params, stats ...) decoded by msgspec: several times faster.
-    set_json_loads(msgspec.json.decode, conn)
-
-
 def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=POOL_MAX_SIZE,
                                    open=False, name="jobapi", timeout=10.0,
-                                   configure=_configure_connection,
+                                   configure=configure_connection,
                                    # One statement per round trip: no BEGIN/COMMIT around
                                    # reads; a service that needs a transaction opens one.
                                    kwargs={"autocommit": True})

@@ -23,8 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from core.settings import Settings
 from jobapi.ratelimit import Limit, RateLimiter, RateLimits
 from jobapi.scrapyd import ScrapydClient
+from jobapi.services.loops import configure_connection
 from jobapi.services.schedules_fire import FireContext, fire_due
-from jobapi.services.schedules_loop import _configure
 from jobapi.services.spiders import SpiderCatalog
 from tests.api_fixtures import assert_error, login
 from tests.conftest import free_port
@@ -168,7 +168,7 @@ def _passes(settings: Settings, clocks: list[datetime], *, processes: int = 1,
         handled = []
         redis_client = aioredis.Redis.from_url(settings.redis_url)
         pools = [AsyncConnectionPool(settings.database_url, min_size=1, max_size=2, open=False,
-                                     configure=_configure, kwargs={"autocommit": True})
+                                     configure=configure_connection, kwargs={"autocommit": True})
                  for _ in range(processes)]
         contexts = [_context(settings, pool, redis_client, scrapyd_urls or dead_scrapyd,
                              rate_limits or RateLimits()) for pool in pools]

@@ -29,7 +29,7 @@ import trustme
 from psycopg_pool import AsyncConnectionPool
 
 from graphs.worker import Worker, WorkerConfig
-from jobapi.services.webhooks_loop import _configure
+from jobapi.services.loops import configure_connection
 from jobapi.services.webhooks_send import deliver_one, post, retry_delay
 from tests.api_fixtures import login, make_client
 from tests.conftest import free_port
@@ -116,7 +116,8 @@ async def _drain(database_url: str, *, allow_private: bool, retry_base: float = 
     sent = 0
     deadline = time.monotonic() + until
     async with AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False,
-                                   configure=_configure, kwargs={"autocommit": True}) as pool:
+                                   configure=configure_connection,
+                                   kwargs={"autocommit": True}) as pool:
         while True:
             if await deliver_one(pool, allow_private_networks=allow_private,
                                  retry_base=retry_base):

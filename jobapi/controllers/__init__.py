@@ -10,11 +10,13 @@ Handlers stay thin: they read the request, check the role, and delegate to
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
 
 import redis.asyncio as aioredis
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
 from psycopg_pool import AsyncConnectionPool
 
 from core.settings import Settings
@@ -81,3 +83,8 @@ RedisAsync = NamedDependency[aioredis.Redis]
 Limiter = NamedDependency[RateLimiter]
 Limits = NamedDependency[RateLimits]
 Catalog = NamedDependency[SpiderCatalog]
+
+# The query parameters of a keyset-paged listing (`jobapi.services.listings`).
+Cursor = Annotated[str | None, QueryParameter(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$",
+                                              description="`next_cursor` of the previous page.")]
+RowsPerPage = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.")]

@@ -18,6 +18,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
+from core.settings import Settings
 from jobapi.auth import CurrentUser
 from jobapi.controllers import AppSettings, Limiter, Limits, client_address, errors
 from jobapi.errors import (
@@ -27,6 +28,7 @@ from jobapi.errors import (
     Unprocessable,
     field_from_message,
 )
+from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.schemas import TokenRequest, TokenResponse, User
 from jobapi.users import authenticate, get_user
 
@@ -63,7 +65,8 @@ class _TokenOperation(Operation):
         )
 
 
-async def _read_credentials(request: Request) -> TokenRequest:
+async def read_credentials(request: Request) -> TokenRequest:
+    """The username and password of a JSON body or an OAuth2 password form."""
     body = await request.body()
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     try:
@@ -87,6 +90,27 @@ async def _read_credentials(request: Request) -> TokenRequest:
     )
 
 
+async def check_login(request: Request, creds: TokenRequest, app_settings: Settings,
+                      limiter: RateLimiter, rate_limits: RateLimits, *,
+                      via: str = "") -> tuple[int, str]:
+    """A login attempt, rate limited per address and per username: (user id, username).
+
+    Every route that takes a password logs in here (`via` names it in the failure log).
+    """
+    address = client_address(request, app_settings.trusted_proxies)
+    try:
+        await limiter.hit("login-address", address, rate_limits.login_per_address,
+                          what="login attempts from this address")
+        await limiter.hit("login-user", creds.username.lower(),
+                          rate_limits.login_per_username,
+                          what="login attempts for this username")
+        return await authenticate(request.app.state.pool, creds.username, creds.password)
+    except (Unauthorized, TooManyRequests) as exc:
+        log.warning("failed %slogin for %r from %s: %s", via, creds.username, address,
+                    exc.message)
+        raise
+
+
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
@@ -104,19 +128,9 @@ class AuthController(Controller):
         Attempts are rate limited per username and per client address (429 with
         `Retry-After`). The token goes in `Authorization: Bearer <token>`.
         """
-        creds = await _read_credentials(request)
-        address = client_address(request, app_settings.trusted_proxies)
-        try:
-            await limiter.hit("login-address", address, rate_limits.login_per_address,
-                              what="login attempts from this address")
-            await limiter.hit("login-user", creds.username.lower(),
-                              rate_limits.login_per_username,
-                              what="login attempts for this username")
-            user_id, username = await authenticate(
-                request.app.state.pool, creds.username, creds.password)
-        except (Unauthorized, TooManyRequests) as exc:
-            log.warning("failed login for %r from %s: %s", creds.username, address, exc.message)
-            raise
+        creds = await read_credentials(request)
+        user_id, username = await check_login(request, creds, app_settings, limiter,
+                                              rate_limits)
         token = request.app.state.tokens.issue(user_id, username)
         log.info("token issued to %s", username)
         return TokenResponse(access_token=token, expires_in=app_settings.token_ttl_seconds)

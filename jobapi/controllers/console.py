@@ -30,18 +30,11 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath
 
 from jobapi.auth import SESSION_COOKIE, CurrentUser
-from jobapi.controllers import AppSettings, Limiter, Limits, client_address
-from jobapi.errors import (
-    BadRequest,
-    NotFound,
-    ServiceUnavailable,
-    TooManyRequests,
-    Unauthorized,
-    Unprocessable,
-    field_from_message,
-)
+from jobapi.controllers import AppSettings, Limiter, Limits
+from jobapi.controllers.auth import check_login, read_credentials
+from jobapi.errors import BadRequest, NotFound, ServiceUnavailable
 from jobapi.schemas import TokenRequest
-from jobapi.users import authenticate, get_user
+from jobapi.users import get_user
 
 log = logging.getLogger("jobapi.console")
 
@@ -108,13 +101,7 @@ async def _credentials(request: Request) -> TokenRequest:
     if media != "application/json":
         raise BadRequest("The console logs in with JSON only.",
                          hint='Send {"username": ..., "password": ...} as application/json.')
-    try:
-        return msgspec.json.decode(await request.body(), type=TokenRequest)
-    except msgspec.ValidationError as exc:
-        raise Unprocessable(f"The credentials are not valid: {exc}.",
-                            field=field_from_message(str(exc))) from None
-    except msgspec.DecodeError:
-        raise BadRequest("The body is not valid JSON.") from None
+    return await read_credentials(request)
 
 
 class ConsoleController(Controller):
@@ -136,19 +123,8 @@ class ConsoleController(Controller):
                     rate_limits: Limits) -> Response[Session]:
         """Log in: the access token in an HttpOnly cookie, the CSRF token in the answer."""
         creds = await _credentials(request)
-        address = client_address(request, app_settings.trusted_proxies)
-        try:
-            await limiter.hit("login-address", address, rate_limits.login_per_address,
-                              what="login attempts from this address")
-            await limiter.hit("login-user", creds.username.lower(),
-                              rate_limits.login_per_username,
-                              what="login attempts for this username")
-            user_id, _ = await authenticate(request.app.state.pool, creds.username,
-                                            creds.password)
-        except (Unauthorized, TooManyRequests) as exc:
-            log.warning("failed console login for %r from %s: %s", creds.username, address,
-                        exc.message)
-            raise
+        user_id, _ = await check_login(request, creds, app_settings, limiter, rate_limits,
+                                       via="console ")
         tokens = request.app.state.tokens
         user = await get_user(request.app.state.pool, user_id)
         token = tokens.issue(user.id, user.username)

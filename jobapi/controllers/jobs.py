@@ -22,6 +22,7 @@ from jobapi.auth import CurrentUser
 from jobapi.controllers import (
     AppSettings,
     Catalog,
+    Cursor,
     Limiter,
     Limits,
     Pool,
@@ -47,11 +48,6 @@ from jobapi.services import submission as submissions
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.",
                                       examples=[Example(value=50)])]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$",
-                   description="`next_cursor` of the previous page."),
-]
 UrlPrefix = Annotated[
     str | None, QueryParameter(max_length=2048, pattern=r"^[^\x00-\x1f\x7f]*$",
                                description="Only URLs that start with this."),

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
-from litestar.params import BodyKwarg, FromPath, QueryParameter
+from litestar.params import BodyKwarg, FromPath
 
 from jobapi.auth import CurrentUser
-from jobapi.controllers import AppSettings, Catalog, Pool, errors
+from jobapi.controllers import AppSettings, Catalog, Cursor, Pool, RowsPerPage, errors
 from jobapi.services import schedules as service
 from jobapi.services.schedules_models import (
     Schedule,
@@ -21,9 +21,6 @@ from jobapi.services.schedules_models import (
     ScheduleUpdate,
 )
 
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.")]
-Cursor = Annotated[str | None, QueryParameter(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$",
-                                              description="`next_cursor` of the previous page.")]
 _EXAMPLE = {"name": "nightly example.org", "cron": "0 3 * * *", "timezone": "Europe/Paris",
             "job": {"start_urls": ["https://example.org/"], "max_pages": 1000},
             "overlap": "skip", "catchup": "latest"}
@@ -55,7 +52,7 @@ class ScheduleController(Controller):
 
     @get("/", operation_id="listSchedules", responses=errors())
     async def list_schedules(self, request: Request[CurrentUser, Any, Any], pool: Pool,
-                             cursor: Cursor = None, limit: Limit = 50) -> ScheduleList:
+                             cursor: Cursor = None, limit: RowsPerPage = 50) -> ScheduleList:
         """Your schedules (all of them for an admin), newest first."""
         items, next_cursor = await service.list_schedules(pool, request.user, cursor=cursor,
                                                           limit=limit)
@@ -70,7 +67,7 @@ class ScheduleController(Controller):
     @get("/{schedule_id:uuid}/runs", operation_id="listScheduleRuns", responses=errors(404))
     async def list_runs(self, request: Request[CurrentUser, Any, Any],
                         schedule_id: FromPath[uuid.UUID], pool: Pool, cursor: Cursor = None,
-                        limit: Limit = 50) -> ScheduleRunList:
+                        limit: RowsPerPage = 50) -> ScheduleRunList:
         """Every slot handled: the job submitted, or why none was (refused, failed, skipped,
         missed), newest first."""
         items, next_cursor = await service.list_runs(pool, schedule_id, request.user,
@@ -96,18 +93,14 @@ class ScheduleController(Controller):
     async def pause(self, request: Request[CurrentUser, Any, Any],
                     schedule_id: FromPath[uuid.UUID], pool: Pool) -> Schedule:
         """Pause: no slot fires until it is resumed."""
-        return await service.update_schedule(pool, schedule_id, request.user,
-                                             ScheduleUpdate(enabled=False),
-                                             allow_private_networks=True, known_spiders=None)
+        return await service.set_enabled(pool, schedule_id, request.user, False)
 
     @post("/{schedule_id:uuid}/resume", operation_id="resumeSchedule", status_code=200,
           responses=errors(404))
     async def resume(self, request: Request[CurrentUser, Any, Any],
                      schedule_id: FromPath[uuid.UUID], pool: Pool) -> Schedule:
         """Resume: the next slot after now fires; the slots of the pause do not."""
-        return await service.update_schedule(pool, schedule_id, request.user,
-                                             ScheduleUpdate(enabled=True),
-                                             allow_private_networks=True, known_spiders=None)
+        return await service.set_enabled(pool, schedule_id, request.user, True)
 
     @delete("/{schedule_id:uuid}", operation_id="deleteSchedule", status_code=204,
             responses=errors(404))

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, delete, get, post
 from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
-from litestar.params import BodyKwarg, FromPath, QueryParameter
+from litestar.params import BodyKwarg, FromPath
 
 from jobapi.auth import CurrentUser
-from jobapi.controllers import AppSettings, Pool, errors
+from jobapi.controllers import AppSettings, Cursor, Pool, RowsPerPage, errors
 from jobapi.services import webhooks as service
 from jobapi.services.webhooks_models import (
     DeliveryList,
@@ -20,10 +20,6 @@ from jobapi.services.webhooks_models import (
     WebhookCreated,
     WebhookList,
 )
-
-Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Rows per page.")]
-Cursor = Annotated[str | None, QueryParameter(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$",
-                                              description="`next_cursor` of the previous page.")]
 
 
 class WebhookController(Controller):
@@ -50,7 +46,7 @@ class WebhookController(Controller):
 
     @get("/", operation_id="listWebhooks", responses=errors())
     async def list_webhooks(self, request: Request[CurrentUser, Any, Any], pool: Pool,
-                            cursor: Cursor = None, limit: Limit = 50) -> WebhookList:
+                            cursor: Cursor = None, limit: RowsPerPage = 50) -> WebhookList:
         """Your webhooks (all of them for an admin), newest first."""
         items, next_cursor = await service.list_webhooks(pool, request.user, cursor=cursor,
                                                          limit=limit)
@@ -60,7 +56,7 @@ class WebhookController(Controller):
          responses=errors(404))
     async def list_deliveries(self, request: Request[CurrentUser, Any, Any],
                               webhook_id: FromPath[uuid.UUID], pool: Pool,
-                              cursor: Cursor = None, limit: Limit = 50) -> DeliveryList:
+                              cursor: Cursor = None, limit: RowsPerPage = 50) -> DeliveryList:
         """The webhook's deliveries, newest first, each with every attempt: the status and
         the first 1,000 characters of the receiver's answer, or the error."""
         items, next_cursor = await service.list_deliveries(pool, webhook_id, request.user,

@@ -196,6 +196,14 @@ async def update_schedule(pool: AsyncConnectionPool, schedule_id: uuid.UUID, use
     return schedule_from_row(updated, now=now)
 
 
+async def set_enabled(pool: AsyncConnectionPool, schedule_id: uuid.UUID, user: CurrentUser,
+                      enabled: bool) -> Schedule:
+    """Pause or resume: a resume looks for the next slot from now."""
+    # No job body changes, so none is checked: the two flags are never read.
+    return await update_schedule(pool, schedule_id, user, ScheduleUpdate(enabled=enabled),
+                                 allow_private_networks=True, known_spiders=None)
+
+
 async def delete_schedule(pool: AsyncConnectionPool, schedule_id: uuid.UUID,
                           user: CurrentUser) -> None:
     """Delete the schedule and its runs; the jobs it submitted stay."""

@@ -198,12 +198,12 @@ async def _claim_and_store(ctx: FireContext, row: tuple, plan: slots.Plan, user:
                            body: JobCreate, now: datetime) -> tuple[int, Fired | None]:
     schedule_id, due = row[0], row[11]
     async with ctx.pool.connection() as conn, conn.transaction():
-        if not await _claim(conn, schedule_id, plan, "submitted", _late_reason(plan, now)):
-            # Another process has (or had) this slot: fire nothing. Moving the next
-            # slot on from `due` changes nothing unless a stale one was left behind.
-            await _advance(conn, schedule_id, due, plan)
-            return 0, None
+        claimed = await _claim(conn, schedule_id, plan, "submitted", _late_reason(plan, now))
+        # Unclaimed, another process has (or had) this slot: fire nothing. Moving the
+        # next slot on from `due` then changes nothing unless a stale one was left behind.
         await _advance(conn, schedule_id, due, plan)
+        if not claimed:
+            return 0, None
         try:
             await ctx.limiter.hit("jobs", str(user.id), ctx.rate_limits.jobs_per_user,
                                   what="job submissions")

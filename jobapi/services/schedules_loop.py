@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Mapping
 from datetime import timedelta
 
-import msgspec
 import psycopg
 import redis.asyncio as aioredis
-from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
 from core.settings import Settings
 from jobapi.ratelimit import RateLimiter, RateLimits
 from jobapi.scrapyd import ScrapydClient
+from jobapi.services.loops import open_pool, pause, stopped_by_signals
 from jobapi.services.schedules_fire import FireContext, fire_due
 from jobapi.services.spiders import SpiderCatalog
 
@@ -34,10 +32,6 @@ log = logging.getLogger("jobapi.scheduler")
 
 POLL_SECONDS = 1.0
 GRACE_SECONDS = 60.0
-
-
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    set_json_loads(msgspec.json.decode, conn)
 
 
 async def run_scheduler(settings: Settings, *, poll_seconds: float = POLL_SECONDS,
@@ -50,39 +44,29 @@ async def run_scheduler(settings: Settings, *, poll_seconds: float = POLL_SECOND
     missed slot, fired or not by the schedule's catch-up policy.
     """
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False,
-                               name="scheduler", timeout=10.0, configure=_configure,
-                               kwargs={"autocommit": True})
-    await pool.open(wait=True, timeout=30.0)
-    redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5,
-                                           socket_connect_timeout=2)
-    scrapyd = ScrapydClient(settings.scrapyd_urls)
-    ctx = FireContext(pool=pool, redis_client=redis_client, scrapyd=scrapyd,
-                      limiter=RateLimiter(redis_client), rate_limits=RateLimits(),
-                      spider_catalog=SpiderCatalog(),
-                      allow_private_networks=settings.allow_private_networks,
-                      crawler_overrides=dict(crawler_overrides or {}),
-                      grace=timedelta(seconds=grace_seconds))
-    await ctx.spider_catalog.names()  # loads the spiders now, not at the first fire
-    log.info("scheduler started (every %gs, grace %gs)", poll_seconds, grace_seconds)
-    try:
-        while not stop.is_set():
-            try:
-                await fire_due(ctx)
-            except (psycopg.OperationalError, PoolTimeout, RedisError) as exc:
-                log.warning("scheduler: a service is unavailable (%s); retrying",
-                            type(exc).__name__)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
-            except TimeoutError:
-                pass
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await scrapyd.aclose()
-        await redis_client.aclose()
-        await pool.close()
-        log.info("scheduler stopped")
+    with stopped_by_signals(stop):
+        pool = await open_pool(settings, name="scheduler", max_size=8)
+        redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                               socket_connect_timeout=2)
+        scrapyd = ScrapydClient(settings.scrapyd_urls)
+        ctx = FireContext(pool=pool, redis_client=redis_client, scrapyd=scrapyd,
+                          limiter=RateLimiter(redis_client), rate_limits=RateLimits(),
+                          spider_catalog=SpiderCatalog(),
+                          allow_private_networks=settings.allow_private_networks,
+                          crawler_overrides=dict(crawler_overrides or {}),
+                          grace=timedelta(seconds=grace_seconds))
+        await ctx.spider_catalog.names()  # loads the spiders now, not at the first fire
+        log.info("scheduler started (every %gs, grace %gs)", poll_seconds, grace_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    await fire_due(ctx)
+                except (psycopg.OperationalError, PoolTimeout, RedisError) as exc:
+                    log.warning("scheduler: a service is unavailable (%s); retrying",
+                                type(exc).__name__)
+                await pause(stop, poll_seconds)
+        finally:
+            await scrapyd.aclose()
+            await redis_client.aclose()
+            await pool.close()
+            log.info("scheduler stopped")

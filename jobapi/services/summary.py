@@ -134,7 +134,6 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
     """
     params = job.params if isinstance(job.params, dict) else {}
     async with pool.connection() as conn:
-        classes = await (await conn.execute(_CLASSES, (job.id,))).fetchall()
         errors = await (await conn.execute(_ERRORS, (job.id, MAX_ERROR_KINDS))).fetchall()
         robots = await (await conn.execute(_ROBOTS, (job.id,))).fetchall()
         events = await (await conn.execute(_EVENTS, (job.id,))).fetchall()
@@ -146,11 +145,14 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
             changes = {**dict.fromkeys(("new", "changed", "unchanged", "gone"), 0),
                        **{kind: int(n) for kind, n in rows}}
         table: list[SiteSummary] | None = None
-        if sites != 0:
+        if sites == 0:
+            classes = await (await conn.execute(_CLASSES, (job.id,))).fetchall()
+        else:  # the job's classes are the sum of its hosts': one pass over its pages
             host_classes = await (await conn.execute(_HOST_CLASSES, (job.id,))).fetchall()
             host_robots = await (await conn.execute(_HOST_ROBOTS, {"job": job.id})).fetchall()
             table = site_table(host_classes, host_robots, str(params.get("scope") or "site"),
                                bool(params.get("obey_robots", True)))
+            classes = [(name, count) for _, name, count in host_classes]
     by_class = dict.fromkeys(STATUS_CLASSES, 0)
     for name, count in classes:
         by_class[name] = by_class.get(name, 0) + int(count)

@@ -102,8 +102,9 @@ def _refuse(field: str, url: str, address: IPAddress, reason: str) -> Unprocessa
     )
 
 
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    with anyio.move_on_after(RESOLVE_TIMEOUT):
+async def resolve(host: str, port: int, *, timeout: float = RESOLVE_TIMEOUT) -> list[IPAddress]:
+    """The addresses `host` resolves to, in the resolver's order ([] if none in `timeout`)."""
+    with anyio.move_on_after(timeout):
         try:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
@@ -134,7 +135,7 @@ async def check_urls(urls: Iterable[tuple[str, str, str, int]]) -> None:
 
     async def one(host: str, port: int, field: str, url: str) -> None:
         async with limiter:
-            for address in await _resolve(host, port):
+            for address in await resolve(host, port):
                 reason = classify(address)
                 if reason:
                     refused.append(_refuse(field, url, address, reason))

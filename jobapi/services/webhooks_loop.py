@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
-import msgspec
 import psycopg
-from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from core.settings import Settings
+from jobapi.services.loops import open_pool, pause, stopped_by_signals
 from jobapi.services.webhooks_send import RETRY_BASE, deliver_one
 
 log = logging.getLogger("jobapi.webhooks")
@@ -28,44 +26,31 @@ POLL_SECONDS = 1.0
 CONCURRENCY = 4
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    set_json_loads(msgspec.json.decode, conn)
-
-
 async def run_sender(settings: Settings, *, poll_seconds: float = POLL_SECONDS,
                      retry_base: float = RETRY_BASE, concurrency: int = CONCURRENCY,
                      stop: asyncio.Event | None = None) -> None:
     """Send due deliveries, `concurrency` at a time, until `stop` is set (or a signal)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=concurrency,
-                               open=False, name="webhooks", timeout=10.0,
-                               configure=_configure, kwargs={"autocommit": True})
-    await pool.open(wait=True, timeout=30.0)
+    with stopped_by_signals(stop):
+        pool = await open_pool(settings, name="webhooks", max_size=concurrency)
 
-    async def worker() -> None:
-        while not stop.is_set():
-            try:
-                if await deliver_one(pool, allow_private_networks=settings.allow_private_networks,
-                                     retry_base=retry_base):
-                    continue
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                log.warning("webhooks: PostgreSQL is unavailable (%s); retrying",
-                            type(exc).__name__)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
-            except TimeoutError:
-                pass
+        async def worker() -> None:
+            while not stop.is_set():
+                try:
+                    if await deliver_one(
+                            pool, allow_private_networks=settings.allow_private_networks,
+                            retry_base=retry_base):
+                        continue
+                except (psycopg.OperationalError, PoolTimeout) as exc:
+                    log.warning("webhooks: PostgreSQL is unavailable (%s); retrying",
+                                type(exc).__name__)
+                await pause(stop, poll_seconds)
 
-    log.info("webhook sender started (%d at a time, every %gs)", concurrency, poll_seconds)
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            for _ in range(concurrency):
-                tasks.create_task(worker())
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await pool.close()
-        log.info("webhook sender stopped")
+        log.info("webhook sender started (%d at a time, every %gs)", concurrency, poll_seconds)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for _ in range(concurrency):
+                    tasks.create_task(worker())
+        finally:
+            await pool.close()
+            log.info("webhook sender stopped")

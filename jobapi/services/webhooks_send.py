@@ -25,21 +25,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 import random
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
 import httpx
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from jobapi.services.urlguard import IPAddress, classify, parse_host
+from jobapi.services.urlguard import IPAddress, classify, parse_host, resolve
 from jobapi.services.webhooks import split_url
 from jobapi.sql import QUERIES
 
@@ -87,13 +84,7 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
     literal = parse_host(host)
     if literal is not None:
         return [literal]
-    with anyio.move_on_after(CONNECT_TIMEOUT):
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            return []
-        return [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
-    return []
+    return await resolve(host, port, timeout=CONNECT_TIMEOUT)
 
 
 async def checked_addresses(url: str, *, allow_private_networks: bool) -> list[IPAddress]:

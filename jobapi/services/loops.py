@@ -1,0 +1,56 @@
+"""What the job API and its background processes share: the pool's connections, and the
+shape of a loop that runs until SIGTERM or SIGINT.
+
+The scheduler (`schedules_loop`) and the webhook sender (`webhooks_loop`) are
+processes of their own that poll PostgreSQL; they open their pool here, stop
+on a signal here and wait between passes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import msgspec
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from core.settings import Settings
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def configure_connection(conn: psycopg.AsyncConnection) -> None:
+    """jsonb columns (params, stats ...) decoded by msgspec: several times faster."""
+    set_json_loads(msgspec.json.decode, conn)
+
+
+async def open_pool(settings: Settings, *, name: str, max_size: int) -> AsyncConnectionPool:
+    """An open autocommit pool of a background process (one statement per round trip)."""
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=max_size,
+                               open=False, name=name, timeout=10.0,
+                               configure=configure_connection, kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=30.0)
+    return pool
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` while the block runs."""
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or until `stop` is set if that comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
