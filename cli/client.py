@@ -126,10 +126,15 @@ class ApiClient:
         raise exc
 
 
-def _client(args: argparse.Namespace) -> ApiClient:
-    return ApiClient(Settings.from_env(), api_url=args.api_url)
-
-
 def client_for(args: argparse.Namespace) -> ApiClient:
     """The client of the API that `--api-url` names (default: the local stack's)."""
     return ApiClient(Settings.from_env(), api_url=args.api_url)
+
+
+def call_once(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    """One call of the API that `--api-url` names, with a client of its own."""
+    client = client_for(args)
+    try:
+        return client.call(method, path, **kwargs)
+    finally:
+        client.close()

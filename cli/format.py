@@ -13,6 +13,11 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def utc_time(value: str | None) -> str:
+    """An API timestamp as `YYYY-MM-DD HH:MM:SS UTC` ("-" for none)."""
+    return value[:19].replace("T", " ") + " UTC" if value else "-"
+
+
 def duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

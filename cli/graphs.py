@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 
 import msgspec
 import psycopg
@@ -178,14 +179,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         build = store.get_build(conn, args.build)
     g = store.load_graph(settings.home, build)
-    chunks = exporter(args.format, args.table)(g)
-    if args.output:
-        write_chunks(chunks, args.output)
-        print(f"crawlgraph: wrote {args.output}", file=sys.stderr)
+    _emit(exporter(args.format, args.table)(g), args.output)
+    return 0
+
+
+def _emit(chunks: Iterable[str], output: str | None, note: str = "") -> None:
+    """Write `chunks` to the file `output` (whole or absent), else to standard output."""
+    if output:
+        write_chunks(chunks, output)
+        print(f"crawlgraph: wrote {output}{note}", file=sys.stderr)
     else:
         for chunk in chunks:
             sys.stdout.write(chunk)
-    return 0
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -233,12 +238,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     crawls = [f"job {job}" for job, _, _ in rows]
     chunks = iter_dynamic_gexf((store.load_graph(settings.home, b) for b in found), crawls,
                                description=f"crawlgraph schedule {schedule}, {args.level} graphs")
-    if args.output:
-        write_chunks(chunks, args.output)
-        print(f"crawlgraph: wrote {args.output} ({len(rows)} crawls)", file=sys.stderr)
-    else:
-        for chunk in chunks:
-            sys.stdout.write(chunk)
+    _emit(chunks, args.output, f" ({len(rows)} crawls)")
     return 0
 
 

@@ -20,13 +20,9 @@ import logging
 import sys
 from typing import Any
 
-from cli.client import client_for
-from cli.format import table
+from cli.client import call_once
+from cli.format import table, utc_time
 from core.settings import Settings
-
-
-def _when(value: str | None) -> str:
-    return value[:19].replace("T", " ") + " UTC" if value else "-"
 
 
 def _timing(schedule: dict[str, Any]) -> str:
@@ -50,22 +46,22 @@ def cmd_add(args: argparse.Namespace) -> int:
         body.update(cron=args.cron, timezone=args.tz)
     else:
         body["interval_seconds"] = args.every
-    schedule = _call(args, "POST", "/api/v1/schedules", json=body)
+    schedule = call_once(args, "POST", "/api/v1/schedules", json=body)
     print(f"schedule {schedule['id']} added: {_timing(schedule)}, next "
-          f"{_when(schedule['next_fire_at'])}")
+          f"{utc_time(schedule['next_fire_at'])}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    page = _call(args, "GET", "/api/v1/schedules", params={"limit": args.limit})
+    page = call_once(args, "GET", "/api/v1/schedules", params={"limit": args.limit})
     rows = [[s["id"], s["name"][:30], _timing(s), "yes" if s["enabled"] else "paused",
-             _when(s["next_fire_at"])] for s in page["items"]]
+             utc_time(s["next_fire_at"])] for s in page["items"]]
     print(table(rows, ["ID", "NAME", "WHEN", "ENABLED", "NEXT"]))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    schedule = _call(args, "GET", f"/api/v1/schedules/{args.schedule}")
+    schedule = call_once(args, "GET", f"/api/v1/schedules/{args.schedule}")
     if args.json:
         print(json.dumps(schedule, indent=2))
         return 0
@@ -74,22 +70,22 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{schedule['overlap']}, catch-up {schedule['catchup']}\nstart    "
           f"{', '.join(schedule['job'].get('start_urls', [])[:5])}")
     for when in schedule["next_fire_times"]:
-        print(f"next     {_when(when)}")
+        print(f"next     {utc_time(when)}")
     for run in schedule["last_runs"]:
-        print(f"run      {_when(run['slot'])}  {run['outcome']:<9}  "
+        print(f"run      {utc_time(run['slot'])}  {run['outcome']:<9}  "
               f"{run.get('job_id') or ''}  {run.get('reason') or ''}".rstrip())
     return 0
 
 
 def _set_state(args: argparse.Namespace, action: str) -> int:
-    schedule = _call(args, "POST", f"/api/v1/schedules/{args.schedule}/{action}")
+    schedule = call_once(args, "POST", f"/api/v1/schedules/{args.schedule}/{action}")
     state = "enabled" if schedule["enabled"] else "paused"
-    print(f"schedule {schedule['id']} {state}, next {_when(schedule['next_fire_at'])}")
+    print(f"schedule {schedule['id']} {state}, next {utc_time(schedule['next_fire_at'])}")
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    _call(args, "DELETE", f"/api/v1/schedules/{args.schedule}")
+    call_once(args, "DELETE", f"/api/v1/schedules/{args.schedule}")
     print(f"schedule {args.schedule} deleted (its jobs stay)")
     return 0
 
@@ -102,14 +98,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
                         format="%(asctime)s scheduler %(message)s")
     asyncio.run(run_scheduler(settings, poll_seconds=args.poll, grace_seconds=args.grace))
     return 0
-
-
-def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
-    client = client_for(args)
-    try:
-        return client.call(method, path, **kwargs)
-    finally:
-        client.close()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,37 +18,25 @@ import logging
 import sys
 from typing import Any
 
-from cli.client import client_for
-from cli.format import table
+from cli.client import call_once
+from cli.format import table, utc_time
 from core.settings import Settings
 
 EVENTS = ("job.finished", "job.failed", "job.cancelled", "graph.done", "graph.failed")
-
-
-def _when(value: str | None) -> str:
-    return value[:19].replace("T", " ") + " UTC" if value else "-"
-
-
-def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
-    client = client_for(args)
-    try:
-        return client.call(method, path, **kwargs)
-    finally:
-        client.close()
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"url": args.url, "events": args.event or list(EVENTS)}
     if args.schedule:
         body["schedule_id"] = args.schedule
-    hook = _call(args, "POST", "/api/v1/webhooks", json=body)
+    hook = call_once(args, "POST", "/api/v1/webhooks", json=body)
     print(f"webhook {hook['id']} added for {', '.join(hook['events'])}")
     print(f"secret  {hook['secret']}  (shown once: keep it to check the signatures)")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    page = _call(args, "GET", "/api/v1/webhooks", params={"limit": args.limit})
+    page = call_once(args, "GET", "/api/v1/webhooks", params={"limit": args.limit})
     rows = [[h["id"], h["url"][:50], h.get("schedule_id") or "all", ",".join(h["events"])]
             for h in page["items"]]
     print(table(rows, ["ID", "URL", "SCHEDULE", "EVENTS"]))
@@ -56,20 +44,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    _call(args, "DELETE", f"/api/v1/webhooks/{args.webhook}")
+    call_once(args, "DELETE", f"/api/v1/webhooks/{args.webhook}")
     print(f"webhook {args.webhook} deleted")
     return 0
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    page = _call(args, "GET", f"/api/v1/webhooks/{args.webhook}/deliveries",
+    page = call_once(args, "GET", f"/api/v1/webhooks/{args.webhook}/deliveries",
                  params={"limit": args.limit})
     rows = []
     for d in page["items"]:
         last = d["log"][-1] if d["log"] else {}
         answer = last.get("status") or (last.get("error") or "")[:40]
         rows.append([d["id"], d["event"], d["state"], d["attempts"], answer or "-",
-                     _when(d["created_at"])])
+                     utc_time(d["created_at"])])
     print(table(rows, ["ID", "EVENT", "STATE", "TRIES", "LAST ANSWER", "CREATED"]))
     return 0
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from graphs import store
 from graphs.errors import InvalidGraphRequest
+from graphs.exports import label_array
 from graphs.models import METRICS, NODE_COLUMNS
 
 MAX_LIMIT = 10_000
@@ -155,20 +156,13 @@ def diff_builds(home: Path, a: dict[str, Any], b: dict[str, Any], *,
     return diff_graphs(ga, gb, a["id"], b["id"], a["level"], metric=metric, top=top, limit=limit)
 
 
-def _labels(g: gt.Graph) -> np.ndarray:
-    label = g.vp.label
-    out = np.empty(g.num_vertices(), dtype=object)
-    out[:] = [label[v] for v in range(g.num_vertices())]
-    return out
-
-
 def diff_graphs(ga: gt.Graph, gb: gt.Graph, a_id: uuid.UUID, b_id: uuid.UUID, level: str, *,
                 metric: str | None = "pagerank", top: int = 20, limit: int = 100) -> GraphDiff:
     """The diff of two loaded graphs (node identity: `vp.label`)."""
     if metric is not None and (metric not in ga.vp or metric not in gb.vp):
         raise InvalidGraphRequest(f"A graph has no {metric!r} values.",
                                   hint="Pick a metric both builds computed.")
-    la, lb = _labels(ga), _labels(gb)
+    la, lb = label_array(ga), label_array(gb)
     names, inverse = np.unique(np.concatenate([la, lb]), return_inverse=True)
     n = len(names)
     ida, idb = inverse[: len(la)].astype(np.int64), inverse[len(la):].astype(np.int64)

@@ -18,14 +18,12 @@ ids (sorting); a presence matrix of nodes x crawls and edges x crawls (bytes).
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 from collections.abc import Iterable, Iterator, Sequence
 
 import graph_tool as gt
 import numpy as np
 
-from graphs.exports import _INVALID_XML, _XML_TYPES, CHUNK, _xml_labels, node_columns
+from graphs.exports import XML_TYPES, chunk_bounds, gexf_head, label_array, node_columns, xml_texts
 
 MAX_CRAWLS = 1_000
 
@@ -35,16 +33,13 @@ def _read(graphs: Iterable[gt.Graph]) -> tuple[list[np.ndarray], list[np.ndarray
                                                list[str], dict[str, str]]:
     labels, edges, weights, metrics, columns, types = [], [], [], [], None, {}
     for g in graphs:
-        label = g.vp.label
-        out = np.empty(g.num_vertices(), dtype=object)
-        out[:] = [label[v] for v in range(g.num_vertices())]
-        labels.append(out)
+        labels.append(label_array(g))
         e = g.get_edges([g.ep.weight]) if "weight" in g.ep else g.get_edges()
         edges.append(e[:, :2].astype(np.int64))
         weights.append(e[:, 2] if e.shape[1] > 2 else np.ones(len(e), np.int64))
         names = node_columns(g)
         columns = names if columns is None else [c for c in columns if c in names]
-        types.update({c: _XML_TYPES[g.vp[c].value_type()][0] for c in names})
+        types.update({c: XML_TYPES[g.vp[c].value_type()][0] for c in names})
         metrics.append({c: g.vp[c].a.copy() for c in names})
         if len(labels) > MAX_CRAWLS:
             raise ValueError(f"A series of more than {MAX_CRAWLS} builds is too long to export.")
@@ -112,15 +107,8 @@ def iter_dynamic_gexf(graphs: Iterable[gt.Graph], crawls: Sequence[str],
 
     text = description + "".join(f"\ncrawl {i}: {name}" for i, name in enumerate(crawls, 1))
     yield (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<gexf xmlns="http://gexf.net/1.3" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:schemaLocation="http://gexf.net/1.3 http://gexf.net/1.3/gexf.xsd" version="1.3">\n'
-        f'<meta lastmodifieddate="{dt.date.today().isoformat()}"><creator>crawlgraph</creator>'
-        f"<description>{html.escape(_INVALID_XML.sub('', text))}</description></meta>\n"
-        '<graph defaultedgetype="directed" idtype="integer" mode="dynamic" '
-        'timeformat="integer" timerepresentation="interval">\n'
-        '<attributes class="node" mode="dynamic">\n'
+        gexf_head(text, ' mode="dynamic" timeformat="integer" timerepresentation="interval"')
+        + '<attributes class="node" mode="dynamic">\n'
         + "".join(f'<attribute id="{i}" title="{c}" type="{types[c]}"/>\n'
                   for i, c in enumerate(columns))
         + '</attributes>\n<attributes class="edge" mode="dynamic">\n'
@@ -128,17 +116,17 @@ def iter_dynamic_gexf(graphs: Iterable[gt.Graph], crawls: Sequence[str],
         f'<nodes count="{n}">\n'
     )
     ids: dict[str, int | str] = {c: i for i, c in enumerate(columns)}
-    for start in range(0, n, CHUNK):
-        rows = range(start, min(start + CHUNK, n))
+    for start, stop in chunk_bounds(n):
+        rows = range(start, stop)
         spells = _spells(present[rows.start:rows.stop])
         attvalues = _attvalues(values, present, ids, rows)
         yield "".join(
             f'<node id="{r}" label="{label}">{a}{s}</node>\n' for r, label, a, s in zip(
-                rows, _xml_labels(names[rows.start:rows.stop].tolist()), attvalues, spells,
+                rows, xml_texts(names[rows.start:rows.stop].tolist()), attvalues, spells,
                 strict=True))
     yield f'</nodes>\n<edges count="{len(edge_keys)}">\n'
-    for start in range(0, len(edge_keys), CHUNK):
-        rows = range(start, min(start + CHUNK, len(edge_keys)))
+    for start, stop in chunk_bounds(len(edge_keys)):
+        rows = range(start, stop)
         spells = _spells(edge_present[rows.start:rows.stop])
         attvalues = _attvalues({"weight": edge_weight}, edge_present, {"weight": "weight"}, rows)
         yield "".join(

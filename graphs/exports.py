@@ -38,8 +38,8 @@ CHUNK = 20_000
 # XML 1.0 forbids these characters even escaped; NUL stays out of the set because it
 # is the chunk separator (and cannot occur in Postgres text).
 _INVALID_XML = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_XML_TYPES = {"int32_t": ("integer", "int"), "int64_t": ("long", "long"),
-              "double": ("double", "double")}
+XML_TYPES = {"int32_t": ("integer", "int"), "int64_t": ("long", "long"),
+             "double": ("double", "double")}
 MEDIA_TYPES = {
     "graphml": "application/graphml+xml",
     "gexf": "application/gexf+xml",
@@ -59,19 +59,32 @@ def text_columns(g: gt.Graph) -> list[str]:
     return [c for c in TEXT_COLUMNS if c in g.vp]
 
 
-def _xml_labels(labels: list[str]) -> list[str]:
+def xml_texts(labels: list[str]) -> list[str]:
+    """Texts as XML attribute values: escaped, the characters XML 1.0 forbids removed."""
     joined = _INVALID_XML.sub("", "\x00".join(labels))
     return html.escape(joined, quote=True).split("\x00") if labels else []
 
 
-def _chunks(n: int) -> Iterator[tuple[int, int]]:
+def chunk_bounds(n: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each chunk of `CHUNK` of n rows."""
     for start in range(0, n, CHUNK):
         yield start, min(start + CHUNK, n)
 
 
+def vertex_texts(prop: gt.VertexPropertyMap, start: int, stop: int) -> list[str]:
+    """The values of the string vertex property `prop` for vertices start..stop."""
+    return [prop[v] for v in range(start, stop)]
+
+
+def label_array(g: gt.Graph) -> np.ndarray:
+    """Every node's label as a numpy object array (node identity across builds)."""
+    out = np.empty(g.num_vertices(), dtype=object)
+    out[:] = vertex_texts(g.vp.label, 0, g.num_vertices())
+    return out
+
+
 def _labels(g: gt.Graph, start: int, stop: int) -> list[str]:
-    label = g.vp.label
-    return [label[v] for v in range(start, stop)]
+    return vertex_texts(g.vp.label, start, stop)
 
 
 def _columns(g: gt.Graph, names: list[str], start: int, stop: int) -> list[list]:
@@ -83,8 +96,7 @@ def _texts(g: gt.Graph, names: list[str], start: int, stop: int,
     """The text attributes `names` of nodes start..stop, each list through `escape`."""
     out = []
     for name in names:
-        prop = g.vp[name]
-        values = [prop[v] for v in range(start, stop)]
+        values = vertex_texts(g.vp[name], start, stop)
         out.append(escape(values) if escape is not None else values)
     return out
 
@@ -121,7 +133,7 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
     )
     yield "".join(
         f'<key id="{name}" for="node" attr.name="{name}" '
-        f'attr.type="{_XML_TYPES[g.vp[name].value_type()][1]}"/>\n'
+        f'attr.type="{XML_TYPES[g.vp[name].value_type()][1]}"/>\n'
         for name in names
     ) + "".join(f'<key id="{name}" for="node" attr.name="{name}" attr.type="string"/>\n'
                 for name in texts)
@@ -133,35 +145,38 @@ def iter_graphml(g: gt.Graph) -> Iterator[str]:
     template = '<node id="n{}"><data key="label">{}</data>' + "".join(
         f'<data key="{name}">{{}}</data>' for name in (*names, *texts)
     ) + "</node>\n"
-    for start, stop in _chunks(g.num_vertices()):
-        rows = zip(range(start, stop), _xml_labels(_labels(g, start, stop)),
+    for start, stop in chunk_bounds(g.num_vertices()):
+        rows = zip(range(start, stop), xml_texts(_labels(g, start, stop)),
                    *_columns(g, names, start, stop),
-                   *_texts(g, texts, start, stop, _xml_labels), strict=True)
+                   *_texts(g, texts, start, stop, xml_texts), strict=True)
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
     template = ('<edge source="n{}" target="n{}"><data key="weight">{}</data>'
                 + ('<data key="redirect">{}</data>' if redirect else "") + "</edge>\n")
-    for start, stop in _chunks(len(edges)):
+    for start, stop in chunk_bounds(len(edges)):
         yield "".join(template.format(*row) for row in _edge_rows(edges[start:stop], redirect))
     yield "</graph>\n</graphml>\n"
+
+
+def gexf_head(description: str, graph: str = "") -> str:
+    """A GEXF 1.3 file up to its `<graph>` tag; `graph`: more attributes of that tag."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<gexf xmlns="http://gexf.net/1.3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://gexf.net/1.3 http://gexf.net/1.3/gexf.xsd" version="1.3">\n'
+        f'<meta lastmodifieddate="{dt.date.today().isoformat()}"><creator>crawlgraph</creator>'
+        f"<description>{html.escape(_INVALID_XML.sub('', description))}</description></meta>\n"
+        f'<graph defaultedgetype="directed" idtype="integer"{graph}>\n'
+    )
 
 
 def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
     """GEXF 1.3 (the format Gephi opens): labels, metrics and communities, edge weights."""
     names, texts = node_columns(g), text_columns(g)
-    today = dt.date.today().isoformat()
-    yield (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<gexf xmlns="http://gexf.net/1.3" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:schemaLocation="http://gexf.net/1.3 http://gexf.net/1.3/gexf.xsd" version="1.3">\n'
-        f'<meta lastmodifieddate="{today}"><creator>crawlgraph</creator>'
-        f"<description>{html.escape(_INVALID_XML.sub('', description))}</description></meta>\n"
-        '<graph defaultedgetype="directed" idtype="integer">\n'
-        '<attributes class="node">\n'
-    )
+    yield gexf_head(description) + '<attributes class="node">\n'
     yield "".join(
-        f'<attribute id="{i}" title="{name}" type="{_XML_TYPES[g.vp[name].value_type()][0]}"/>\n'
+        f'<attribute id="{i}" title="{name}" type="{XML_TYPES[g.vp[name].value_type()][0]}"/>\n'
         for i, name in enumerate(names)
     ) + "".join(f'<attribute id="{len(names) + i}" title="{name}" type="string"/>\n'
                 for i, name in enumerate(texts))
@@ -174,17 +189,17 @@ def iter_gexf(g: gt.Graph, description: str = "") -> Iterator[str]:
     values = "".join(f'<attvalue for="{i}" value="{{}}"/>'
                      for i in range(len(names) + len(texts)))
     template = '<node id="{}" label="{}"><attvalues>' + values + "</attvalues></node>\n"
-    for start, stop in _chunks(g.num_vertices()):
-        rows = zip(range(start, stop), _xml_labels(_labels(g, start, stop)),
+    for start, stop in chunk_bounds(g.num_vertices()):
+        rows = zip(range(start, stop), xml_texts(_labels(g, start, stop)),
                    *_columns(g, names, start, stop),
-                   *_texts(g, texts, start, stop, _xml_labels), strict=True)
+                   *_texts(g, texts, start, stop, xml_texts), strict=True)
         yield "".join(template.format(*row) for row in rows)
     edges = _edges(g)
     yield f'</nodes>\n<edges count="{len(edges)}">\n'
     template = ('<edge id="{}" source="{}" target="{}" weight="{}"'
                 + ('><attvalues><attvalue for="redirect" value="{}"/></attvalues></edge>\n'
                    if redirect else "/>\n"))
-    for start, stop in _chunks(len(edges)):
+    for start, stop in chunk_bounds(len(edges)):
         rows = zip(range(start, stop), _edge_rows(edges[start:stop], redirect), strict=True)
         yield "".join(template.format(i, *row) for i, row in rows)
     yield "</edges>\n</graph>\n</gexf>\n"
@@ -197,7 +212,7 @@ def iter_json(g: gt.Graph) -> Iterator[str]:
     head = {"directed": True, "multigraph": False, "graph": {"level": level}}
     yield msgspec.json.encode(head).decode()[:-1] + ',"nodes":['
     keys = ["id", "label", *names, *texts]
-    for start, stop in _chunks(g.num_vertices()):
+    for start, stop in chunk_bounds(g.num_vertices()):
         rows = [dict(zip(keys, row, strict=True)) for row in zip(
             range(start, stop), _labels(g, start, stop), *_columns(g, names, start, stop),
             *_texts(g, texts, start, stop), strict=True)]
@@ -207,7 +222,7 @@ def iter_json(g: gt.Graph) -> Iterator[str]:
     redirect = _has_redirect(g)
     template = ('{{"source":{},"target":{},"weight":{}'
                 + (',"redirect":{}}}' if redirect else "}}"))
-    for start, stop in _chunks(len(edges)):
+    for start, stop in chunk_bounds(len(edges)):
         yield ("," if start else "") + ",".join(
             template.format(*row) for row in _edge_rows(edges[start:stop], redirect))
     yield "]}\n"
@@ -223,7 +238,7 @@ def iter_csv_nodes(g: gt.Graph) -> Iterator[str]:
     """nodes.csv: id, label, pages, crawled, the metrics and the text attributes."""
     names, texts = node_columns(g), text_columns(g)
     yield _csv_text([["id", "label", *names, *texts]])
-    for start, stop in _chunks(g.num_vertices()):
+    for start, stop in chunk_bounds(g.num_vertices()):
         yield _csv_text(zip(range(start, stop), _labels(g, start, stop),
                             *_columns(g, names, start, stop), *_texts(g, texts, start, stop),
                             strict=True))
@@ -234,7 +249,7 @@ def iter_csv_edges(g: gt.Graph) -> Iterator[str]:
     redirect = _has_redirect(g)
     yield "source,target,weight,redirect\n" if redirect else "source,target,weight\n"
     edges = _edges(g)
-    for start, stop in _chunks(len(edges)):
+    for start, stop in chunk_bounds(len(edges)):
         yield _csv_text(_edge_rows(edges[start:stop], redirect))
 
 

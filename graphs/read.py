@@ -170,13 +170,13 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
         target_job = pool.submit(_lookup, node_hash, target_hash)
         source = _lookup(node_hash, source_hash)
         target = target_job.result()
-    pairs = {(kind, end): np.searchsorted(node_hash, found[end])
-             for kind, found in (("hop", redirects), ("canonical", canonicals))
-             for end in ("source", "target")}
+    ends = [redirects["source"], redirects["target"], canonicals["source"], canonicals["target"]]
+    found = [np.searchsorted(node_hash, keys) for keys in ends]
     if not (_found(node_hash, source, source_hash) and _found(node_hash, target, target_hash)
-            and all(_found(node_hash, index, (redirects if kind == "hop" else canonicals)[end])
-                    for (kind, end), index in pairs.items())):
+            and all(_found(node_hash, index, keys)
+                    for index, keys in zip(found, ends, strict=True))):
         return None
+    hop_source, hop_target, canonical_source, canonical_target = found
     return LinkTable(
         urls=[urls[i] for i in order.tolist()],
         status=status[order],
@@ -185,10 +185,10 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
         target=target.astype(np.int64),
         count=rows["count"],
         nofollow=rows["nofollow"],
-        redirect_source=pairs[("hop", "source")].astype(np.int64),
-        redirect_target=pairs[("hop", "target")].astype(np.int64),
-        canonical_source=pairs[("canonical", "source")].astype(np.int64),
-        canonical_target=pairs[("canonical", "target")].astype(np.int64),
+        redirect_source=hop_source.astype(np.int64),
+        redirect_target=hop_target.astype(np.int64),
+        canonical_source=canonical_source.astype(np.int64),
+        canonical_target=canonical_target.astype(np.int64),
         timings=timings,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from stack.service import Service
 from stack.settings import REPO_ROOT
@@ -19,9 +19,16 @@ from stack.supervise import START_TIMEOUT, wait_until
 
 
 class CommandService(Service):
-    """A crawlgraph command run as a service; `command` is its argv after `crawlgraph`."""
+    """A crawlgraph command run as a service; `command` is its argv after `crawlgraph`.
+
+    The command is also the `process_marker`: what the process's command line shows.
+    """
 
     command: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.process_marker = " ".join(cls.command)
 
     @property
     def port(self) -> int:
@@ -46,14 +53,12 @@ class CommandService(Service):
 class GraphWorker(CommandService):
     """A graph build worker: takes queued builds from PostgreSQL (`crawlgraph graph-worker`)."""
 
-    process_marker = "graph-worker"
     command = ("graph-worker",)
 
 
 class Scheduler(CommandService):
     """Fires the due slots of schedules, each once (`jobapi.services.schedules_loop`)."""
 
-    process_marker = "scheduler"
     command = ("scheduler",)
 
 
@@ -63,5 +68,4 @@ class WebhookSender(CommandService):
     Apart from the scheduler: a slow receiver never delays a schedule's slot.
     """
 
-    process_marker = "webhook deliver"
     command = ("webhook", "deliver")
