@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -57,7 +58,7 @@ def main() -> None:
     from tests.mockserver import MockServer
     from tests.siteversions import truth
 
-    stack, _home = start_stack({"postgres", "redis"})
+    stack, home = start_stack({"postgres", "redis"})
     server = MockServer(pages=args.pages, seed=3, links_per_page=5, conditional=True).start()
     # 2 % of the pages removed (the ~10 % that link to them change) and 5 % revised:
     # some 15 % of the pages change in all (printed).
@@ -68,17 +69,19 @@ def main() -> None:
         first, first_stats = crawl(db, rd, server.start_url)
         server.configure(version=1)
         kinds = Counter(truth(old, server.site, server.origin).values())
-        first_body = sum(a["bytes"] for a in server.responses())
-        sent = len(server.responses())
+        first_answers = server.responses()
         second, second_stats = crawl(db, rd, server.start_url, recrawl_of=first)
-        answers = Counter(a["status"] for a in server.responses()[sent:])
-        second_body = sum(a["bytes"] for a in server.responses()[sent:])
+        second_answers = server.responses()[len(first_answers):]
+        first_body = sum(a["bytes"] for a in first_answers)
+        second_body = sum(a["bytes"] for a in second_answers)
+        answers = Counter(a["status"] for a in second_answers)
         with psycopg.connect(db) as conn:
             marks = dict(conn.execute("SELECT change, count(*) FROM pages WHERE job_id = %s "
                                       "GROUP BY 1", (second,)).fetchall())
     finally:
         server.close()
         stack.down()
+        shutil.rmtree(home, ignore_errors=True)
     first_bytes = first_stats["downloader/response_bytes"]
     second_bytes = second_stats["downloader/response_bytes"]
     first_s, second_s = first_stats["elapsed_time_seconds"], second_stats["elapsed_time_seconds"]

@@ -77,6 +77,8 @@ from tests.siteversions import evolve
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PREFIX = "/__admin/"
+# What `configure` may change that changes the site served (both sides regenerate it).
+SITE_KEYS = frozenset({"version", "version_changes"})
 _UNRESERVED_PCT = re.compile(r"%(2[DdEe]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])")
 
 REASONS = {200: "OK", 204: "No Content", 301: "Moved Permanently", 302: "Found",
@@ -167,7 +169,7 @@ class _Server:
             self.config.update(changes)
             if "faults" in changes:
                 self.fault_counts.clear()
-            if "version" in changes:
+            if SITE_KEYS & changes.keys():
                 self.site = _site(self.config)
         await self._send(writer, 200, {"Content-Type": "application/json"},
                          json.dumps({k: v for k, v in self.config.items()
@@ -534,7 +536,8 @@ class MockServer:
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change robots/faults/delays of the running server; returns its new config."""
         self.config.update(changes)
-        self.site = _site(self.config)
+        if SITE_KEYS & changes.keys():
+            self.site = _site(self.config)
         req = urllib.request.Request(self.url(ADMIN_PREFIX + "config"),
                                      data=json.dumps(changes).encode(), method="POST")
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

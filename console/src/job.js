@@ -5,7 +5,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { ApiError, get, post, query } from "./api.js";
 import { announce, clear, fmt, h, link, shown, table, when } from "./dom.js";
-import { TERMINAL, cancelJob, statusBadge } from "./jobs.js";
+import { TERMINAL, cancelJob, followJob, statusBadge } from "./jobs.js";
 
 const LEVELS = ["page", "host", "domain"];
 const METRICS = ["degree", "pagerank", "hits", "betweenness", "closeness", "components", "kcore",
@@ -235,15 +235,11 @@ export function jobView(main, jobId) {
     logView(logBox, jobId);
     stopGraph = graphView(graphBox, jobId);
     if (!TERMINAL.has(job.status)) {
-      source = new EventSource(`/api/v1/jobs/${jobId}/events`);
-      source.addEventListener("state", (ev) => {
-        const state = JSON.parse(ev.data);
-        job = { ...job, ...state, stats: state.stats || {} };
-        show(job);
-        if (plot) plot.add(job.stats.pages ?? 0);
-        if (TERMINAL.has(state.status)) {
-          source.close();
-          announce(`The job is ${state.status}.`);
+      source = followJob(job, (current) => {
+        show(current);
+        if (plot) plot.add(current.stats.pages ?? 0);
+        if (TERMINAL.has(current.status)) {
+          announce(`The job is ${current.status}.`);
           get(`/api/v1/jobs/${jobId}`).then(show).catch(() => {});
           summaryView(summaryBox, jobId);
           pagesView(pagesBox, jobId);

@@ -10,6 +10,18 @@ export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, status);
 }
 
+// Follows a job's event stream: `onJob` gets the job updated by each `state` event; the
+// stream is closed once the job has ended.
+export function followJob(job, onJob) {
+  const source = new EventSource(`/api/v1/jobs/${job.id}/events`);
+  source.addEventListener("state", (ev) => {
+    job = { ...job, ...JSON.parse(ev.data) };
+    if (TERMINAL.has(job.status)) source.close();
+    onJob(job);
+  });
+  return source;
+}
+
 export async function cancelJob(id) {
   if (!window.confirm(`Cancel job ${id}? Its crawler processes are stopped.`)) return null;
   return post(`/api/v1/jobs/${id}/cancel`);
@@ -63,15 +75,7 @@ export function jobsView(main, session, params) {
             catch (e) { window.alert(e instanceof ApiError ? e.message : String(e)); }
           } }, "Cancel")));
       fill(job);
-      if (!TERMINAL.has(job.status) && streams.length < 25) {
-        const source = new EventSource(`/api/v1/jobs/${job.id}/events`);
-        source.addEventListener("state", (ev) => {
-          const state = JSON.parse(ev.data);
-          fill({ ...job, ...state, stats: state.stats || {} });
-          if (TERMINAL.has(state.status)) source.close();
-        });
-        streams.push(source);
-      }
+      if (!TERMINAL.has(job.status) && streams.length < 25) streams.push(followJob(job, fill));
       return row;
     });
     const cols = ["Job", "Spider", "Status", "Pages", "Pages/s", "Errors", "Start URLs", "Tags", "Created", ""];

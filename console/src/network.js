@@ -20,10 +20,10 @@ function hostOf(label, level) {
   try { return new URL(label).host; } catch { return "?"; }
 }
 
-function categories(drawing, by) {
+// Colours by the values of a column (`hosts`: the host of each label, for "host").
+function categories(drawing, by, hosts) {
   const n = drawing.labels.length;
-  const values = by === "host" ? drawing.labels.map((l) => hostOf(l, drawing.level))
-    : (drawing.columns[by] || new Array(n).fill(0)).map(String);
+  const values = by === "host" ? hosts : (drawing.columns[by] || new Array(n).fill(0)).map(String);
   const counts = new Map();
   values.forEach((v) => counts.set(v, (counts.get(v) || 0) + 1));
   const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, PALETTE.length);
@@ -69,10 +69,11 @@ export function networkView(main, buildId, params) {
       notice.hidden = false;
       notice.textContent = `This ${drawing.level} graph has ${fmt(drawing.node_count)} nodes: drawn here are the top ${fmt(n)} by ${drawing.ranked_by}, with the edges among them. Download an export for all of it, or build the host graph.`;
     }
+    const hosts = drawing.labels.map((l) => hostOf(l, drawing.level));
     // Page labels on screen: the path alone when every page is on one host.
-    const hosts = new Set(drawing.level === "page" ? drawing.labels.map((l) => hostOf(l, "page")) : []);
+    const oneHost = drawing.level === "page" && new Set(hosts).size === 1;
     const onScreen = (l) => {
-      if (hosts.size !== 1) return l;
+      if (!oneHost) return l;
       try { const u = new URL(l); return u.pathname + u.search; } catch { return l; }
     };
     const graph = new Graph({ type: "directed", allowSelfLoops: false });
@@ -81,7 +82,7 @@ export function networkView(main, buildId, params) {
     const sizeBy = metricNames.includes("pagerank") ? "pagerank" : metricNames[0];
     const colourBy = colourNames[0];
     const s = sizes(drawing, sizeBy);
-    const c = categories(drawing, colourBy);
+    const c = categories(drawing, colourBy, hosts);
     // A golden-angle spiral by rank: deterministic, the most central nodes in the middle.
     for (let i = 0; i < n; i++) {
       const r = Math.sqrt(i + 1) * 10;
@@ -167,15 +168,18 @@ export function networkView(main, buildId, params) {
     sizeSelect.addEventListener("change", () => { const ss = sizes(drawing, sizeSelect.value); graph.forEachNode((k) => graph.setNodeAttribute(k, "size", ss[Number(k)])); });
     const colourSelect = h("select", { id: "net-colour" }, colourNames.map((m) => h("option", { value: m, selected: m === colourBy }, m)));
     const legendBox = h("div", { id: "legend" });
-    const drawLegend = (cat, by) => clear(legendBox, h("h2", {}, `Colour: ${by}`), h("ul", { class: "legend" }, cat.legend.map((l) =>
-      h("li", {}, h("span", { class: "swatch", dataset: { colour: l.colour } }), ` ${shown(l.value, 60)} (${fmt(l.count)})`))));
-    const paintSwatches = () => legendBox.querySelectorAll(".swatch").forEach((sw) => { sw.style.backgroundColor = sw.dataset.colour; });
+    // Swatch colours are set as properties (no style attribute: the CSP forbids them).
+    const drawLegend = (cat, by) => {
+      clear(legendBox, h("h2", {}, `Colour: ${by}`), h("ul", { class: "legend" }, cat.legend.map((l) =>
+        h("li", {}, h("span", { class: "swatch", dataset: { colour: l.colour } }), ` ${shown(l.value, 60)} (${fmt(l.count)})`))));
+      legendBox.querySelectorAll(".swatch").forEach((sw) => { sw.style.backgroundColor = sw.dataset.colour; });
+    };
     colourSelect.addEventListener("change", () => {
-      const cc = categories(drawing, colourSelect.value);
+      const cc = categories(drawing, colourSelect.value, hosts);
       graph.forEachNode((k) => graph.setNodeAttribute(k, "color", cc.colours[Number(k)]));
-      drawLegend(cc, colourSelect.value); paintSwatches();
+      drawLegend(cc, colourSelect.value);
     });
-    drawLegend(c, colourBy); paintSwatches();
+    drawLegend(c, colourBy);
 
     const minDeg = h("input", { id: "net-min-degree", type: "number", min: 0, value: 0 });
     const minCore = h("input", { id: "net-min-kcore", type: "number", min: 0, value: 0 });
