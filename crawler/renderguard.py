@@ -45,7 +45,6 @@ timed out, a certificate that fails (`CRAWLGRAPH_CA_BUNDLE`, through
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from typing import Any, Self
@@ -61,7 +60,7 @@ from scrapy.settings import Settings
 from twisted.internet import error as net
 
 from core.errors import ConfigError, CrawlgraphError
-from crawler.middlewares.addressguard import private_networks_allowed
+from crawler.middlewares.addressguard import allowed_networks, private_networks_allowed
 from crawler.renderproxy import GuardProxy, Outcome
 from crawler.rendertls import TlsBridge
 from crawler.resolver import HostMap
@@ -103,8 +102,7 @@ def install(settings: Settings) -> GuardProxy:
             raise ConfigError(f"PLAYWRIGHT_CONTEXTS[{name!r}] has its own proxy: its "
                               "connections would leave the render guard.",
                               hint="Remove the context's proxy.")
-    allowed = [ipaddress.ip_network(n, strict=False) for n in
-               settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
+    allowed = allowed_networks(settings)
     bundle = settings.get(CA_BUNDLE_SETTING)
     tls = TlsBridge(bundle) if bundle else None
     proxy = GuardProxy(

@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from crawler.middlewares.addressguard import IPNetwork, address_reason
+from crawler.middlewares.addressguard import IPNetwork, addresses_reason
 from crawler.rendertls import TLS_RECORD, ServerSide, TlsBridge
 from crawler.resolver import HostMap
 
@@ -214,17 +214,12 @@ class GuardProxy:
                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Resolve, check and connect; raises _Refused saying why not."""
         targets = await self._resolve(host, port)
-        if not self.allow_private:
-            for address, _ in targets:
-                ip = ipaddress.ip_address(address)
-                if any(ip in net for net in self.allowed):
-                    continue
-                reason = address_reason(ip)
-                if reason:
-                    detail = f"{host} resolves to {address} ({reason})"
-                    if self.on_refused is not None:
-                        self.on_refused(host, port, detail)
-                    raise _Refused("refused", detail, _NOT_ALLOWED)
+        detail = None if self.allow_private else addresses_reason(
+            host, (address for address, _ in targets), self.allowed)
+        if detail is not None:
+            if self.on_refused is not None:
+                self.on_refused(host, port, detail)
+            raise _Refused("refused", detail, _NOT_ALLOWED)
         last: _Refused | None = None
         for address, connect_port in targets:
             try:

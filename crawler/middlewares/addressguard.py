@@ -23,13 +23,14 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Self
 from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.settings import BaseSettings
 
 from crawler.resolver import HostMap, default_port
 
@@ -102,6 +103,12 @@ def refused_reason(url: str, allowed: Sequence[IPNetwork] = (),
         if host.rstrip(".").lower() == "localhost" or host.endswith(".localhost"):
             return f"{host} is loopback"
         return None
+    return addresses_reason(host, addresses, allowed)
+
+
+def addresses_reason(host: str, addresses: Iterable[str],
+                     allowed: Sequence[IPNetwork] = ()) -> str | None:
+    """Why `host`, resolved to `addresses`, may not be reached, or None if every one may."""
     for address in addresses:
         ip = ipaddress.ip_address(address)
         if any(ip in net for net in allowed):
@@ -110,6 +117,12 @@ def refused_reason(url: str, allowed: Sequence[IPNetwork] = (),
         if reason:
             return f"{host} resolves to {address} ({reason})"
     return None
+
+
+def allowed_networks(settings: BaseSettings) -> list[IPNetwork]:
+    """`CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS`: the networks let through despite the guard."""
+    return [ipaddress.ip_network(n, strict=False)
+            for n in settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
 
 
 def private_networks_allowed(settings_value: object = None) -> bool:
@@ -132,10 +145,8 @@ class AddressGuardMiddleware:
     def from_crawler(cls, crawler: Crawler) -> Self:
         if private_networks_allowed(crawler.settings.get("CRAWLGRAPH_ALLOW_PRIVATE_NETWORKS")):
             raise NotConfigured("private networks are allowed")
-        allowed = [ipaddress.ip_network(n, strict=False) for n in
-                   crawler.settings.getlist("CRAWLGRAPH_ADDRESSGUARD_ALLOWED_NETWORKS")]
         return cls(crawler, crawler.settings.getfloat("CRAWLGRAPH_ADDRESSGUARD_CACHE_SECONDS",
-                                                      300), allowed,
+                                                      300), allowed_networks(crawler.settings),
                    HostMap.from_settings(crawler.settings))
 
     async def process_request(self, request: Request) -> None:
