@@ -33,3 +33,9 @@ def queue_length(job: dict[str, Any]) -> int:
     if live:
         return int(live.get("queued", 0)) + int(live.get("leased", 0))
     return int(stat(job, "queue_length"))
+
+
+def status_text(job: dict[str, Any]) -> str:
+    """A job's status, with why its crawl closed when that says more ("finished (max_pages)")."""
+    status, reason = job["status"], job.get("close_reason")
+    return f"{status} ({reason})" if reason and reason != status else status

@@ -12,7 +12,7 @@ import json
 from typing import Any, get_args
 
 from cli.client import client_for
-from cli.format import queue_length, stat, table
+from cli.format import queue_length, stat, status_text, table
 from cli.watch import watch
 from crawler.spiders.args import ScopeKind
 
@@ -80,9 +80,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(job, indent=2))
         return 0
-    print(f"job      {job['id']}\nstatus   {job['status']}"
-          + (f" ({job['close_reason']})" if job.get("close_reason") else "")
-          + f"\nspider   {job['spider']}\nworkers  {job['workers']}\ncreated  "
+    print(f"job      {job['id']}\nstatus   {status_text(job)}"
+          f"\nspider   {job['spider']}\nworkers  {job['workers']}\ncreated  "
           f"{job['created_at']}\nstart    {', '.join(job['params'].get('start_urls', [])[:5])}")
     print(f"pages {int(stat(job, 'pages'))}, items {int(stat(job, 'items'))}, errors "
           f"{int(stat(job, 'errors'))}, queue {queue_length(job)}")

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from cli.client import ApiClient
-from cli.format import duration, queue_length, stat
+from cli.format import duration, queue_length, stat, status_text
 from cli.summary import ERROR_CLASSES, render
 
 TERMINAL = {"finished", "failed", "cancelled"}
@@ -92,8 +92,7 @@ def _progress(job: dict[str, Any], stored: dict[str, Any], elapsed: float,
 
 def _summary(job: dict[str, Any], elapsed: float) -> str:
     lines = [
-        f"job {job['id']} {job['status']}"
-        + (f" ({job['close_reason']})" if job.get("close_reason") else ""),
+        f"job {job['id']} {status_text(job)}",
         f"  responses {int(stat(job, 'pages'))} (robots.txt included), items "
         f"{int(stat(job, 'items'))}, rows stored {int(stat(job, 'rows_stored'))}, "
         f"elapsed {duration(elapsed)}",
