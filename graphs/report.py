@@ -82,12 +82,16 @@ class CrawlSummary:
         else:
             lines.append(f"  links    {self.links:,} page-to-page edges")
         if host is not None:
-            lines.append(f"  hosts    {host['node_count']:,} ({host['edge_count']:,} "
-                         f"host-to-host edges)")
+            edges = host["edge_count"]
+            lines.append(f"  hosts    {host['node_count']:,} ({edges:,} host-to-host "
+                         f"edge{'s' * (edges != 1)})")
         lines.append(f"  errors   {self.errors:,}" + (
             "  (" + ", ".join(f"{kind}: {n}" for kind, n in self.error_kinds) + ")"
             if self.error_kinds else ""))
-        lines.append(f"  page graph: {page['node_count']:,} nodes, {page['edge_count']:,} edges")
+        nodes = page["node_count"]
+        unfetched = (f" ({nodes - self.pages:,} more than the pages: URLs linked to but not "
+                     "crawled, such as offsite ones)" if nodes > self.pages else "")
+        lines.append(f"  page graph: {nodes:,} nodes, {page['edge_count']:,} edges{unfetched}")
         comp = (page.get("summary") or {}).get("components")
         if comp:
             lines.append(f"  components: {comp['weak']:,} weak (largest {comp['largest_weak']:,} "
