@@ -92,6 +92,10 @@ def render(summary: dict[str, Any], command: str = "crawl",
     classes = summary.get("pages_by_status") or {}
     lines = [f"  pages    {summary.get('pages', 0):,}: " + " · ".join(
         f"{name} {classes.get(name, 0):,}" for name in ("2xx", "3xx", "4xx", "5xx", "failed"))]
+    if summary.get("redirects"):
+        n = summary["redirects"]
+        lines.append(f"  redirects {n:,} followed: each page is counted once, where it landed "
+                     "(the graphs fold them)")
     errors = summary.get("errors") or []
     if errors:
         lines.append("  errors   by cause, most frequent first:")

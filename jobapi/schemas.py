@@ -246,6 +246,8 @@ class JobSummary(_Out, kw_only=True):
     robots: list[RobotsCount]
     events: list[EventCount]
     offsite_links: int
+    #: Redirect hops followed: not pages of their own, each lands on a page counted above.
+    redirects: int = 0
     #: A recrawl's pages against the job it recrawls: new, changed, unchanged, gone.
     changes: dict[str, int] | None = None
     cap: CapNotice | None = None

@@ -176,3 +176,17 @@ def test_the_site_table_follows_the_scope_and_can_be_cut(client, users, database
     assert top["sites"][0]["robots"] == "not_obeyed"
     none = _sites(client, job_id, sites=0)
     assert none["sites"] == [] and none["site_count"] is None and none["pages"] == 7
+
+
+def test_summary_counts_the_redirect_hops_followed(client, users, database_url):
+    job_id = make_job(database_url, users["alice"], status="finished", close_reason="finished",
+                      max_pages=None)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO redirects (job_id, url, target_url, status) VALUES "
+                     "(%s, 'http://a.example/', 'https://a.example/', 301), "
+                     "(%s, 'https://a.example/moved', 'https://a.example/1', 302)",
+                     (job_id, job_id))
+    headers = login(client, "alice")
+    summary = client.get(f"/api/v1/jobs/{job_id}/summary", headers=headers).json()
+    assert summary["redirects"] == 2
+    assert summary["pages_by_status"]["3xx"] == 1  # the stored 301 page, not the hops

@@ -37,6 +37,12 @@ def test_every_part_of_the_summary_is_printed():
             "(or: make crawl" in text)
 
 
+def test_redirects_followed_are_said_so_that_3xx_0_does_not_puzzle():
+    text = "\n".join(render({**SUMMARY, "redirects": 10}))
+    assert "redirects 10 followed: each page is counted once, where it landed" in text
+    assert "redirects" not in "\n".join(render({**SUMMARY, "redirects": 0}))
+
+
 def test_the_cap_notice_suggests_the_command_that_was_run():
     params = {"start_urls": ["https://a.example/", "https://b.example/?q=1&r=2"]}
     text = "\n".join(render(SUMMARY, "crawl", params))

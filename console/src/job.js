@@ -63,6 +63,7 @@ function summaryView(box, jobId) {
     h("h2", {}, "What it fetched"),
     table("Pages by status class", [{ label: "Class", cell: (r) => r[0] }, { label: "Pages", cell: (r) => fmt(r[1]) }],
       Object.entries(sm.pages_by_status)),
+    sm.redirects ? h("p", { id: "redirects" }, `${fmt(sm.redirects)} redirects followed: each page is counted once, where it landed.`) : null,
     table("Errors by cause, most frequent first", [
       { label: "Cause", cell: (r) => r.cause }, { label: "Meaning", cell: (r) => r.meaning },
       { label: "Count", cell: (r) => fmt(r.count) }, { label: "Example", cell: (r) => link(r.example_url) },

@@ -43,6 +43,7 @@ _ERRORS = QUERIES["summary_errors"]
 _CHANGES = QUERIES["summary_changes"]
 _ROBOTS = QUERIES["summary_robots"]
 _EVENTS = QUERIES["summary_events"]
+_REDIRECTS = QUERIES["summary_redirects"]
 _HOST_CLASSES = QUERIES["summary_host_classes"]
 _HOST_ROBOTS = QUERIES["summary_host_robots"]
 ERROR_CLASSES = ("4xx", "5xx", "failed")
@@ -137,6 +138,7 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
         errors = await (await conn.execute(_ERRORS, (job.id, MAX_ERROR_KINDS))).fetchall()
         robots = await (await conn.execute(_ROBOTS, (job.id,))).fetchall()
         events = await (await conn.execute(_EVENTS, (job.id,))).fetchall()
+        (redirects,) = await (await conn.execute(_REDIRECTS, (job.id,))).fetchone()
         changes = None
         if params.get("recrawl_of"):
             rows = await (await conn.execute(_CHANGES, {"job": job.id,
@@ -173,7 +175,8 @@ async def job_summary(pool: AsyncConnectionPool, job: Any,
                 for d, s, n, u in robots],
         events=[EventCount(kind=k, count=int(n), example_url=u, detail=d or "")
                 for k, n, u, d in events],
-        offsite_links=int(stats.get("offsite", 0) or 0), changes=changes,
+        offsite_links=int(stats.get("offsite", 0) or 0), redirects=int(redirects),
+        changes=changes,
         cap=cap_notice(params, job.close_reason),
         sites=(table or [])[:sites], site_count=None if table is None else len(table),
     )

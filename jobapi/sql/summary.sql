@@ -16,6 +16,10 @@ SELECT 'gone', count(*) FROM pages p
 WHERE p.job_id = %(previous)s
   AND NOT EXISTS (SELECT 1 FROM pages q WHERE q.job_id = %(job)s AND q.url = p.url);
 
+-- Redirect hops the crawl followed (each lands on a page counted in the classes).
+-- name: summary_redirects
+SELECT count(*) FROM redirects WHERE job_id = %s;
+
 -- name: summary_errors
 SELECT CASE WHEN status = 0 THEN split_part(error, ': ', 1) ELSE 'http_' || status END,
        count(*), (array_agg(url ORDER BY url))[1], (array_agg(error ORDER BY url))[1]
