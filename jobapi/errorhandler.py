@@ -6,9 +6,13 @@ status code the error carries (`jobapi.errors`), never a trace, SQL or secret.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from http import HTTPStatus
+from typing import get_args
 
+import msgspec
 import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -91,10 +95,42 @@ def _decoding_body(exc: BaseException) -> bool:
     return False
 
 
+# msgspec says "Expected `str` matching regex '<pattern>'": the person who sent the
+# field is told first what the pattern stands for, from the description of the
+# type that holds it (its OpenAPI description too).
+_REGEX = re.compile(r"^Expected `str` matching regex ('.*')$", re.DOTALL)
+
+
+@functools.cache
+def _pattern_meanings() -> dict[str, str]:
+    from crawler.spiders import args
+    from jobapi import schemas
+    from jobapi.services import schedules_models, webhooks_models
+
+    meanings = {}
+    for kind in (args.Url, args.Pattern, args.JobRef, schemas.Domain, schemas.Tag,
+                 schemas.SpiderName, schemas.Username, schemas.NewPassword,
+                 schedules_models.Name, schedules_models.Cron, schedules_models.TimeZone,
+                 webhooks_models.Url):
+        for meta in get_args(kind)[1:]:
+            if isinstance(meta, msgspec.Meta) and meta.pattern and meta.description:
+                meanings[repr(meta.pattern)] = meta.description
+    return meanings
+
+
+def _explained(text: str) -> str:
+    """A validation message, with a pattern said in words when its type describes it."""
+    found = _REGEX.match(text)
+    meaning = _pattern_meanings().get(found[1]) if found else None
+    if meaning is None:
+        return text
+    return f"expected {meaning[0].lower()}{meaning[1:].rstrip('.')} (matching regex {found[1]})"
+
+
 def _validation(exc: ValidationException) -> tuple[int, str, str, str | None, str | None]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
-    text = str(first.get("message") or "The request is not valid.")
+    text = _explained(str(first.get("message") or "The request is not valid."))
     key = first.get("key")
     field = field_from_message(text) if key in (None, "data") else str(key)
     message = f"{field}: {text}" if field else text

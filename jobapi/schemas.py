@@ -26,13 +26,17 @@ Domain = Annotated[
     Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
          description="A host name, optionally with its port (`127.0.0.1:8080`)."),
 ]
-Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-SpiderName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
-Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                          description="Letters, digits and `_ . : -` only.")]
+SpiderName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$",
+                                 description="A spider's name: letters, digits and `_`.")]
+Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$",
+                               description="Letters, digits and `_ . @ -` only.")]
 # Characters, not bytes: the 72-byte bcrypt limit is checked on the encoded
 # password so that a long one gets its own clear 400.
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
-NewPassword = Annotated[str, Meta(min_length=8, max_length=1024, pattern=r"^[^\x00]*$")]
+NewPassword = Annotated[str, Meta(min_length=8, max_length=1024, pattern=r"^[^\x00]*$",
+                                  description="A password without NUL characters.")]
 SettingValue = str | int | float | bool
 
 
@@ -324,6 +328,7 @@ class SpiderArgument(_Out, kw_only=True):
     type: str
     required: bool
     default: Any = None
+    help: str | None = None  # what the argument does, for a form or a --help
 
 
 class Spider(_Out, kw_only=True):

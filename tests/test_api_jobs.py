@@ -83,6 +83,20 @@ def test_invalid_submissions_are_422_naming_the_field(client, users, body, field
     assert words in error["message"], error
 
 
+def test_a_pattern_is_said_in_words_before_the_regex(client, users):
+    headers = login(client, "alice")
+    error = assert_error(client.post("/api/v1/jobs", json={"start_urls": ["ftp://example.org/"]},
+                                     headers=headers), 422, "validation_error",
+                         field="start_urls[0]")
+    assert error["message"].startswith(
+        "start_urls[0]: expected an absolute http or https URL (matching regex '^[hH]"), error
+    error = assert_error(client.post("/api/v1/jobs", json={
+        "start_urls": ["https://example.org/"], "tags": ["no spaces please"]}, headers=headers),
+        422, "validation_error", field="tags[0]")
+    assert error["message"].startswith("tags[0]: expected letters, digits and `_ . : -` only"), \
+        error
+
+
 def test_10001_urls_are_refused(client, users):
     headers = login(client, "alice")
     urls = [f"https://example.org/{i}" for i in range(10_001)]
@@ -306,6 +320,16 @@ def test_users_admin_only(client, users):
     assert_error(client.post("/api/v1/users", json={"username": "bad name!", "password":
                                                     "x" * 10}, headers=admin), 422,
                  field="username")
+
+
+def test_every_crawl_argument_says_what_it_does(client, users):
+    headers = login(client, "alice")
+    (site,) = [s for s in client.get("/api/v1/spiders", headers=headers).json()["items"]
+               if s["name"] == "site"]
+    helps = {a["name"]: a["help"] for a in site["arguments"]}
+    # Every crawl parameter a person sets (the job id is the API's own).
+    assert {name for name, text in helps.items() if not text} == {"job_id"}
+    assert helps["warc"] == "Archive every request and response as WARC files."
 
 
 def test_spiders_and_metrics(client, users):

@@ -5,24 +5,10 @@ import { ApiError, get, post } from "./api.js";
 import { clear, h } from "./dom.js";
 
 const HIDDEN = new Set(["job_id"]);
-// What each of the common crawl parameters means (GET /spiders names their types only).
-const HELP = {
-  start_urls: "Where the crawl starts: http(s) URLs, one a line.",
-  max_pages: "Stop after this many pages; empty for no cap.",
-  max_depth: "Follow links at most this many steps from a start URL; empty for no limit.",
-  scope: "Which links to follow: the start URL's site, host, registered domain, or URL prefix.",
-  allowed_domains: "Host names the crawl may also visit, one a line.",
-  include: "Regular expressions, one a line: only URLs matching one are followed.",
-  exclude: "Regular expressions, one a line: URLs matching one are not followed.",
-  follow_nofollow: "Also follow links marked rel=nofollow.",
-  render_js: "Render pages in Chromium: never, always, or auto (when a page looks built by scripts).",
-  render_selector: "With rendering: wait for this CSS selector.",
-  obey_robots: "Respect robots.txt.",
-  sitemaps: "Also take URLs from the start sites' sitemaps.",
-};
+// The job's own fields (not spider arguments), described here.
 const JOB_FIELDS = [
   { name: "workers", type: "int", default: 1, help: "Crawler processes (1–64)." },
-  { name: "tags", type: "list[str]", default: [], help: "Labels to find the job by, one a line." },
+  { name: "tags", type: "list[str]", default: [], help: "Labels to find the job by." },
   { name: "priority", type: "int", default: 0, help: "-100 to 100; higher runs first." },
 ];
 
@@ -40,7 +26,9 @@ function field(arg) {
   const k = kind(arg.type);
   const hasDefault = arg.default !== null && arg.default !== undefined && arg.default !== "" &&
     !(Array.isArray(arg.default) && !arg.default.length) && k.kind !== "bool";
-  const help = `${arg.help || HELP[arg.name] || (k.kind === "list" ? "One a line." : arg.type)}${hasDefault ? ` Default: ${arg.default}.` : ""}`;
+  // The argument's help comes from the spider's own description of it (GET /spiders).
+  const about = [arg.help, k.kind === "list" ? "One a line." : null].filter(Boolean).join(" ") || arg.type;
+  const help = `${about}${hasDefault ? ` Default: ${arg.default}.` : ""}`;
   let input;
   if (k.kind === "choice") {
     input = h("select", { id, name: arg.name }, k.options.map((o) => h("option", { value: o, selected: o === arg.default }, o)));

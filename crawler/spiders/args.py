@@ -33,13 +33,14 @@ Url = Annotated[
          description="An absolute http or https URL.", examples=["https://example.org/"]),
 ]
 Pattern = Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable,
-                              description="A regular expression.")]
+                              description="A regular expression, without control characters.")]
 RenderMode = Literal["never", "always", "auto"]
 # What the start URLs stand for (`crawler.spidermiddlewares.scope`).
 ScopeKind = Literal["site", "host", "domain", "prefix"]
 
 #: A job id (a UUID), as `recrawl_of` takes it.
 JobId = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+JobRef = Annotated[str, Meta(pattern=JobId, description="A job's id (a UUID).")]
 _AT_FIELD = re.compile(r"^(.*?) - at `\$\.(\w+)([^`]*)`$")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
 
@@ -54,25 +55,40 @@ class CrawlParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     start URLs as `allowed_domains`.
     """
 
-    start_urls: Annotated[list[Url], Meta(max_length=MAX_START_URLS)] = []
-    max_pages: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
-    max_depth: Annotated[int, Meta(ge=0, le=1000)] | None = None
-    scope: ScopeKind = "site"
-    allowed_domains: list[str] = []
-    include: Annotated[list[Pattern], Meta(max_length=100)] = []
-    exclude: Annotated[list[Pattern], Meta(max_length=100)] = []
-    follow_nofollow: bool = False
-    render_js: RenderMode = "never"
-    render_selector: Annotated[str, Meta(min_length=1, max_length=512, pattern=Printable)] | None \
-        = None
-    obey_robots: bool = True
-    sitemaps: bool = False
-    #: Archive every request and response as WARC files (`crawler.middlewares.warc`).
-    warc: bool = False
-    #: The job this one recrawls: conditional requests from what it stored, and
-    #: every page marked new, changed or unchanged against it
-    #: (`crawler.middlewares.conditional`).
-    recrawl_of: Annotated[str, Meta(pattern=JobId)] | None = None
+    start_urls: Annotated[list[Url], Meta(
+        max_length=MAX_START_URLS, description="Where the crawl starts: http(s) URLs.")] = []
+    max_pages: Annotated[int, Meta(ge=1, le=100_000_000, description=(
+        "Stop after this many pages; empty for no cap."))] | None = None
+    max_depth: Annotated[int, Meta(ge=0, le=1000, description=(
+        "Follow links at most this many steps from a start URL; empty for no limit."))] \
+        | None = None
+    scope: Annotated[ScopeKind, Meta(description=(
+        "Which links to follow: the start URL's site, host, registered domain, or URL "
+        "prefix."))] = "site"
+    allowed_domains: Annotated[list[str], Meta(description=(
+        "Host names the crawl may also visit."))] = []
+    include: Annotated[list[Pattern], Meta(max_length=100, description=(
+        "Regular expressions: only URLs matching one are followed."))] = []
+    exclude: Annotated[list[Pattern], Meta(max_length=100, description=(
+        "Regular expressions: URLs matching one are not followed."))] = []
+    follow_nofollow: Annotated[bool, Meta(description=(
+        "Also follow links marked rel=nofollow."))] = False
+    render_js: Annotated[RenderMode, Meta(description=(
+        "Render pages in Chromium: never, always, or auto (when a page looks built by "
+        "scripts)."))] = "never"
+    render_selector: Annotated[str, Meta(
+        min_length=1, max_length=512, pattern=Printable,
+        description="With rendering: wait for this CSS selector.")] | None = None
+    obey_robots: Annotated[bool, Meta(description="Respect robots.txt.")] = True
+    sitemaps: Annotated[bool, Meta(description=(
+        "Also take URLs from the start sites' sitemaps."))] = False
+    #: `crawler.middlewares.warc`.
+    warc: Annotated[bool, Meta(description=(
+        "Archive every request and response as WARC files."))] = False
+    #: `crawler.middlewares.conditional`.
+    recrawl_of: Annotated[JobRef, Meta(description=(
+        "The job this one recrawls: pages unchanged since it are not downloaded again, "
+        "and every page is marked new, changed or unchanged."))] | None = None
 
 
 class SpiderArgs(CrawlParams, kw_only=True, forbid_unknown_fields=True):

@@ -20,7 +20,8 @@ from jobapi.schemas import JobCreate
 Overlap = Literal["skip", "queue"]
 Catchup = Literal["latest", "none"]
 Outcome = Literal["submitted", "failed", "skipped", "missed", "refused"]
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                           description="A name without control characters.")]
 Cron = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9*/,\- #?]+$",
                            description="Five fields (minute hour day-of-month month "
                                        "day-of-week), or six with seconds first.")]

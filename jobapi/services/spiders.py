@@ -58,6 +58,18 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
+def _help(annotation: Any) -> str | None:
+    """The description of a field's type (`Annotated[..., msgspec.Meta(description=...)]`)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        found = [m.description for m in args[1:]
+                 if isinstance(m, msgspec.Meta) and m.description]
+        return found[-1] if found else _help(args[0])
+    if origin in (Union, UnionType):
+        return next(filter(None, (_help(a) for a in args)), None)
+    return None
+
+
 def describe(spider_class: Any) -> Spider:
     arguments = []
     args = getattr(spider_class, "Args", None)
@@ -68,6 +80,7 @@ def describe(spider_class: Any) -> Spider:
                 default = field.default_factory()
             arguments.append(SpiderArgument(
                 name=field.encode_name, type=_type_name(field.type), required=field.required,
+                help=_help(field.type),
                 default=msgspec.to_builtins(default) if default is not msgspec.NODEFAULT
                 else None,
             ))
