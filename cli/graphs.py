@@ -10,7 +10,11 @@ is built from.
     crawlgraph graph top BUILD --by pagerank --limit 20
     crawlgraph graph diff BUILD_A BUILD_B --metric pagerank --top 20 [--csv]
     crawlgraph graph series SCHEDULE --level page -o series.gexf
+    crawlgraph graph rm BUILD
     crawlgraph graph-worker
+
+`rm` asks the API (`--api-url`, default the local stack's), which checks that
+the build may be deleted and leaves its purge to the purger.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Iterable
 import msgspec
 import psycopg
 
+from cli.client import call_once
 from core.settings import Settings
 from graphs import store
 from graphs.diff import CSV_HEADER, diff_builds, diff_rows
@@ -99,6 +104,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     series.add_argument("--level", choices=LEVELS, default="page")
     series.add_argument("-o", "--output", help="file to write (default: standard output)")
     series.set_defaults(func=cmd_series)
+
+    rm = sub.add_parser("rm", help="delete a build that is not being built")
+    rm.add_argument("build", metavar="BUILD")
+    rm.add_argument("--api-url", help="the API (default: the local stack's)")
+    rm.set_defaults(func=cmd_rm)
 
     worker = subparsers.add_parser("graph-worker", help="run the graph build worker")
     worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
@@ -203,6 +213,13 @@ def cmd_top(args: argparse.Namespace) -> int:
         value = row[args.by]
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
         print(f"{rank:>4}  {shown:>14}  {row['label']}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    deleted = call_once(args, "DELETE", f"/api/v1/graphs/{args.build}")
+    print(f"graph build {deleted['id']} deleted: its nodes and file are purged in the "
+          "background")
     return 0
 
 

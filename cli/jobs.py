@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, get_args
 
-from cli.client import client_for
+from cli.client import call_once, client_for
 from cli.format import queue_length, stat, status_text, table
 from cli.watch import watch
 from crawler.spiders.args import ScopeKind
@@ -100,6 +100,16 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    deleted = call_once(args, "DELETE", f"/api/v1/jobs/{args.job}")
+    builds = deleted.get("graph_builds") or []
+    print(f"job {deleted['id']} deleted"
+          + (f", with {len(builds)} graph build{'s' if len(builds) != 1 else ''}"
+             if builds else "")
+          + ": it is gone from every listing; its data is purged in the background")
+    return 0
+
+
 def cmd_pages(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"limit": min(args.limit, 500)}
     if args.status is not None:
@@ -169,6 +179,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel = subparsers.add_parser("cancel", parents=[common], help="cancel a job")
     cancel.add_argument("job", metavar="JOB")
     cancel.set_defaults(func=cmd_cancel)
+
+    delete = subparsers.add_parser("delete", parents=[common],
+                                   help="delete a job that has ended, with its data and graphs")
+    delete.add_argument("job", metavar="JOB")
+    delete.set_defaults(func=cmd_delete)
 
     pages = subparsers.add_parser("pages", parents=[common], help="list a job's pages")
     pages.add_argument("job", metavar="JOB")

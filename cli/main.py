@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import crawl, graphs, jobs, schedules, stack, summary, users, warcs, webhooks
+from cli import crawl, graphs, jobs, purge, schedules, stack, summary, users, warcs, webhooks
 from core.errors import CrawlgraphError
 
-COMMAND_MODULES = [stack, jobs, summary, users, graphs, crawl, schedules, webhooks, warcs]
+COMMAND_MODULES = [stack, jobs, summary, users, graphs, crawl, schedules, webhooks, warcs, purge]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.tag:
         job["tags"] = args.tag
     body: dict[str, Any] = {"name": args.name, "job": job, "overlap": args.overlap,
-                            "catchup": args.catchup, "enabled": not args.paused}
+                            "catchup": args.catchup, "enabled": not args.paused,
+                            "keep_last": args.keep_last}
     if args.cron is not None:
         body.update(cron=args.cron, timezone=args.tz)
     else:
@@ -67,7 +68,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"schedule {schedule['id']}  {schedule['name']}\nwhen     {_timing(schedule)}"
           f"\nenabled  {'yes' if schedule['enabled'] else 'no (paused)'}\noverlap  "
-          f"{schedule['overlap']}, catch-up {schedule['catchup']}\nstart    "
+          f"{schedule['overlap']}, catch-up {schedule['catchup']}\nkeeps    "
+          f"{_kept(schedule)}\nstart    "
           f"{', '.join(schedule['job'].get('start_urls', [])[:5])}")
     for when in schedule["next_fire_times"]:
         print(f"next     {utc_time(when)}")
@@ -75,6 +77,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"run      {utc_time(run['slot'])}  {run['outcome']:<9}  "
               f"{run.get('job_id') or ''}  {run.get('reason') or ''}".rstrip())
     return 0
+
+
+def _kept(schedule: dict[str, Any]) -> str:
+    n = schedule.get("keep_last") or 0
+    return f"its {n} newest crawl{'s' if n != 1 else ''}" if n else "every crawl"
 
 
 def _set_state(args: argparse.Namespace, action: str) -> int:
@@ -118,6 +125,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--catchup", choices=("latest", "none"), default="latest",
                      help="after a downtime: fire the newest missed slot (default) or none")
     add.add_argument("--paused", action="store_true", help="add it paused")
+    add.add_argument("--keep-last", type=int, default=0, metavar="N",
+                     help="keep only its N newest crawls, deleting older ones once ended "
+                          "(default 0: keep all)")
     add.add_argument("--spider", default="site")
     add.add_argument("--max-pages", type=int)
     add.add_argument("--depth", type=int)

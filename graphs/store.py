@@ -51,7 +51,7 @@ WITH next AS (
     SELECT id FROM graph_builds
     WHERE (status = 'queued'
            OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale)s)))
-      AND attempts < max_attempts
+      AND attempts < max_attempts AND deleted_at IS NULL
     ORDER BY created_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -113,7 +113,7 @@ SELECT b.id, b.owner_id, b.status, b.level, b.metrics, b.options, b.node_count, 
        b.finished_at,
        ARRAY(SELECT j.job_id FROM graph_build_jobs j WHERE j.build_id = b.id
              ORDER BY j.job_id) AS jobs
-FROM graph_builds b WHERE b.id = %s
+FROM graph_builds b WHERE b.id = %s AND b.deleted_at IS NULL
 """
 BUILD_FIELDS = ("id", "owner_id", "status", "level", "metrics", "options", "node_count",
                 "edge_count", "timings", "summary", "attempts", "step", "error", "path",
@@ -313,7 +313,7 @@ def save_graph(home: Path, build_id: uuid.UUID, g: gt.Graph) -> str:
     return str(path.relative_to(Path(home)))
 
 
-SELECT_JOB_OWNER = "SELECT owner_id FROM jobs WHERE id = %s"
+SELECT_JOB_OWNER = "SELECT owner_id FROM jobs WHERE id = %s AND deleted_at IS NULL"
 _SELECT_NODES = """
 SELECT {fields} FROM graph_nodes WHERE build_id = %(id)s
 ORDER BY {sort} {order} NULLS LAST, node_id

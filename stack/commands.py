@@ -1,4 +1,5 @@
-"""The stack's crawlgraph commands without a port: graph workers, the scheduler, the webhook sender.
+"""The stack's crawlgraph commands without a port: graph workers, the scheduler, the webhook
+sender, the purger.
 
 Each is `python -m cli <command>` in a process group of its own, healthy
 while it runs. They are processes of their own rather than tasks in the API:
@@ -69,3 +70,9 @@ class WebhookSender(CommandService):
     """
 
     command = ("webhook", "deliver")
+
+
+class Purger(CommandService):
+    """Purges what deleted jobs and graph builds leave, in batches (`purge_loop`)."""
+
+    command = ("purge",)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from core.settings import Settings
 from stack.api import Api
-from stack.commands import GraphWorker, Scheduler, WebhookSender
+from stack.commands import GraphWorker, Purger, Scheduler, WebhookSender
 from stack.credentials import ensure_credentials
 from stack.errors import StackError
 from stack.postgres import Postgres
@@ -32,6 +32,7 @@ def make_services(settings: Settings, environ: Mapping[str, str]) -> list[Servic
         services.append(GraphWorker(f"graph-worker-{n}", settings, env))
     services.append(Scheduler("scheduler", settings, env))
     services.append(WebhookSender("webhook-sender", settings, env))
+    services.append(Purger("purger", settings, env))
     return services
 
 

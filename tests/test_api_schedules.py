@@ -80,6 +80,8 @@ def test_interval_schedule_slots_are_whole_steps_from_its_anchor(client, users):
     ({"job": {**JOB, "settings": {"ITEM_PIPELINES": "x"}}}, "job.settings.ITEM_PIPELINES",
      "not a setting a job may override"),
     ({"every": "day"}, "every", "unknown field"),
+    ({"keep_last": -1}, "keep_last", ">= 0"),
+    ({"keep_last": 100_001}, "keep_last", "<= 100000"),
 ])
 def test_invalid_schedules_are_422_saying_what_is_wrong(client, users, fields, field, words):
     alice = login(client, "alice")

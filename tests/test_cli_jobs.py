@@ -1,4 +1,4 @@
-"""`crawlgraph crawl | jobs | show | cancel | pages | users | token` against a real API.
+"""`crawlgraph crawl | jobs | show | cancel | delete | pages | users | token` against a real API.
 
 The API runs in a uvicorn subprocess (the factory below wraps `create_app` so
 that the session's scrapyd crawlers write into this test's database); the CLI
@@ -115,6 +115,11 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
     assert json.loads(show.stdout)["status"] == "finished"
     again = cli(api_env, "cancel", job_id)
     assert again.returncode == 2 and "already finished" in again.stderr
+    deleted = cli(api_env, "delete", job_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"job {job_id} deleted" in deleted.stdout and "purged" in deleted.stdout
+    gone = cli(api_env, "show", job_id)
+    assert gone.returncode == 2 and f"There is no job {job_id}" in gone.stderr
 
 
 def test_ctrl_c_stops_watching_then_cancel_and_a_cancelled_job_exits_1(api_env, mock_server):
@@ -137,6 +142,8 @@ def test_ctrl_c_stops_watching_then_cancel_and_a_cancelled_job_exits_1(api_env, 
             watcher.wait()
     assert watcher.returncode == 130, rest + err
     assert f"crawlgraph cancel {job_id}" in rest
+    refused = cli(api_env, "delete", job_id)
+    assert refused.returncode == 2 and "Cancel it first" in refused.stderr, refused.stderr
     cancelled = cli(api_env, "cancel", job_id)
     assert cancelled.returncode == 0, cancelled.stderr
     assert "cancelled" in cancelled.stdout

@@ -16,7 +16,8 @@ ID = re.compile(r"schedule ([0-9a-f-]{36}) added")
 
 def test_add_list_show_pause_resume_rm(api_env):  # noqa: F811
     added = cli(api_env, "schedule", "add", "nightly", "http://127.0.0.1:9/", "--cron",
-                "0 3 * * *", "--tz", "Europe/Paris", "--max-pages", "10", "--tag", "n")
+                "0 3 * * *", "--tz", "Europe/Paris", "--max-pages", "10", "--tag", "n",
+                "--keep-last", "3")
     assert added.returncode == 0, added.stderr
     schedule_id = ID.search(added.stdout).group(1)
     assert "0 3 * * * (Europe/Paris)" in added.stdout
@@ -34,6 +35,7 @@ def test_add_list_show_pause_resume_rm(api_env):  # noqa: F811
     shown = cli(api_env, "schedule", "show", schedule_id)
     assert shown.returncode == 0
     assert shown.stdout.count("\nnext ") == 5 and "overlap  skip, catch-up latest" in shown.stdout
+    assert "keeps    its 3 newest crawls" in shown.stdout
     as_json = json.loads(cli(api_env, "schedule", "show", schedule_id, "--json").stdout)
     assert as_json["job"]["max_pages"] == 10 and as_json["job"]["tags"] == ["n"]
 

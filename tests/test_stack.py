@@ -53,7 +53,7 @@ def stack(home):
 def test_up_twice_then_kill_redis_then_down(stack, home):
     started = stack.up()
     assert started == ["postgres", "redis", "scrapyd", "api", "graph-worker-1", "scheduler",
-                       "webhook-sender"]
+                       "webhook-sender", "purger"]
     rows = stack.status()
     assert all(row["healthy"] for row in rows), rows
     pids = {row["service"]: row["pid"] for row in rows}
@@ -79,7 +79,8 @@ def test_up_twice_then_kill_redis_then_down(stack, home):
 
     # A changed setting restarts the services that read it, and only those.
     changed = Stack({**stack.environ, "ALLOW_PRIVATE_NETWORKS": "0"})
-    assert changed.up() == ["scrapyd", "api", "graph-worker-1", "scheduler", "webhook-sender"]
+    assert changed.up() == ["scrapyd", "api", "graph-worker-1", "scheduler", "webhook-sender",
+                            "purger"]
     after = {row["service"]: row["pid"] for row in changed.status()}
     assert after["postgres"] == pids["postgres"]
     stack.environ["ALLOW_PRIVATE_NETWORKS"] = "0"

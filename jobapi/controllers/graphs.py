@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import anyio
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -28,7 +28,7 @@ from graphs.exports import MEDIA_TYPES, SUFFIXES, exporter
 from graphs.models import GraphBuild, GraphBuildRequest, GraphNode
 from jobapi.auth import CurrentUser
 from jobapi.controllers import AppSettings, Pool, errors
-from jobapi.services import graphdiff
+from jobapi.services import graphdiff, retention
 from jobapi.services import graphs as service
 from jobapi.services.jobs import get_job_for_user
 
@@ -96,6 +96,14 @@ class GraphController(Controller):
                         build_id: FromPath[uuid.UUID]) -> GraphBuild:
         """A build: status, step, node and edge counts, seconds per step, graph-level figures."""
         return service.to_build(await service.get_build_row(pool, build_id, request.user))
+
+    @delete("/graphs/{build_id:uuid}", operation_id="deleteGraphBuild", status_code=202,
+            responses=errors(404, 409))
+    async def delete_build(self, request: User, pool: Pool,
+                           build_id: FromPath[uuid.UUID]) -> retention.Deletion:
+        """Delete a build that is not being built: it leaves every read at once, and its
+        nodes and graph file are purged in the background."""
+        return await retention.delete_build(pool, build_id, request.user)
 
     @get("/graphs/{build_id:uuid}/nodes", operation_id="listGraphNodes",
          responses=errors(404, 409))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
@@ -42,7 +42,7 @@ from jobapi.schemas import (
     LinkList,
     PageList,
 )
-from jobapi.services import cancel, crawllog, frontier, listings, summary
+from jobapi.services import cancel, crawllog, frontier, listings, retention, summary
 from jobapi.services import jobs as service
 from jobapi.services import submission as submissions
 
@@ -194,6 +194,21 @@ class JobController(Controller):
         if clean_up is None:
             return job
         return Response(job, background=BackgroundTask(clean_up))  # type: ignore[return-value]
+
+    @delete("/{job_id:uuid}", operation_id="deleteJob", status_code=202,
+            responses=errors(404, 409))
+    async def delete_job(
+        self, request: Request[CurrentUser, Any, Any], job_id: FromPath[uuid.UUID], pool: Pool,
+    ) -> retention.Deletion:
+        """Delete a job that has ended, with the graph builds made from it.
+
+        It leaves every listing and read at once; its pages, links, items, events,
+        WARC files and graphs are purged in the background, in batches that never
+        hold a lock a running crawl waits on. A job that has not ended is a 409
+        (cancel it first), as is one a running recrawl reads or whose graph is
+        being built.
+        """
+        return await retention.delete_job(pool, job_id, request.user)
 
     @get("/{job_id:uuid}/pages", operation_id="listJobPages", responses=errors(404))
     async def pages(

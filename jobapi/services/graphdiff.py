@@ -36,10 +36,11 @@ FROM jobs j
 LEFT JOIN LATERAL (
     SELECT g.id FROM graph_builds g JOIN graph_build_jobs gj ON gj.build_id = g.id
     WHERE gj.job_id = j.id AND g.level = %(level)s AND g.status = 'done'
+      AND g.deleted_at IS NULL
       AND (SELECT count(*) FROM graph_build_jobs x WHERE x.build_id = g.id) = 1
     ORDER BY g.finished_at DESC, g.id LIMIT 1
 ) b ON true
-WHERE j.schedule_id = %(schedule)s AND j.status = 'finished'
+WHERE j.schedule_id = %(schedule)s AND j.status = 'finished' AND j.deleted_at IS NULL
 ORDER BY j.schedule_slot NULLS LAST, j.created_at, j.id
 LIMIT %(limit)s
 """

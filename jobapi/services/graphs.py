@@ -51,9 +51,13 @@ async def get_build_row(pool: AsyncConnectionPool, build_id: uuid.UUID,
         cur = await conn.execute(store.SELECT_BUILD, (build_id,))
         row = await cur.fetchone()
     if row is None or not _may_see(store.row_to_build(row), user):
-        raise GraphNotFound(f"No graph build {build_id}.",
-                            hint="Use the id from the answer of POST /api/v1/jobs/{id}/graphs.")
+        raise build_not_found(build_id)
     return store.row_to_build(row)
+
+
+def build_not_found(build_id: uuid.UUID) -> GraphNotFound:
+    return GraphNotFound(f"No graph build {build_id}.",
+                         hint="Use the id from the answer of POST /api/v1/jobs/{id}/graphs.")
 
 
 async def list_nodes(pool: AsyncConnectionPool, build: dict[str, Any], sort: str, order: str,

@@ -51,14 +51,14 @@ async def _fetch_job(pool: AsyncConnectionPool, job_id: uuid.UUID) -> tuple | No
         return await (await conn.execute(_JOB_BY_ID, (job_id,))).fetchone()
 
 
-def _not_found(job_id: uuid.UUID) -> NotFound:
+def not_found(job_id: uuid.UUID) -> NotFound:
     return NotFound(f"There is no job {job_id}.", hint="GET /api/v1/jobs lists your jobs.")
 
 
 async def get_job_row(pool: AsyncConnectionPool, job_id: uuid.UUID, user: CurrentUser) -> tuple:
     row = await _fetch_job(pool, job_id)
     if row is None or not _may_see(row, user):
-        raise _not_found(job_id)
+        raise not_found(job_id)
     return row
 
 

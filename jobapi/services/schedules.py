@@ -63,7 +63,7 @@ def schedule_from_row(row: tuple, *, now: datetime | None = None,
     return Schedule(
         id=row[0], owner_id=row[1], name=row[2], cron=row[3], timezone=row[4],
         interval_seconds=row[5], job=row[7], overlap=row[8], catchup=row[9], enabled=row[10],
-        next_fire_at=row[11], next_fire_times=upcoming, last_runs=runs or [],
+        keep_last=row[14], next_fire_at=row[11], next_fire_times=upcoming, last_runs=runs or [],
         created_at=row[12], updated_at=row[13],
     )
 
@@ -104,7 +104,7 @@ async def create_schedule(pool: AsyncConnectionPool, user: CurrentUser, body: Sc
             "id": uuid.uuid4(), "owner_id": user.id, "name": body.name, "cron": body.cron,
             "timezone": body.timezone, "interval_seconds": body.interval_seconds,
             "anchor": timing.anchor, "job": job, "overlap": body.overlap,
-            "catchup": body.catchup, "enabled": body.enabled,
+            "catchup": body.catchup, "enabled": body.enabled, "keep_last": body.keep_last,
             "next_fire_at": _next_fire(timing, body.enabled, now),
         })).fetchone()
     return schedule_from_row(row, now=now)
@@ -189,6 +189,7 @@ async def update_schedule(pool: AsyncConnectionPool, schedule_id: uuid.UUID, use
             "timezone": timing.timezone, "interval_seconds": timing.interval_seconds,
             "anchor": timing.anchor, "job": job, "overlap": body.overlap or row[8],
             "catchup": body.catchup or row[9], "enabled": enabled,
+            "keep_last": row[14] if body.keep_last is None else body.keep_last,
             "retime": retime, "next_fire_at": next_fire_at,
         })).fetchone()
     if updated is None:

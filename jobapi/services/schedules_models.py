@@ -28,6 +28,9 @@ Cron = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9*/
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$",
                                description="An IANA time zone such as Europe/Paris.")]
 Interval = Annotated[int, Meta(ge=1, le=31_622_400, description="Seconds between runs.")]
+KeepLast = Annotated[int, Meta(ge=0, le=100_000, description=(
+    "Keep only this many newest crawls of the schedule; older ones that have ended are "
+    "deleted (0: keep them all)."))]
 
 
 class ScheduleCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -41,6 +44,7 @@ class ScheduleCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     overlap: Overlap = "skip"
     catchup: Catchup = "latest"
     enabled: bool = True
+    keep_last: KeepLast = 0
 
 
 class ScheduleUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -54,6 +58,7 @@ class ScheduleUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     overlap: Overlap | None = None
     catchup: Catchup | None = None
     enabled: bool | None = None
+    keep_last: KeepLast | None = None
 
 
 class ScheduleRun(msgspec.Struct, kw_only=True):
@@ -78,6 +83,7 @@ class Schedule(msgspec.Struct, kw_only=True):
     overlap: Overlap
     catchup: Catchup
     enabled: bool
+    keep_last: int = 0
     next_fire_at: datetime | None = None
     next_fire_times: list[datetime] = []
     last_runs: list[ScheduleRun] = []

@@ -30,7 +30,7 @@ RETURNING {job_columns};
 SELECT {job_columns} FROM jobs WHERE owner_id = %s AND idempotency_key = %s;
 
 -- name: job_by_id
-SELECT {job_columns} FROM jobs WHERE id = %s;
+SELECT {job_columns} FROM jobs WHERE id = %s AND deleted_at IS NULL;
 
 -- name: set_scrapyd_jobs
 UPDATE jobs SET scrapyd_jobs = %s, updated_at = now() WHERE id = %s
@@ -51,14 +51,16 @@ WHERE id = %s
 RETURNING {job_columns};
 
 -- name: job_state
-SELECT owner_id, status, stats, error, close_reason FROM jobs WHERE id = %s;
+SELECT owner_id, status, stats, error, close_reason FROM jobs
+WHERE id = %s AND deleted_at IS NULL;
 
 -- name: count_jobs_by_status
-SELECT status, count(*) FROM jobs GROUP BY status;
+SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status;
 
 -- name: list_jobs
 SELECT {job_list_columns} FROM jobs
-WHERE (%(owner)s::bigint IS NULL OR owner_id = %(owner)s)
+WHERE deleted_at IS NULL
+  AND (%(owner)s::bigint IS NULL OR owner_id = %(owner)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(spider)s::text IS NULL OR spider = %(spider)s)
   AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])

@@ -4,16 +4,17 @@
 
 -- fragment: schedule_columns
 id, owner_id, name, cron, timezone, interval_seconds, anchor, job, overlap, catchup, enabled,
-next_fire_at, created_at, updated_at
+next_fire_at, created_at, updated_at, keep_last
 
 -- fragment: run_columns
 slot, outcome, job_id, missed, reason, handled_at
 
 -- name: insert_schedule
 INSERT INTO schedules (id, owner_id, name, cron, timezone, interval_seconds, anchor, job,
-                       overlap, catchup, enabled, next_fire_at)
+                       overlap, catchup, enabled, next_fire_at, keep_last)
 VALUES (%(id)s, %(owner_id)s, %(name)s, %(cron)s, %(timezone)s, %(interval_seconds)s,
-        %(anchor)s, %(job)s, %(overlap)s, %(catchup)s, %(enabled)s, %(next_fire_at)s)
+        %(anchor)s, %(job)s, %(overlap)s, %(catchup)s, %(enabled)s, %(next_fire_at)s,
+        %(keep_last)s)
 RETURNING {schedule_columns};
 
 -- name: schedule_by_id
@@ -23,7 +24,7 @@ SELECT {schedule_columns} FROM schedules WHERE id = %s;
 UPDATE schedules SET name = %(name)s, cron = %(cron)s, timezone = %(timezone)s,
                      interval_seconds = %(interval_seconds)s, anchor = %(anchor)s,
                      job = %(job)s, overlap = %(overlap)s, catchup = %(catchup)s,
-                     enabled = %(enabled)s,
+                     enabled = %(enabled)s, keep_last = %(keep_last)s,
                      -- Kept unless the timing or the state changed: a scheduler may
                      -- have moved it since this request read it.
                      next_fire_at = CASE WHEN %(retime)s THEN %(next_fire_at)s::timestamptz
@@ -81,7 +82,7 @@ UPDATE jobs SET schedule_id = %(schedule)s, schedule_slot = %(slot)s WHERE id = 
 
 -- The job a fire recrawls: the series' newest finished job.
 -- name: previous_finished_job
-SELECT id FROM jobs WHERE schedule_id = %s AND status = 'finished'
+SELECT id FROM jobs WHERE schedule_id = %s AND status = 'finished' AND deleted_at IS NULL
 ORDER BY schedule_slot DESC LIMIT 1;
 
 -- The newest job of the schedule that has not ended (overlap: skip).

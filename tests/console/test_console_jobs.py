@@ -86,7 +86,7 @@ def test_a_form_error_shows_next_to_its_field(console, console_users, mock_serve
     console.assert_clean()
 
 
-def test_cancel_asks_first_then_cancels(console, console_stack, console_users, mock_server):
+def test_cancel_and_delete_ask_first_then_act(console, console_stack, console_users, mock_server):
     site = mock_server(pages=200, seed=2, page_delay=0.5)
     console.login(console_users["alice"][0])
     page = console.page
@@ -98,8 +98,22 @@ def test_cancel_asks_first_then_cancels(console, console_stack, console_users, m
     console.accept_dialogs = True
     page.locator("#cancel-job").click()
     expect(page.locator("#card-status")).to_contain_text("cancelled", timeout=30_000)
-    job = wait_job(console_stack, api_token(console_stack, console_users["alice"][0]), job_id)
+    headers = api_token(console_stack, console_users["alice"][0])
+    job = wait_job(console_stack, headers, job_id)
     assert job["status"] == "cancelled"
+
+    # An ended job offers Delete instead, asked first too; it leaves the list at once.
+    console.accept_dialogs = False
+    page.locator("#delete-job").click()
+    assert console.dialogs[-1].startswith("confirm:") and "Delete job" in console.dialogs[-1]
+    expect(page.locator("#delete-job")).to_be_visible()  # dismissed: still there
+    console.accept_dialogs = True
+    page.locator("#delete-job").click()
+    expect(page.locator("#jobs table")).to_be_visible()
+    expect(page.locator(f"tr[data-job='{job_id}']")).to_have_count(0)
+    gone = httpx.get(f"{console_stack.settings.api_url}/api/v1/jobs/{job_id}", headers=headers,
+                     timeout=30)
+    assert gone.status_code == 404, gone.text
     console.assert_clean()
 
 
