@@ -5,7 +5,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { ApiError, get, post, query } from "./api.js";
 import { announce, clear, fmt, h, link, shown, table, when } from "./dom.js";
-import { TERMINAL, cancelJob, followJob, statusBadge } from "./jobs.js";
+import { TERMINAL, cancelJob, deleteJob, followJob, statusBadge } from "./jobs.js";
 
 const LEVELS = ["page", "host", "domain"];
 const METRICS = ["degree", "pagerank", "hits", "betweenness", "closeness", "components", "kcore",
@@ -209,7 +209,9 @@ export function jobView(main, jobId) {
         job.finished_at ? ` · ended ${when(job.finished_at)}` : "",
         job.close_reason ? ` · ${job.close_reason}` : ""),
       job.error ? h("p", { class: "error" }, shown(job.error, 500)) : null,
-      TERMINAL.has(job.status) ? null : h("button", { type: "button", class: "danger", id: "cancel-job", onclick: async () => {
+      TERMINAL.has(job.status) ? h("button", { type: "button", class: "danger", id: "delete-job", onclick: async () => {
+        try { if (await deleteJob(job.id)) { announce("Job deleted."); location.hash = "#/jobs"; } } catch (e) { window.alert(e.message); }
+      } }, "Delete this job") : h("button", { type: "button", class: "danger", id: "cancel-job", onclick: async () => {
         try { const done = await cancelJob(job.id); if (done) { show(done); announce("Job cancelled."); } } catch (e) { window.alert(e.message); }
       } }, "Cancel this job"));
     clear(live, statsCards(job));

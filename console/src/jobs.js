@@ -1,6 +1,6 @@
 // The jobs list: status and tag filters, cursor pagination, and live rows (each
 // unfinished job on the page follows its event stream).
-import { ApiError, get, post, query } from "./api.js";
+import { ApiError, del, get, post, query } from "./api.js";
 import { announce, clear, fmt, h, shown, when } from "./dom.js";
 
 export const STATUSES = ["pending", "running", "finished", "failed", "cancelled"];
@@ -25,6 +25,12 @@ export function followJob(job, onJob) {
 export async function cancelJob(id) {
   if (!window.confirm(`Cancel job ${id}? Its crawler processes are stopped.`)) return null;
   return post(`/api/v1/jobs/${id}/cancel`);
+}
+
+// Deletes a job that has ended, once confirmed: gone at once, purged in the background.
+export async function deleteJob(id) {
+  if (!window.confirm(`Delete job ${id}? Its pages, links, archives and graphs are removed for good.`)) return null;
+  return del(`/api/v1/jobs/${id}`);
 }
 
 export function jobsView(main, session, params) {
