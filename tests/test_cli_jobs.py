@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from core.settings import CREDENTIALS_FILE, Settings, read_credentials
 from tests.conftest import free_port
+from tests.retentiondata import add_build
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,6 +117,14 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
     assert json.loads(show.stdout)["status"] == "finished"
     again = cli(api_env, "cancel", job_id)
     assert again.returncode == 2 and "already finished" in again.stderr
+    with psycopg.connect(api_env["DATABASE_URL"], autocommit=True) as conn:
+        owner = conn.execute("SELECT owner_id FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+        build = add_build(conn, owner, [job_id])
+    removed = cli(api_env, "graph", "rm", str(build))
+    assert removed.returncode == 0 and f"graph build {build} deleted" in removed.stdout, \
+        removed.stderr
+    again = cli(api_env, "graph", "rm", str(build))
+    assert again.returncode == 2 and f"No graph build {build}" in again.stderr
     deleted = cli(api_env, "delete", job_id)
     assert deleted.returncode == 0, deleted.stderr
     assert f"job {job_id} deleted" in deleted.stdout and "purged" in deleted.stdout
