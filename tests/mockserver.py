@@ -42,7 +42,9 @@ is its Last-Modified); every such answer's status and body size is logged
 (`responses()`). `version=N` serves version N of the site
 (`tests.siteversions.evolve`: pages changed, removed, added; its keyword
 arguments in `version_changes`), also set on a running server with
-`configure(version=N)`.
+`configure(version=N)`. `page_bytes=N` grows each generated HTML page to N
+bytes with a paragraph before `</body>` (real pages weigh tens of kilobytes;
+the links, titles and validators' changes stay those of the site).
 
 Per-instance `page_delay` slows every generated page, and `faults` maps a path
 to the statuses its first requests get (with `Retry-After: retry_after`).
@@ -92,6 +94,21 @@ CAPTCHA_PAGE = b"""<!DOCTYPE html><html><head><title>Attention Required! | Are y
 <form action="/captcha/verify"><div class="g-recaptcha" data-sitekey="test-key"></div>
 <p>Complete the CAPTCHA to continue.</p></form></body></html>
 """
+
+
+_FILLER = (b"A paragraph of body text, as pages carry around their links: navigation, "
+           b"articles, footers. ")
+
+
+def padded(body: bytes, size: int) -> bytes:
+    """An HTML page grown to `size` bytes by a paragraph before `</body>` (the same text for
+    the same page: its validators change only when the page does)."""
+    missing = size - len(body) - len(b"<p></p>")
+    at = body.rfind(b"</body>")
+    if missing <= 0 or at < 0:
+        return body
+    filler = (_FILLER * (missing // len(_FILLER) + 1))[:missing]
+    return body[:at] + b"<p>" + filler + b"</p>" + body[at:]
 
 
 @dataclass(frozen=True)
@@ -226,6 +243,8 @@ class _Server:
         rendered = self.site.render(path, origin)
         if rendered is not None:
             status, ctype, body = rendered
+            if self.config.get("page_bytes") and ctype.startswith("text/html"):
+                body = padded(body, int(self.config["page_bytes"]))
             extra: dict[str, str] = {}
             if self.config.get("conditional") and status == 200:
                 extra, status, body = self._conditional(headers, body)
@@ -438,7 +457,7 @@ class MockServer:
                  robots_outage_status: int = 503, page_delay: float = 0.0,
                  faults: dict[str, list[int]] | None = None, retry_after: str | int | None = None,
                  host: str = "127.0.0.1", port: int = 0, conditional: bool = False,
-                 version: int = 0) -> None:
+                 version: int = 0, page_bytes: int = 0) -> None:
         self._dir = tempfile.mkdtemp(prefix="crawlgraph-mock-")
         self.log_path = Path(self._dir) / "requests.jsonl"
         self.log_path.touch()
@@ -449,7 +468,7 @@ class MockServer:
             robots_hold_timeout=robots_hold_timeout, robots_outage=robots_outage,
             robots_outage_status=robots_outage_status, page_delay=page_delay, faults=faults or {},
             retry_after=retry_after, host=host, port=port, log=str(self.log_path),
-            conditional=conditional, version=version)
+            conditional=conditional, version=version, page_bytes=page_bytes)
         self.site = _site(self.config)
         self.host = host
         self.port = 0

@@ -97,6 +97,19 @@ def test_served_html_matches_ground_truth(mock_server):
     assert found == server.site.link_set(origin)
 
 
+def test_page_bytes_grows_pages_and_keeps_their_links_and_validators(mock_server):
+    plain = mock_server(pages=20, seed=6, conditional=True)
+    grown = mock_server(pages=20, seed=6, conditional=True, page_bytes=20_000)
+    for path in ("/p/0", "/p/7"):
+        _, _, small = get(plain, path)
+        _, headers, body = get(grown, path)
+        assert len(small) < 2000 and len(body) == 20_000
+        links = [parsel.Selector(text=b.decode()).css("a::attr(href)").getall()
+                 for b in (small, body)]
+        assert links[0] == links[1] and links[0]
+        assert get(grown, path)[1]["etag"] == headers["etag"]  # the same page, the same tag
+
+
 def test_redirects_and_duplicate_spellings(mock_server):
     server = mock_server(pages=200, seed=2, tricky=True)
     redirect, (code, location) = next(iter(server.site.redirects.items()))
