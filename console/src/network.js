@@ -3,8 +3,14 @@
 // metric (PageRank by default), colour by community, host or component with a legend,
 // search, hover labels, a node's details with its neighbours highlighted, filters,
 // zoom, a PNG snapshot and every export. Labels are drawn on a canvas as text.
+//
+// A graph of many edges (over BIG_EDGES) is drawn for speed: its edges as one-pixel
+// GL lines (no antialiased quads: a software renderer fills far fewer pixels), hidden
+// while the camera moves, and drawn once the layout is done rather than at each of
+// its steps (its nodes move meanwhile).
 import Graph from "graphology";
 import Sigma from "sigma";
+import { EdgeLineProgram } from "sigma/rendering";
 import { get, query } from "./api.js";
 import { clear, fmt, h, link, shown } from "./dom.js";
 
@@ -12,6 +18,7 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf
   "#e377c2", "#bcbd22", "#393b79", "#637939"];
 const OTHER = "#9a9a9a";
 const LIMITS = [1000, 5000, 10000, 20000];
+const BIG_EDGES = 20000;
 const EXPORTS = [["GEXF (Gephi)", "gexf"], ["GraphML", "graphml"], ["JSON node-link", "json"],
   ["CSV nodes", "csv", "nodes"], ["CSV edges", "csv", "edges"]];
 
@@ -97,8 +104,11 @@ export function networkView(main, buildId, params) {
     const degree = drawing.labels.map((_, i) => (drawing.columns.in_degree?.[i] ?? 0) + (drawing.columns.out_degree?.[i] ?? 0));
     const hidden = (i) => degree[i] < state.minDegree || (drawing.columns.kcore?.[i] ?? 0) < state.minCore
       || (state.hideUncrawled && drawing.columns.crawled && !drawing.columns.crawled[i]);
+    const big = graph.size > BIG_EDGES;
+    let layingOut = big;
     renderer = new Sigma(graph, stage, {
-      defaultEdgeColor: "#c8c8c8", hideEdgesOnMove: graph.size > 20000, hideLabelsOnMove: graph.order > 2000,
+      defaultEdgeColor: "#c8c8c8", hideEdgesOnMove: big, hideLabelsOnMove: graph.order > 2000,
+      ...(big ? { edgeProgramClasses: { line: EdgeLineProgram } } : {}),
       labelRenderedSizeThreshold: graph.order > 2000 ? 12 : 9,
       zIndex: true,
       nodeReducer: (node, attrs) => {
@@ -114,7 +124,8 @@ export function networkView(main, buildId, params) {
       },
       edgeReducer: (edge, attrs) => {
         const out = { ...attrs };
-        if (state.selected !== null) {
+        if (layingOut) out.hidden = true;
+        else if (state.selected !== null) {
           const [a, b] = graph.extremities(edge);
           if (a === state.selected || b === state.selected) { out.color = "#555"; out.size = 1.5; } else out.hidden = true;
         }
@@ -124,7 +135,8 @@ export function networkView(main, buildId, params) {
     window.crawlgraphNetwork = { graph, renderer, drawing };
     stage.dataset.nodes = String(graph.order);
     stage.dataset.edges = String(graph.size);
-    status.textContent = `Drawn: ${fmt(graph.order)} nodes, ${fmt(graph.size)} edges. Laying out…`;
+    status.textContent = `Drawn: ${fmt(graph.order)} nodes, ${fmt(graph.size)} edges. Laying out…`
+      + (big ? " (the edges are drawn once it is done)" : "");
 
     const details = h("section", { id: "node-details", "aria-live": "polite" }, h("h2", {}, "Node"), h("p", {}, "Click a node to see it and its neighbours."));
     const select = (node) => {
@@ -216,6 +228,7 @@ export function networkView(main, buildId, params) {
     worker.onmessage = ({ data }) => {
       graph.updateEachNodeAttributes((k, a) => { a.x = data.x[Number(k)]; a.y = data.y[Number(k)]; return a; }, { attributes: ["x", "y"] });
       if (data.done >= data.iterations) {
+        if (layingOut) { layingOut = false; renderer.refresh(); }
         status.textContent = `Drawn: ${fmt(graph.order)} nodes, ${fmt(graph.size)} edges, laid out by ForceAtlas2 (${data.iterations} iterations).`;
         stage.dataset.layout = "done";
       }
