@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import sys
 import time
 import uuid
@@ -32,6 +31,7 @@ import msgspec
 import psycopg
 
 from cli.client import call_once
+from cli.processes import process_settings
 from core.settings import Settings
 from graphs import store
 from graphs.diff import CSV_HEADER, diff_builds, diff_rows
@@ -260,9 +260,7 @@ def cmd_series(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s graph-worker %(message)s")
+    settings = process_settings("graph-worker")
     worker = Worker(settings.database_url, settings.home, WorkerConfig(
         poll_seconds=args.poll, heartbeat_every=args.heartbeat, stale_after=args.stale_after))
     worker.install_signal_handlers()

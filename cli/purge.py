@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 
-from core.settings import Settings
+from cli.processes import process_settings
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from jobapi.services.purge_loop import run_purger
 
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s purge %(message)s")
+    settings = process_settings("purge")
     asyncio.run(run_purger(settings, poll_seconds=args.poll, batch=args.batch))
     return 0
 

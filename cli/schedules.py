@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import sys
 from typing import Any
 
 from cli.client import call_once
 from cli.format import table, utc_time
-from core.settings import Settings
+from cli.processes import process_settings
 
 
 def _timing(schedule: dict[str, Any]) -> str:
@@ -100,9 +98,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from jobapi.services.schedules_loop import run_scheduler
 
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s scheduler %(message)s")
+    settings = process_settings("scheduler")
     asyncio.run(run_scheduler(settings, poll_seconds=args.poll, grace_seconds=args.grace))
     return 0
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
 from typing import Any
 
 from cli.client import call_once
 from cli.format import table, utc_time
-from core.settings import Settings
+from cli.processes import process_settings
 
 EVENTS = ("job.finished", "job.failed", "job.cancelled", "graph.done", "graph.failed")
 
@@ -65,9 +63,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 def cmd_deliver(args: argparse.Namespace) -> int:
     from jobapi.services.webhooks_loop import run_sender
 
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s webhooks %(message)s")
+    settings = process_settings("webhooks")
     asyncio.run(run_sender(settings, poll_seconds=args.poll, retry_base=args.retry_base))
     return 0
 

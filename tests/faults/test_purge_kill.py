@@ -1,12 +1,13 @@
 """Scenario 28: delete a large job while another job's crawl writes; `kill -9` the purger.
 
-A finished job of 30,000 pages and 300,000 links is deleted through the API.
+A finished job of 50,000 pages and 1,000,000 links is deleted through the API.
 A real `crawlgraph purge` process purges it while a writer stores a running
 job's pages and links into the same tables the way the storage pipeline does
 (batches in short transactions, each with a lock timeout). The purger is
 killed with `kill -9` halfway and started again. Checked, from PostgreSQL's
-own views sampled meanwhile: no purge transaction stayed open over a second
-(so none holds back vacuum or a lock for long), the writer never waited on a
+own views sampled meanwhile: no purge transaction stayed open over half a
+second (so none holds back vacuum or a lock for long; deleting the job in one
+statement takes about 0.9 s here, and fails this check), the writer never waited on a
 lock, the killed purger lost nothing it had committed, and at the end every
 row of the deleted job is gone and every row the writer committed is there.
 """
@@ -105,10 +106,10 @@ def _links(database_url: str, job_id: uuid.UUID) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.scenario(28, done="delete a job of 300,000 links while another job's crawl "
+@pytest.mark.scenario(28, done="delete a job of 1,000,000 links while another job's crawl "
                                "writes into the same tables; kill -9 the purger halfway, "
                                "start it again",
-                      checked="no purge transaction open over 1 s (sampled); the writer never "
+                      checked="no purge transaction open over 0.5 s (sampled); the writer never "
                               "waited on a lock; nothing committed came back after the kill; "
                               "every row of the deleted job gone, every row written kept")
 def test_a_purge_never_holds_up_a_crawl_and_survives_its_kill(client, users, database_url,
