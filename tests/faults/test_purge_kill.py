@@ -6,9 +6,10 @@ job's pages and links into the same tables the way the storage pipeline does
 (batches in short transactions, each with a lock timeout). The purger is
 killed with `kill -9` halfway and started again. Checked, from PostgreSQL's
 own views sampled meanwhile: no purge transaction stayed open over half a
-second (so none holds back vacuum or a lock for long; deleting the job in one
-statement takes about 0.9 s here, and fails this check), the writer never waited on a
-lock, the killed purger lost nothing it had committed, and at the end every
+second (so none holds back vacuum or a lock for long; a purge whose batch
+holds a whole table, `--batch 100000000`, takes 0.9 s here and fails it), the
+writer never waited on a lock, the killed purger lost nothing it had
+committed, and at the end every
 row of the deleted job is gone and every row the writer committed is there.
 """
 
