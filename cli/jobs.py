@@ -37,6 +37,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         body["tags"] = args.tag
     if args.warc:
         body["warc"] = True
+    if args.recrawl_of:
+        body["recrawl_of"] = args.recrawl_of
     client = client_for(args)
     try:
         job = client.call("POST", "/api/v1/jobs", json=body)
@@ -160,6 +162,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crawl.add_argument("--warc", action="store_true",
                        help="archive every request and response as WARC files "
                             "(list them with: crawlgraph warcs JOB)")
+    crawl.add_argument("--recrawl-of", metavar="JOB",
+                       help="recrawl this job: what it stored is asked for conditionally "
+                            "(a 304 downloads nothing), and every page is marked new, changed "
+                            "or unchanged against it")
     crawl.add_argument("--wait", action="store_true", help="show progress until it ends")
     crawl.set_defaults(func=cmd_crawl)
 

@@ -28,6 +28,7 @@ import shlex
 from typing import Any
 
 from cli.client import client_for
+from cli.format import status_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_URL = 100
@@ -96,6 +97,12 @@ def render(summary: dict[str, Any], command: str = "crawl",
         n = summary["redirects"]
         lines.append(f"  redirects {n:,} followed: each page is counted once, where it landed "
                      "(the graphs fold them)")
+    changes = summary.get("changes")
+    if changes:
+        against = (params or {}).get("recrawl_of")
+        lines.append("  changes  " + (f"against job {against}: " if against else "") + " · ".join(
+            f"{kind} {changes.get(kind, 0):,}" for kind in ("new", "changed", "unchanged",
+                                                            "gone")))
     errors = summary.get("errors") or []
     if errors:
         lines.append("  errors   by cause, most frequent first:")
@@ -135,7 +142,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         job = client.call("GET", f"/api/v1/jobs/{args.job}")
     finally:
         client.close()
-    print(f"job {job['id']} {job['status']}")
+    print(f"job {job['id']} {status_text(job)}")
     print("\n".join(render(summary, params=job.get("params") or {})))
     return 0
 

@@ -117,6 +117,14 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
     assert json.loads(show.stdout)["status"] == "finished"
     again = cli(api_env, "cancel", job_id)
     assert again.returncode == 2 and "already finished" in again.stderr
+    recrawl = cli(api_env, "crawl", site.start_url, "--depth", "20", "--recrawl-of", job_id,
+                  "--wait", timeout=180)
+    assert recrawl.returncode == 0, recrawl.stdout + recrawl.stderr
+    # The same site again: every page it stores is one the first crawl stored, unchanged.
+    changes = re.search(r"changes  against job (\S+): new (\d+) · changed (\d+) · "
+                        r"unchanged (\d+) · gone (\d+)", recrawl.stdout)
+    assert changes and changes.group(1) == job_id, recrawl.stdout
+    assert changes.group(2, 3, 5) == ("0", "0", "0") and int(changes.group(4)) >= 1
     with psycopg.connect(api_env["DATABASE_URL"], autocommit=True) as conn:
         owner = conn.execute("SELECT owner_id FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
         build = add_build(conn, owner, [job_id])

@@ -43,6 +43,13 @@ def test_redirects_followed_are_said_so_that_3xx_0_does_not_puzzle():
     assert "redirects" not in "\n".join(render({**SUMMARY, "redirects": 0}))
 
 
+def test_a_recrawl_says_what_changed_against_the_job_it_recrawls():
+    changes = {"new": 3, "changed": 430, "unchanged": 4521, "gone": 49}
+    text = "\n".join(render({**SUMMARY, "changes": changes}, params={"recrawl_of": "j-1"}))
+    assert "changes  against job j-1: new 3 · changed 430 · unchanged 4,521 · gone 49" in text
+    assert "changes" not in "\n".join(render({**SUMMARY, "changes": None}))
+
+
 def test_the_cap_notice_suggests_the_command_that_was_run():
     params = {"start_urls": ["https://a.example/", "https://b.example/?q=1&r=2"]}
     text = "\n".join(render(SUMMARY, "crawl", params))
