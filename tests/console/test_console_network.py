@@ -4,11 +4,15 @@ neighbours, download the GEXF (it parses) and a PNG snapshot; the top pages tabl
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import networkx as nx
+import psycopg
 from playwright.sync_api import expect
 
 from tests.console.fixtures import api_token, wait_job
+from tests.graphdata import add_links, add_pages, make_job
 
 pytest_plugins = ["tests.console.fixtures"]
 
@@ -98,4 +102,46 @@ def test_build_draw_search_click_and_export_the_network(console, console_stack, 
     console.screenshot("top-pages")
     page.get_by_role("button", name="in_degree").click()
     expect(page.locator("#top-table caption")).to_contain_text("by in_degree")
+    console.assert_clean()
+
+
+def wait_build(api: str, headers: dict[str, str], build_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        build = httpx.get(f"{api}/graphs/{build_id}", headers=headers, timeout=30).json()
+        if build["status"] in ("done", "failed"):
+            assert build["status"] == "done", build
+            return build
+        time.sleep(0.5)
+    raise AssertionError(f"graph build {build_id} did not finish in 120 s")
+
+
+def test_a_network_of_many_edges_draws_them_once_the_layout_is_done(console, console_stack,
+                                                                     console_users):
+    """Over 20,000 edges the view hides them while ForceAtlas2 runs: they must come back."""
+    alice, alice_id = console_users["alice"]
+    headers = api_token(console_stack, alice)
+    api = console_stack.settings.api_url + "/api/v1"
+    pages = [f"https://many.example/p/{i}" for i in range(2500)]
+    with psycopg.connect(console_stack.settings.database_url, autocommit=True) as conn:
+        job = make_job(conn, alice_id)
+        add_pages(conn, job, pages)
+        add_links(conn, job, ((pages[i], pages[(i * 7 + k * 13 + 1) % len(pages)], 1, False)
+                              for i in range(len(pages)) for k in range(10)))
+    built = httpx.post(f"{api}/jobs/{job}/graphs", json={"level": "page"}, headers=headers,
+                       timeout=30).json()
+    build = wait_build(api, headers, built["id"])
+    assert build["edge_count"] > 20_000
+
+    console.login(alice)
+    page = console.page
+    page.goto(f"{console.base}/#/graphs/{build['id']}")
+    stage = page.locator("#network")
+    expect(stage).to_have_attribute("data-layout", "done", timeout=120_000)
+    assert page.evaluate("window.crawlgraphNetwork.graph.size") == build["edge_count"]
+    hidden = page.evaluate("""() => { const { graph, renderer } = window.crawlgraphNetwork;
+        return graph.edges().filter((e) => renderer.getEdgeDisplayData(e).hidden).length; }""")
+    assert hidden == 0
+    expect(page.locator("#net-status")).to_contain_text("laid out by ForceAtlas2")
+    console.screenshot("network-many-edges")
     console.assert_clean()
