@@ -189,3 +189,19 @@ def test_a_schedule_keeps_only_its_newest_crawls(client, users, database_url, ap
         conn.execute("UPDATE jobs SET status = 'finished' WHERE id = %s", (jobs[1],))
     assert keep_last(api_settings) == 0
 
+
+
+def test_the_purge_deletes_no_file_outside_the_data_directory(client, users, database_url,
+                                                               api_settings):
+    outside = api_settings.home.parent / f"{api_settings.home.name}-outside.txt"
+    outside.write_text("not the product's")
+    job = insert_job(database_url, users["alice"], status="finished")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        build = add_build(conn, users["alice"], [job], path=f"../{outside.name}")
+    answer = client.delete(f"/api/v1/graphs/{build}", headers=login(client, "alice"))
+    assert answer.status_code == 202, answer.text
+    purge_all(api_settings)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM graph_builds WHERE id = %s",
+                            (build,)).fetchone()[0] == 0
+    assert outside.read_text() == "not the product's"

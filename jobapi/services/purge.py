@@ -77,8 +77,10 @@ async def _purge_build(conn: psycopg.AsyncConnection, home: Path, batch: int) ->
     build_id, path = row
     if (await conn.execute(_PURGE_NODES, (build_id, batch))).rowcount:
         return True
-    if path:
-        (home / path).unlink(missing_ok=True)
+    graph_file = (home / path).resolve() if path else None
+    # The worker wrote the path relative to the data directory: nothing outside it goes.
+    if graph_file is not None and home.resolve() in graph_file.parents:
+        graph_file.unlink(missing_ok=True)
     await conn.execute(_DELETE_BUILD, (build_id,))
     log.info("purge: graph build %s is gone", build_id)
     return True
