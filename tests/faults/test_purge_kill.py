@@ -100,6 +100,12 @@ class Sampler(threading.Thread):
                 time.sleep(0.02)
 
 
+def _sessions(database_url: str, application_name: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (application_name,)).fetchone()[0]
+
+
 def _links(database_url: str, job_id: uuid.UUID) -> int:
     with psycopg.connect(database_url) as conn:
         return conn.execute("SELECT count(*) FROM links WHERE job_id = %s",
@@ -137,6 +143,10 @@ def test_a_purge_never_holds_up_a_crawl_and_survives_its_kill(client, users, dat
                  "the purger to delete half of the job's links")
         started[0].send_signal(signal.SIGKILL)
         started[0].wait(10)
+        # Its server sessions end when PostgreSQL notices: a COMMIT it had sent may land
+        # just after the kill. Once they are gone, what is deleted stays deleted.
+        wait_for(lambda: not _sessions(database_url, PURGER), 30,
+                 "the killed purger's sessions to end")
         at_kill = _links(database_url, deleted)
         time.sleep(0.5)
         assert _links(database_url, deleted) == at_kill  # committed batches stay deleted
