@@ -9,14 +9,16 @@ process: read (COPY out of Postgres into numpy), build, PageRank, components
 1,000 and 100,000 pages as the baseline (rows fetched with psycopg,
 `DiGraph`, `pagerank`, `weakly/strongly_connected_components`, `core_number`,
 `write_gexf`). Prints seconds per step, the ratio and the peak memory of each
-process; writes bench/results/graph.json.
+process, and links read per second at about 1 and 10 million links (the read's
+parts too: links, nodes, redirects, canonicals); writes bench/results/graph.json.
 
     .venv/bin/python bench/graph.py [--sizes 1000,100000,1000000] [--networkx-max 100000]
 
 It starts its own PostgreSQL (`stack.Stack`) in a temporary directory
 on free ports and removes it afterwards. Targets: 1,000 pages end to end under
 1 s; 1,000,000 pages from Postgres to PageRank, components and k-core under
-60 s; at least 20x faster than networkx at 100,000 pages.
+60 s; at least 20x faster than networkx at 100,000 pages; links read at 3
+million a second or more at 10 million links.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import print_table, start_stack, write_results  # noqa: E402
 
+#: Links read per second when links held their URLs' text, hashed by the server at
+#: each read (before migrations/0023_url_ids.sql; this bench, 2 cores).
+READ_LINKS_PER_S_BY_TEXT = {"1m": 1_200_000, "10m": 926_000}
 STEPS = ("read", "build", "pagerank", "components", "kcore", "gexf_export")
 TO_KCORE = ("read", "build", "pagerank", "components", "kcore")
 
@@ -91,14 +96,25 @@ def load(database_url: str, pages: int, per_page: float) -> tuple[uuid.UUID, int
                 for start in range(0, pages, 100_000):
                     copy.write("".join(f"{prefix}{u}\t{u}\t200\t2026-01-01T00:00:00Z\n"
                                        for u in urls[start:start + 100_000]))
-            with cur.copy("COPY links (job_id, source_url, target_url, count, nofollow) "
+            # The links' URLs are pages here; a link holds their ids (`urls`).
+            cur.execute("INSERT INTO urls (job_id, id, url) "
+                        "SELECT job_id, hashtextextended(url, 0), url FROM pages "
+                        "WHERE job_id = %s", (job,))
+            ids = np.empty(pages, dtype=np.int64)
+            for start in range(0, pages, 1_000_000):
+                chunk = urls[start:start + 1_000_000]
+                ids[start:start + len(chunk)] = [row[0] for row in cur.execute(
+                    "SELECT hashtextextended(u, 0) FROM unnest(%s::text[]) WITH ORDINALITY "
+                    "AS a (u, n) ORDER BY n", (chunk,))]
+            with cur.copy("COPY links (job_id, source_id, target_id, count, nofollow) "
                           "FROM STDIN") as copy:
                 for start in range(0, len(source), 500_000):
-                    pairs = zip(source[start:start + 500_000].tolist(),
-                                target[start:start + 500_000].tolist(), strict=True)
-                    copy.write("".join(f"{prefix}{urls[s]}\t{urls[t]}\t1\tf\n" for s, t in pairs))
+                    pairs = zip(ids[source[start:start + 500_000]].tolist(),
+                                ids[target[start:start + 500_000]].tolist(), strict=True)
+                    copy.write("".join(f"{prefix}{s}\t{t}\t1\tf\n" for s, t in pairs))
         conn.execute("VACUUM ANALYZE pages")
         conn.execute("VACUUM ANALYZE links")
+        conn.execute("VACUUM ANALYZE urls")
     return job, len(source), time.perf_counter() - started
 
 
@@ -119,6 +135,7 @@ def measure_graphtool(database_url: str, job: str, out: Path) -> dict:
     started = time.perf_counter()
     table = read_links(database_url, [job])
     times["read"] = time.perf_counter() - started
+    read_parts = {k: round(v, 3) for k, v in table.timings.items()}
     started = time.perf_counter()
     g = build_graph(table, BuildOptions(level="page"))
     times["build"] = time.perf_counter() - started
@@ -130,7 +147,8 @@ def measure_graphtool(database_url: str, job: str, out: Path) -> dict:
     started = time.perf_counter()
     write_export(g, "gexf", out)
     times["gexf_export"] = time.perf_counter() - started
-    return {"times": times, "nodes": g.num_vertices(), "edges": g.num_edges(),
+    return {"times": times, "read_parts": read_parts, "nodes": g.num_vertices(),
+            "edges": g.num_edges(),
             "peak_mb": peak_mb(), "gexf_mb": out.stat().st_size / 2**20}
 
 
@@ -140,7 +158,7 @@ def measure_networkx(database_url: str, job: str, out: Path) -> dict:
     times: dict[str, float] = {}
     started = time.perf_counter()
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT source_url, target_url, count FROM links WHERE job_id = %s",
+        rows = conn.execute("SELECT source_url, target_url, count FROM link_urls WHERE job_id = %s",
                             (job,)).fetchall()
         urls = conn.execute("SELECT url FROM pages WHERE job_id = %s", (job,)).fetchall()
     times["read"] = time.perf_counter() - started
@@ -229,6 +247,19 @@ def main() -> None:
                 {"name": f"nodes_{pages}", "value": ours["nodes"], "unit": "nodes"},
                 {"name": f"edges_{pages}", "value": ours["edges"], "unit": "edges"},
             ]
+            if "read_parts" in ours:
+                print(f"   read: {ours['read_parts']}")
+            millions = {100_000: "1m", 1_000_000: "10m"}.get(pages)
+            if millions:
+                rate = links / ours["times"]["read"]
+                results.append({"name": f"read_links_per_s_{millions}", "value": round(rate),
+                                "unit": "links/s", "target": 3_000_000 if pages == 1_000_000
+                                else None, "baseline": READ_LINKS_PER_S_BY_TEXT[millions]})
+                rows.append((f"links read into numpy, {links / 1e6:.0f}M links",
+                             f"{rate / 1e6:.2f} M/s",
+                             f"{READ_LINKS_PER_S_BY_TEXT[millions] / 1e6:.2f} M/s by URL text",
+                             f"x{rate / READ_LINKS_PER_S_BY_TEXT[millions]:.1f}",
+                             ">= 3 M/s" if pages == 1_000_000 else "-"))
             if pages == 1000:
                 rows.append(("end to end, 1k pages", f"{total:.3f} s",
                              f"{sum(base['times'].values()):.3f} s" if base else "-",

@@ -63,8 +63,7 @@ def run_claimed(
 
     jobs = store.build_jobs(conn, claim.id)
     table = timed("read", lambda: read_links(conninfo, jobs))
-    timings.update({f"read.{k}": round(v, 6) for k, v in table.timings.items()
-                    if k != "hash_seed"})
+    timings.update({f"read.{k}": round(v, 6) for k, v in table.timings.items()})
     options = _options(claim)
     g = timed("build", lambda: build_graph(table, options))
     links_read, redirects_read = table.link_count, table.redirect_count

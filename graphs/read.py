@@ -3,14 +3,14 @@
 Two binary COPY statements run at once on two connections that share one
 exported snapshot (read-only REPEATABLE READ), so they see the same data:
 
-* the links: each URL reduced to a 64-bit hash by the server
-  (`hashtextextended`), the columns packed server-side into bytea values that
+* the links: the 64-bit ids of their URLs as stored (`urls`, the server's
+  `hashtextextended` of the text), the columns packed server-side into bytea values that
   are big-endian arrays, decoded by `np.frombuffer` — no Python loop per link,
   and not one protocol message per link either;
-* the nodes: each distinct URL with its hash, best crawl status and how the
+* the nodes: each distinct URL with its id, best crawl status and how the
   crawl first reached it (a code of `DISCOVERY`), for the stored pages, both
-  ends of every redirect and the link targets that are not pages (every link
-  endpoint when a link source is not a stored page), packed
+  ends of every redirect, the canonical URLs pages declare and every link
+  endpoint (`urls`), packed
   the same way with the URLs joined by newlines and split by `str.split` (a C
   loop).
 
@@ -22,8 +22,8 @@ then the canonicals: one (page, canonical URL it declares) pair per page
 that declares one (`pages.canonical_url`, on the page's final URL).
 
 Edge and redirect endpoints are matched to nodes with `np.searchsorted`. Two
-distinct URLs with the same 64-bit hash are detected (the node hashes would
-not be unique) and the read is repeated with another hash seed.
+distinct URLs with the same 64-bit id fail the read (the node ids would not be
+unique); the storage pipeline refuses them within a job already.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ from graphs.readsql import (
     DISCOVERED_COPY,
     EDGES_COPY,
     NODES_COPY,
-    NODES_FAST_COPY,
     NODES_ROWS_COPY,
     REDIRECTS_COPY,
     SET_WORK_MEM,
@@ -63,10 +62,6 @@ from graphs.readsql import (
 #: The values of a node's `discovered` code (`pages.discovered`, in the order of
 #: the array the node queries look it up in; "" for none).
 DISCOVERY = ("", "start", "link", "sitemap")
-
-_MAX_SEEDS = 4
-
-
 
 @dataclass
 class LinkTable:
@@ -143,10 +138,6 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.repeat(found, np.diff(np.append(starts, len(keys))))
 
 
-class _Collision(Exception):
-    """Two distinct URLs hashed to the same 64-bit value with this seed."""
-
-
 def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
     """True when every key is at its looked-up index of `node_hash`."""
     if not len(keys):
@@ -164,7 +155,10 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
     order = np.argsort(node_hash, kind="stable")
     node_hash = node_hash[order]
     if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
-        raise _Collision
+        raise GraphBuildFailed(
+            "Two URLs of the graph share one 64-bit id.",
+            hint="At a million URLs the odds are about 3 in 100 million; report it with "
+                 "the job id.")
     source_hash, target_hash = rows["source"], rows["target"]
     with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
         target_job = pool.submit(_lookup, node_hash, target_hash)
@@ -193,9 +187,16 @@ def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
     )
 
 
-def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | None:
+def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
+    """Read the links and pages of `job_ids` into a `LinkTable`.
+
+    Args:
+        conninfo: a libpq connection string (two connections are opened).
+        job_ids: the crawl jobs whose links make up the graph.
+    """
+    jobs = [uuid.UUID(str(j)) for j in job_ids]
     timings: dict[str, float] = {}
-    params = {"jobs": jobs, "seed": seed}
+    params = {"jobs": jobs}
     edges_buf, nodes_buf, redirects_buf = bytearray(), bytearray(), bytearray()
     canonicals_buf = bytearray()
     # Two connections read at once (Postgres runs one backend per connection, so
@@ -209,7 +210,7 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
         second.execute(SET_WORK_MEM)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            nodes_job = pool.submit(_copy_out, second, NODES_FAST_COPY, params, nodes_buf)
+            nodes_job = pool.submit(_copy_out, second, NODES_COPY, params, nodes_buf)
             timings["read_links"] = _copy_out(first, EDGES_COPY, params, edges_buf)
             timings["read_redirects"] = _copy_out(first, REDIRECTS_COPY, params,
                                                   redirects_buf)
@@ -224,32 +225,23 @@ def _read_once(conninfo: str, jobs: list[uuid.UUID], seed: int) -> LinkTable | N
         canonicals = decode_pairs(canonicals_buf)
         nodes = decode_packed_nodes(nodes_buf)
         try:
-            table = (_map(rows, redirects, canonicals, nodes, timings) if nodes is not None
-                     else None)
-            if table is None:
-                # A link source that is not a stored page, or a URL with a newline:
-                # every endpoint, read in the same snapshot.
+            if nodes is None:
+                # A URL with a newline: the nodes as rows, in the same snapshot.
                 nodes_buf = bytearray()
-                timings["read_nodes_all"] = _copy_out(second, NODES_COPY, params, nodes_buf)
-                nodes = decode_packed_nodes(nodes_buf)
-                if nodes is None:
-                    nodes_buf = bytearray()
-                    timings["read_nodes_rows"] = _copy_out(second, NODES_ROWS_COPY, params,
-                                                           nodes_buf)
-                    codes_buf = bytearray()
-                    timings["read_nodes_discovered"] = _copy_out(second, DISCOVERED_COPY,
-                                                                 params, codes_buf)
-                    nodes = _with_discovered(decode_nodes(nodes_buf.decode("utf-8")),
-                                             codes_buf)
-                table = _map(rows, redirects, canonicals, nodes, timings)
-        except _Collision:
-            return None
+                timings["read_nodes_rows"] = _copy_out(second, NODES_ROWS_COPY, params,
+                                                       nodes_buf)
+                codes_buf = bytearray()
+                timings["read_nodes_discovered"] = _copy_out(second, DISCOVERED_COPY,
+                                                             params, codes_buf)
+                nodes = _with_discovered(decode_nodes(nodes_buf.decode("utf-8")), codes_buf)
+            table = _map(rows, redirects, canonicals, nodes, timings)
         finally:
             second.execute("ROLLBACK")
     if table is None:
         raise GraphBuildFailed(
             "A link, redirect or canonical endpoint is missing from the node list.")
     timings["decode"] = time.perf_counter() - started
+    table.unique_pairs = len(set(jobs)) == 1
     return table
 
 
@@ -258,23 +250,3 @@ def _quote(value: str) -> str:
     if not all(c in "0123456789ABCDEFabcdef-" for c in value):
         raise GraphBuildFailed(f"Unexpected snapshot id {value!r}.")
     return f"'{value}'"
-
-
-def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
-    """Read the links and pages of `job_ids` into a `LinkTable`.
-
-    Args:
-        conninfo: a libpq connection string (two connections are opened).
-        job_ids: the crawl jobs whose links make up the graph.
-    """
-    jobs = [uuid.UUID(str(j)) for j in job_ids]
-    for seed in range(_MAX_SEEDS):
-        table = _read_once(conninfo, jobs, seed)
-        if table is not None:
-            table.timings["hash_seed"] = seed
-            table.unique_pairs = len(set(jobs)) == 1
-            return table
-    raise GraphBuildFailed(
-        f"URL hashes collided with {_MAX_SEEDS} different seeds.",
-        hint="This should not happen; report it with the job id.",
-    )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
+# A link holds the ids of its URLs (`urls`), the server's 64-bit hash of each,
+# which the node queries compute for the URLs of pages and redirects.
 # Postgres sends COPY output one protocol message per row, and a Python loop
 # over ten million messages costs seconds. So the links are packed server-side
 # into one row of bytea columns that are the big-endian arrays themselves,
@@ -18,8 +20,7 @@ COPY (
     SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
            string_agg(int4send(c), ''::bytea), string_agg(boolsend(n), ''::bytea)
     FROM (
-        SELECT hashtextextended(source_url, %(seed)s) AS s,
-               hashtextextended(target_url, %(seed)s) AS t, count AS c, nofollow AS n
+        SELECT source_id AS s, target_id AS t, count AS c, nofollow AS n
         FROM links WHERE job_id = ANY(%(jobs)s)
     ) AS l
 ) TO STDOUT (FORMAT BINARY)
@@ -34,12 +35,9 @@ COPY (
 # for its final URL; the first of start, link, sitemap when jobs differ; 0 for
 # a URL no page row says it of).
 NODES_ALL = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
+    SELECT hashtextextended(url, 0) AS h, max(status) AS status,
            coalesce(min(d), 0)::int2 AS d, url FROM (
-        SELECT source_url AS url, -1 AS status, NULL::int AS d FROM links
-        WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT target_url, -1, NULL FROM links WHERE job_id = ANY(%(jobs)s)
+        SELECT url, -1 AS status, NULL::int AS d FROM urls WHERE job_id = ANY(%(jobs)s)
         UNION ALL
         SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered)
         FROM pages WHERE job_id = ANY(%(jobs)s)
@@ -57,41 +55,12 @@ NODES_ALL = """
     ) AS endpoints
     GROUP BY url
 """
-# The same set, usually, for much less work: the stored pages and the link
-# targets that are not stored pages (an anti-join on the pages' primary key),
-# leaving out link sources, which are pages. The read checks that every link
-# endpoint is among these nodes, and reads `NODES_ALL` in the same snapshot
-# when one is not.
-NODES_FAST = """
-    SELECT hashtextextended(url, %(seed)s) AS h, max(status) AS status,
-           coalesce(min(d), 0)::int2 AS d, url FROM (
-        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered) AS d
-        FROM pages WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
-        FROM pages
-        WHERE job_id = ANY(%(jobs)s) AND final_url <> url AND final_url ~ '^https?://'
-        UNION ALL
-        SELECT url, coalesce(status, 0), NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT target_url, -1, NULL FROM redirects WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT canonical_url, -1, NULL FROM pages
-        WHERE job_id = ANY(%(jobs)s) AND canonical_url IS NOT NULL
-        UNION ALL
-        SELECT DISTINCT l.target_url, -1, NULL::int FROM links AS l
-        WHERE l.job_id = ANY(%(jobs)s) AND NOT EXISTS (
-            SELECT 1 FROM pages AS p WHERE p.job_id = ANY(%(jobs)s) AND p.url = l.target_url)
-    ) AS endpoints
-    GROUP BY url
-"""
-
 # One hop per URL that redirected: its row in `redirects` if it has one (a hop
 # of the chain), else where its stored page landed (the end of the chain).
 REDIRECTS_COPY = """
 COPY (
-    SELECT string_agg(int8send(hashtextextended(url, %(seed)s)), ''::bytea),
-           string_agg(int8send(hashtextextended(target, %(seed)s)), ''::bytea)
+    SELECT string_agg(int8send(hashtextextended(url, 0)), ''::bytea),
+           string_agg(int8send(hashtextextended(target, 0)), ''::bytea)
     FROM (
         SELECT DISTINCT ON (url) url, target FROM (
             SELECT url, target_url AS target, 0 AS rank FROM redirects
@@ -110,8 +79,8 @@ COPY (
 # at (the final URL); where jobs disagree, the least URL. Packed the same way.
 CANONICALS_COPY = """
 COPY (
-    SELECT string_agg(int8send(hashtextextended(page, %(seed)s)), ''::bytea),
-           string_agg(int8send(hashtextextended(canonical, %(seed)s)), ''::bytea)
+    SELECT string_agg(int8send(hashtextextended(page, 0)), ''::bytea),
+           string_agg(int8send(hashtextextended(canonical, 0)), ''::bytea)
     FROM (
         SELECT DISTINCT ON (final_url) final_url AS page, canonical_url AS canonical
         FROM pages
@@ -137,7 +106,6 @@ COPY (
 """).format(nodes=sql.SQL(nodes))
 
 
-NODES_FAST_COPY = packed(NODES_FAST)
 NODES_COPY = packed(NODES_ALL)
 # The rows read leaves the discovery codes to a packed read without the URLs.
 NODES_ROWS_COPY = sql.SQL("COPY (SELECT h, status, url FROM ({nodes}) AS n) TO STDOUT").format(

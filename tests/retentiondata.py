@@ -12,15 +12,23 @@ import uuid
 import psycopg
 from psycopg import sql
 
-JOB_TABLES = ("pages", "links", "items", "redirects", "robots_decisions", "crawl_events",
+JOB_TABLES = ("pages", "links", "urls", "items", "redirects", "robots_decisions", "crawl_events",
               "dead_letters", "warc_files")
 
 _FILL = (
     """INSERT INTO pages (job_id, url, final_url, status, fetched_at)
        SELECT %(job)s, 'https://a.example/p/' || n, 'https://a.example/p/' || n, 200, now()
        FROM generate_series(1, %(pages)s) n""",
-    """INSERT INTO links (job_id, source_url, target_url)
-       SELECT %(job)s, 'https://a.example/p/' || n, 'https://a.example/p/' || (n * 7 + k)
+    """INSERT INTO urls (job_id, id, url)
+       SELECT DISTINCT %(job)s, hashtextextended(u, 0), u FROM (
+           SELECT 'https://a.example/p/' || n FROM generate_series(1, %(pages)s) n
+           UNION ALL
+           SELECT 'https://a.example/p/' || (n * 7 + k)
+           FROM generate_series(1, %(pages)s) n, generate_series(1, %(links_per_page)s) k
+       ) AS e (u)""",
+    """INSERT INTO links (job_id, source_id, target_id)
+       SELECT %(job)s, hashtextextended('https://a.example/p/' || n, 0),
+              hashtextextended('https://a.example/p/' || (n * 7 + k), 0)
        FROM generate_series(1, %(pages)s) n, generate_series(1, %(links_per_page)s) k""",
     """INSERT INTO items (job_id, fingerprint, item_type, url, data)
        SELECT %(job)s, 'f' || n, 'page', 'https://a.example/p/' || n, '{}'::jsonb

@@ -21,6 +21,7 @@ import uvicorn
 from jobapi.app import create_app
 from tests.api_fixtures import assert_error, login
 from tests.conftest import free_port
+from tests.graphdata import add_links
 
 pytest_plugins = ["tests.api_fixtures"]
 
@@ -46,10 +47,7 @@ def insert_pages(database_url: str, job_id: uuid.UUID, rows: list[tuple[str, int
                 "VALUES (%s, %s, %s, %s, now(), %s)",
                 (job_id, url, url, status, "timeout" if status == 0 else None),
             )
-            conn.execute(
-                "INSERT INTO links (job_id, source_url, target_url, anchor_text) "
-                "VALUES (%s, %s, %s, 'next')", (job_id, url, url + "next"),
-            )
+            add_links(conn, job_id, [(url, url + "next", 1, False, "next")])
             conn.execute(
                 "INSERT INTO items (job_id, fingerprint, item_type, url, data) "
                 "VALUES (%s, %s, 'Product', %s, %s)",

@@ -121,7 +121,7 @@ def stored_pages(database_url: str, job_id: str) -> list[str]:
 
 def stored_links(database_url: str, job_id: str) -> set[tuple[str, str]]:
     with psycopg.connect(database_url) as conn:
-        return set(conn.execute("SELECT source_url, target_url FROM links WHERE job_id = %s",
+        return set(conn.execute("SELECT source_url, target_url FROM link_urls WHERE job_id = %s",
                                 (job_id,)).fetchall())
 
 

@@ -17,7 +17,7 @@ from scrapy.http import HtmlResponse, Request, Response
 
 from crawler.items import Link, Page
 from crawler.middlewares.conditional import ConditionalMiddleware
-from tests.graphdata import make_job, make_user
+from tests.graphdata import add_links, make_job, make_user
 from tests.spiders.kit import kit_crawler, scrape
 
 ORIGIN = "http://a.example"
@@ -36,10 +36,9 @@ def _previous(database_url: str) -> tuple[str, str]:
                 "VALUES (%s, %s, %s, 200, %s, 'Old', %s, %s, 'text/html', %s, %s)",
                 (previous, ORIGIN + path, ORIGIN + path, datetime.now(UTC), len(BODY),
                  hashlib.sha256(BODY).hexdigest(), etag, modified))
-        for target, nofollow in (("/b", False), ("/c", False), ("/x", True)):
-            conn.execute("INSERT INTO links (job_id, source_url, target_url, count, "
-                         "anchor_text, nofollow) VALUES (%s, %s, %s, 2, 'old', %s)",
-                         (previous, ORIGIN + "/a", ORIGIN + target, nofollow))
+        add_links(conn, previous, [(ORIGIN + "/a", ORIGIN + target, 2, nofollow, "old")
+                                   for target, nofollow in (("/b", False), ("/c", False),
+                                                            ("/x", True))])
     return str(previous), str(job)
 
 

@@ -50,7 +50,7 @@ def test_crawled_mock_site_graphs_equal_the_generated_site(mock_server, scrapyd_
     site = server.site
     links = site.link_set(origin)
     with psycopg.connect(database_url) as conn:
-        stored = set(conn.execute("SELECT source_url, target_url FROM links WHERE job_id = %s",
+        stored = set(conn.execute("SELECT source_url, target_url FROM link_urls WHERE job_id = %s",
                                   (job,)).fetchall())
     assert stored == links  # the crawl itself is faithful; the rest is the graph's doing
 

@@ -93,6 +93,30 @@ def test_poison_row_goes_to_dead_letters_and_the_rest_is_stored(
     assert count(database_url, "SELECT count(*) FROM items WHERE job_id=%s", job) == 0
 
 
+def test_a_url_whose_id_another_url_holds_is_refused_loudly(database_url: str) -> None:
+    """Two URLs with one 64-bit id cannot be made on purpose, so the job's `urls` is
+    given a row that holds the id of a URL the next batch links to."""
+    job = make_job(database_url)
+    taken = "http://a.test/taken"
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO urls (job_id, id, url) "
+                     "VALUES (%s, hashtextextended(%s, 0), 'http://other.test/')", (job, taken))
+    store = PostgresStore(database_url, job)
+    rows = [to_row(Link(source_url="http://a.test/0", target_url=f"http://a.test/{i}"))
+            for i in range(20)]
+    rows.insert(9, to_row(Link(source_url="http://a.test/0", target_url=taken)))
+    result = store.write(rows)
+    store.close()
+    assert result.stored == 20 and len(result.dead) == 1
+    assert "URL id collision" in result.dead[0][2] and taken in result.dead[0][2]
+    with psycopg.connect(database_url) as conn:
+        stored = {row[0] for row in conn.execute(
+            "SELECT target_url FROM link_urls WHERE job_id = %s", (job,))}
+        assert stored == {f"http://a.test/{i}" for i in range(20)}
+        dead = conn.execute("SELECT kind, error FROM dead_letters").fetchall()
+    assert [kind for kind, _ in dead] == ["link"] and "share the id" in dead[0][1]
+
+
 def test_invalid_items_are_refused_before_the_database() -> None:
     with pytest.raises(RowError, match="invalid link"):
         to_row(Link(source_url="ftp://a.test/", target_url="http://a.test/"))

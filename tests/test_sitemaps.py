@@ -289,7 +289,7 @@ def test_a_sitemap_index_adds_an_orphan_page(sitemapped_site, database_url, redi
     with psycopg.connect(database_url) as conn:
         pages = dict(conn.execute("SELECT url, discovered FROM pages WHERE job_id = %s",
                                   (job,)).fetchall())
-        links = set(conn.execute("SELECT source_url, target_url FROM links WHERE job_id = %s",
+        links = set(conn.execute("SELECT source_url, target_url FROM link_urls WHERE job_id = %s",
                                  (job,)).fetchall())
         hops = conn.execute("SELECT count(*) FROM redirects WHERE job_id = %s",
                             (job,)).fetchone()[0]

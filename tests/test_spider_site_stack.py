@@ -90,7 +90,7 @@ def stored(database_url: str, job_id: str) -> tuple[dict[str, int], set[tuple[st
     with psycopg.connect(database_url) as conn:
         pages = dict(conn.execute("SELECT final_url, status FROM pages WHERE job_id = %s",
                                   (job_id,)).fetchall())
-        links = set(conn.execute("SELECT source_url, target_url FROM links WHERE job_id = %s",
+        links = set(conn.execute("SELECT source_url, target_url FROM link_urls WHERE job_id = %s",
                                  (job_id,)).fetchall())
         status = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
     return pages, links, status

@@ -52,8 +52,10 @@ SELECT url, final_url, status, content_type, title, size, content_hash, canonica
 FROM pages WHERE job_id = %s LIMIT %s
 """
 SELECT_LINKS: Final = """
-SELECT target_url, anchor_text, nofollow, count FROM links
-WHERE job_id = %s AND source_url = %s
+SELECT t.url, l.anchor_text, l.nofollow, l.count
+FROM links AS l JOIN urls AS t ON t.job_id = l.job_id AND t.id = l.target_id
+WHERE l.job_id = %(job)s AND l.source_id = hashtextextended(%(source)s, 0)
+ORDER BY t.url
 """
 
 
@@ -165,7 +167,8 @@ class ConditionalMiddleware:
         return [Previous(*row) for row in rows]
 
     def _load_links(self, source: str) -> list[CarriedLink]:
-        rows = self._connection().execute(SELECT_LINKS, (self.recrawl_of, source)).fetchall()
+        rows = self._connection().execute(SELECT_LINKS, {"job": self.recrawl_of,
+                                                          "source": source}).fetchall()
         return [CarriedLink(*row) for row in rows]
 
     def _key(self, request: Request) -> str:

@@ -15,3 +15,9 @@ class StorageUnavailable(StorageError):
     """PostgreSQL cannot be reached right now: keep the batch and retry."""
 
     status_code = 503
+
+
+class UrlIdCollision(StorageError):
+    """Two URLs of one job hash to the same id: the row that brings the second is refused."""
+
+    status_code = 422

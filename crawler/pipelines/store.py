@@ -2,8 +2,10 @@
 
 `PostgresStore.write(rows)` stores one batch in one transaction: the rows are
 copied (binary COPY) into per-connection temporary staging tables and merged
-into `pages`, `links`, `redirects` and `items` with ``ON CONFLICT``, so a replayed batch or a
-re-crawled page leaves one row. If the batch fails for a reason that belongs to
+into `pages`, `links`, `redirects` and `items` with ``ON CONFLICT``, so a
+replayed batch or a re-crawled page leaves one row. A link is stored by the
+ids of its two URLs, which go to `urls` first; two URLs with one id are
+refused (`UrlIdCollision`). If the batch fails for a reason that belongs to
 its rows (a NUL byte, bad encoding, a constraint), it is split in halves until
 the failing rows are alone; those go to `dead_letters` with their error and the
 rest is stored. A lost connection raises `StorageUnavailable`: the caller keeps
@@ -20,7 +22,7 @@ from typing import Final
 import psycopg
 import psycopg.errors
 
-from crawler.pipelines.errors import StorageError, StorageUnavailable
+from crawler.pipelines.errors import StorageError, StorageUnavailable, UrlIdCollision
 from crawler.pipelines.rows import Kind, Row, payload_of
 
 logger = logging.getLogger(__name__)
@@ -85,10 +87,11 @@ ON CONFLICT (job_id, url) DO UPDATE SET
 """,
     # count is set, never added to: a replayed page stores nothing twice.
     "link": """
-INSERT INTO links AS l (job_id, source_url, target_url, count, anchor_text, nofollow)
-SELECT %(job_id)s, source_url, target_url, count, anchor_text, nofollow
+INSERT INTO links AS l (job_id, source_id, target_id, count, anchor_text, nofollow)
+SELECT %(job_id)s, hashtextextended(source_url, 0), hashtextextended(target_url, 0), count,
+       anchor_text, nofollow
 FROM cg_stage_links
-ON CONFLICT (job_id, source_url, target_url) DO UPDATE SET
+ON CONFLICT (job_id, source_id, target_id) DO UPDATE SET
     count = EXCLUDED.count, anchor_text = EXCLUDED.anchor_text, nofollow = EXCLUDED.nofollow
 WHERE (l.count, l.anchor_text, l.nofollow)
       IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.anchor_text, EXCLUDED.nofollow)
@@ -108,6 +111,25 @@ FROM cg_stage_items
 ON CONFLICT (job_id, fingerprint) DO NOTHING
 """,
 }
+# The links' URLs under their ids (migrations/0023_url_ids.sql), before the links;
+# then a URL of the batch whose id another URL of the job holds (stored by an
+# earlier batch or by this one), which refuses the batch: it is split until that
+# link is alone.
+STORE_LINK_URLS: Final = """
+INSERT INTO urls (job_id, id, url)
+SELECT %(job_id)s, hashtextextended(url, 0), url
+FROM (SELECT source_url FROM cg_stage_links UNION SELECT target_url FROM cg_stage_links)
+     AS e (url)
+ON CONFLICT (job_id, id) DO NOTHING
+"""
+LINK_URL_COLLISION: Final = """
+SELECT e.url, u.url, u.id
+FROM (SELECT source_url FROM cg_stage_links UNION SELECT target_url FROM cg_stage_links)
+     AS e (url)
+JOIN urls AS u ON u.job_id = %(job_id)s AND u.id = hashtextextended(e.url, 0)
+WHERE u.url <> e.url
+LIMIT 1
+"""
 CLEAR_STAGING: Final[dict[Kind, str]] = {
     "page": "DELETE FROM cg_stage_pages",
     "link": "DELETE FROM cg_stage_links",
@@ -154,7 +176,7 @@ class PostgresStore:
             try:
                 self._write_rows(conn, rows)
                 result.stored = len(rows)
-            except (psycopg.Error, ValueError, UnicodeError) as exc:
+            except (psycopg.Error, ValueError, UnicodeError, UrlIdCollision) as exc:
                 if conn.broken or _unavailable(exc):
                     raise
                 conn.rollback()
@@ -192,12 +214,25 @@ class PostgresStore:
                         copy.set_types(COPY_TYPES[kind])
                         for value in values.values():
                             copy.write_row(value)
+                    if kind == "link":
+                        self._store_link_urls(cur)
                     cur.execute(MERGE[kind], {"job_id": self.job_id})
                     cur.execute(CLEAR_STAGING[kind])
         self._batches += 1
         if self._batches % TRUNCATE_EVERY == 0:
             conn.execute(TRUNCATE_STAGING)
             conn.commit()
+
+    def _store_link_urls(self, cur: psycopg.Cursor) -> None:
+        cur.execute(STORE_LINK_URLS, {"job_id": self.job_id})
+        collision = cur.execute(LINK_URL_COLLISION, {"job_id": self.job_id}).fetchone()
+        if collision is not None:
+            url, other, url_id = collision
+            raise UrlIdCollision(
+                f"URL id collision: {url!r} and {other!r} share the id {url_id} in job "
+                f"{self.job_id}; the link is not stored.",
+                hint="At a million URLs in a job the odds are about 3 in 100 million; "
+                     "report it with the job id.")
 
     def _isolate(self, conn: psycopg.Connection, rows: list[Row], error: Exception,
                  result: WriteResult) -> None:
@@ -212,7 +247,7 @@ class PostgresStore:
             try:
                 self._write_rows(conn, half)
                 result.stored += len(half)
-            except (psycopg.Error, ValueError, UnicodeError) as exc:
+            except (psycopg.Error, ValueError, UnicodeError, UrlIdCollision) as exc:
                 if conn.broken or _unavailable(exc):
                     raise
                 conn.rollback()

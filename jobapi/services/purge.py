@@ -1,7 +1,7 @@
 """The purge of deleted jobs and graph builds, one small step at a time.
 
 `purge_step` does one unit of work and says whether there was any: a batch of
-one table's rows of one deleted job (links, pages, items, redirects, robots
+one table's rows of one deleted job (links, their URLs, pages, items, redirects, robots
 decisions, crawl events, dead letters), a batch of a deleted build's nodes, a
 batch of this node's WARC files of deleted jobs, or, once nothing hangs from
 it, the job's or build's row. Each step is one short transaction:
@@ -42,7 +42,7 @@ BATCH = 2000
 #: How long a step may wait on a lock before it gives up until the next pass.
 LOCK_TIMEOUT = "1s"
 #: The job's tables, purged in this order (links first: the largest).
-JOB_TABLES = ("links", "pages", "items", "redirects", "robots_decisions", "crawl_events",
+JOB_TABLES = ("links", "urls", "pages", "items", "redirects", "robots_decisions", "crawl_events",
               "dead_letters")
 _PURGE_JOB_ROWS = tuple(QUERIES[f"purge_{table}"] for table in JOB_TABLES)
 _PURGE_NODES = QUERIES["purge_graph_nodes"]

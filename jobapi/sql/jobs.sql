@@ -78,13 +78,16 @@ WHERE job_id = %(job)s
 ORDER BY url LIMIT %(limit)s;
 
 -- name: list_links
-SELECT source_url, target_url, count, anchor_text, nofollow FROM links
-WHERE job_id = %(job)s
-  AND (%(prefix)s::text IS NULL OR source_url LIKE %(prefix)s)
-  AND (%(target_prefix)s::text IS NULL OR target_url LIKE %(target_prefix)s)
+SELECT s.url, t.url, l.count, l.anchor_text, l.nofollow
+FROM links AS l
+JOIN urls AS s ON s.job_id = l.job_id AND s.id = l.source_id
+JOIN urls AS t ON t.job_id = l.job_id AND t.id = l.target_id
+WHERE l.job_id = %(job)s
+  AND (%(prefix)s::text IS NULL OR s.url LIKE %(prefix)s)
+  AND (%(target_prefix)s::text IS NULL OR t.url LIKE %(target_prefix)s)
   AND (%(after_source)s::text IS NULL
-       OR (source_url, target_url) > (%(after_source)s, %(after_target)s::text))
-ORDER BY source_url, target_url LIMIT %(limit)s;
+       OR (s.url, t.url) > (%(after_source)s, %(after_target)s::text))
+ORDER BY s.url, t.url LIMIT %(limit)s;
 
 -- name: list_items
 SELECT fingerprint, item_type, url, data, created_at FROM items

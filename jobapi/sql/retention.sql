@@ -59,6 +59,8 @@ ORDER BY deleted_at, id LIMIT 1 FOR UPDATE SKIP LOCKED;
 -- One batch of a deleted job's rows, a table at a time: %s job, %s batch size.
 -- name: purge_links
 DELETE FROM links WHERE ctid = ANY(ARRAY(SELECT ctid FROM links WHERE job_id = %s LIMIT %s));
+-- name: purge_urls
+DELETE FROM urls WHERE ctid = ANY(ARRAY(SELECT ctid FROM urls WHERE job_id = %s LIMIT %s));
 -- name: purge_pages
 DELETE FROM pages WHERE ctid = ANY(ARRAY(SELECT ctid FROM pages WHERE job_id = %s LIMIT %s));
 -- name: purge_items

@@ -7,6 +7,7 @@ import psycopg
 
 from graphs.worker import Worker, WorkerConfig
 from tests.api_fixtures import assert_error, login
+from tests.graphdata import add_links
 from tests.test_api_jobs import insert_job
 
 pytest_plugins = ["tests.api_fixtures"]
@@ -23,10 +24,8 @@ def _build(client, api_settings, database_url, users) -> tuple[dict, str]:
         for url in PAGES:
             conn.execute("INSERT INTO pages (job_id, url, final_url, status, fetched_at) "
                          "VALUES (%s, %s, %s, 200, now())", (job, url, url))
-        for a, b in LINKS:
-            conn.execute("INSERT INTO links (job_id, source_url, target_url, anchor_text) "
-                         "VALUES (%s, %s, %s, 'x')",
-                         (job, f"https://d.example/{a}", f"https://d.example/{b}"))
+        add_links(conn, job, [(f"https://d.example/{a}", f"https://d.example/{b}", 1, False, "x")
+                              for a, b in LINKS])
     alice = login(client, "alice")
     response = client.post(f"/api/v1/jobs/{job}/graphs", json={"level": "page"}, headers=alice)
     assert response.status_code == 202, response.text

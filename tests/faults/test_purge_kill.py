@@ -67,9 +67,15 @@ class Writer(threading.Thread):
                                 "VALUES (%s, %s, %s, 200, now()) ON CONFLICT DO NOTHING",
                                 [(self.job_id, u, u) for u in urls])
                             cur.executemany(
-                                "INSERT INTO links (job_id, source_url, target_url) "
-                                "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                                [(self.job_id, u, "https://b.example/") for u in urls])
+                                "INSERT INTO urls (job_id, id, url) "
+                                "VALUES (%s, hashtextextended(%s, 0), %s) ON CONFLICT DO NOTHING",
+                                [(self.job_id, u, u) for u in [*urls, "https://b.example/"]])
+                            cur.executemany(
+                                "INSERT INTO links (job_id, source_id, target_id) "
+                                "VALUES (%s, hashtextextended(%s, 0), "
+                                "hashtextextended('https://b.example/', 0)) "
+                                "ON CONFLICT DO NOTHING",
+                                [(self.job_id, u) for u in urls])
                 except psycopg.Error as exc:
                     self.errors.append(repr(exc))
                     continue

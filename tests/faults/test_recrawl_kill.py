@@ -62,7 +62,7 @@ def test_a_killed_recrawl_worker_loses_no_mark_and_downloads_nothing_unchanged(
     with psycopg.connect(database_url) as conn:
         marks = dict(conn.execute("SELECT url, change FROM pages WHERE job_id = %s",
                                   (second,)).fetchall())
-        links = set(conn.execute("SELECT source_url, target_url FROM links WHERE job_id = %s",
+        links = set(conn.execute("SELECT source_url, target_url FROM link_urls WHERE job_id = %s",
                                  (second,)).fetchall())
     assert marks == expected
     statuses: dict[str, set[int]] = defaultdict(set)

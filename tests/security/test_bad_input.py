@@ -336,7 +336,7 @@ def test_hostile_items_are_stored_or_dead_lettered(database_url, users):
             after = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
             if result.stored:
                 row = rows[0]
-                table, column = {"page": ("pages", "url"), "link": ("links", "source_url"),
+                table, column = {"page": ("pages", "url"), "link": ("link_urls", "source_url"),
                                  "item": ("items", "fingerprint")}[row.kind]
                 key = row.key[0] if row.kind == "link" else row.key
                 found = conn.execute(f"SELECT count(*) FROM {table} WHERE job_id = %s "  # noqa: S608
