@@ -284,6 +284,7 @@ def main() -> None:
             rows.append((f"peak memory, {pages:,} pages", f"{ours['peak_mb']:.0f} MB",
                          f"{base['peak_mb']:.0f} MB" if base else "-", "-", "-"))
             with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DELETE FROM links WHERE job_id = %s", (job,))
                 conn.execute("DELETE FROM jobs WHERE id = %s", (job,))
     finally:
         stack.down()

@@ -156,7 +156,7 @@ def main() -> None:
         job = make_job(url)
         link_s = asyncio.run(through_pipeline(url, job, links, args.batch_size))
         page_s = asyncio.run(through_pipeline(url, job, pages, args.batch_size))
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             stored_links = conn.execute("SELECT count(*) FROM links").fetchone()[0]
             stored_pages = conn.execute("SELECT count(*) FROM pages").fetchone()[0]
             conn.execute("VACUUM ANALYZE links, urls")

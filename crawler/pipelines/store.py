@@ -42,6 +42,7 @@ CREATE TEMP TABLE IF NOT EXISTS cg_stage_links (
     source_url text COLLATE "C", target_url text COLLATE "C", count integer,
     anchor_text text, nofollow boolean
 ) ON COMMIT PRESERVE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cg_stage_urls (url text COLLATE "C") ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cg_stage_redirects (
     url text COLLATE "C", target_url text COLLATE "C", status integer
 ) ON COMMIT PRESERVE ROWS;
@@ -111,25 +112,25 @@ FROM cg_stage_items
 ON CONFLICT (job_id, fingerprint) DO NOTHING
 """,
 }
-# The links' URLs under their ids (migrations/0023_url_ids.sql), before the links;
-# then a URL of the batch whose id another URL of the job holds (stored by an
-# earlier batch or by this one), which refuses the batch: it is split until that
-# link is alone.
+# The links' URLs this store has not stored yet (`cg_stage_urls`) go under their
+# ids (migrations/0023_url_ids.sql) before the links; then a URL whose id another
+# URL of the job holds (stored by an earlier batch or by this one) refuses the
+# batch, which is split until that link is alone.
 STORE_LINK_URLS: Final = """
 INSERT INTO urls (job_id, id, url)
-SELECT %(job_id)s, hashtextextended(url, 0), url
-FROM (SELECT source_url FROM cg_stage_links UNION SELECT target_url FROM cg_stage_links)
-     AS e (url)
+SELECT %(job_id)s, hashtextextended(url, 0), url FROM cg_stage_urls
 ON CONFLICT (job_id, id) DO NOTHING
 """
 LINK_URL_COLLISION: Final = """
-SELECT e.url, u.url, u.id
-FROM (SELECT source_url FROM cg_stage_links UNION SELECT target_url FROM cg_stage_links)
-     AS e (url)
-JOIN urls AS u ON u.job_id = %(job_id)s AND u.id = hashtextextended(e.url, 0)
-WHERE u.url <> e.url
+SELECT s.url, u.url, u.id FROM cg_stage_urls AS s
+JOIN urls AS u ON u.job_id = %(job_id)s AND u.id = hashtextextended(s.url, 0)
+WHERE u.url <> s.url
 LIMIT 1
 """
+CLEAR_STAGED_URLS: Final = "DELETE FROM cg_stage_urls"
+#: URLs a store remembers as stored (and checked) for its job, so that a batch
+#: sends only the URLs it brings first; past this many it forgets them all.
+KNOWN_URLS_MAX: Final = 500_000
 CLEAR_STAGING: Final[dict[Kind, str]] = {
     "page": "DELETE FROM cg_stage_pages",
     "link": "DELETE FROM cg_stage_links",
@@ -137,8 +138,8 @@ CLEAR_STAGING: Final[dict[Kind, str]] = {
     "item": "DELETE FROM cg_stage_items",
 }
 TRUNCATE_STAGING: Final = ("TRUNCATE cg_stage_pages, cg_stage_links, cg_stage_redirects, "
-                           "cg_stage_items")
-TRUNCATE_EVERY: Final = 200  # batches
+                           "cg_stage_items, cg_stage_urls")
+TRUNCATE_EVERY: Final = 10  # batches
 INSERT_DEAD_LETTER: Final = """
 INSERT INTO dead_letters (job_id, kind, payload, error) VALUES (%s, %s, %s, %s)
 """
@@ -162,6 +163,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self._conn: psycopg.Connection | None = None
         self._batches = 0
+        self._known_urls: set[str] = set()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -204,6 +206,7 @@ class PostgresStore:
         by_kind: dict[Kind, dict] = {kind: {} for kind in _ORDER}
         for row in rows:
             by_kind[row.kind][row.key] = row.values
+        new_urls: set[str] = set()
         with conn.transaction():
             with conn.cursor() as cur:
                 for kind in _ORDER:
@@ -215,24 +218,37 @@ class PostgresStore:
                         for value in values.values():
                             copy.write_row(value)
                     if kind == "link":
-                        self._store_link_urls(cur)
+                        new_urls = self._store_link_urls(cur, values)
                     cur.execute(MERGE[kind], {"job_id": self.job_id})
                     cur.execute(CLEAR_STAGING[kind])
+        if len(self._known_urls) + len(new_urls) > KNOWN_URLS_MAX:
+            self._known_urls.clear()
+        self._known_urls |= new_urls
         self._batches += 1
         if self._batches % TRUNCATE_EVERY == 0:
             conn.execute(TRUNCATE_STAGING)
             conn.commit()
 
-    def _store_link_urls(self, cur: psycopg.Cursor) -> None:
+    def _store_link_urls(self, cur: psycopg.Cursor, links: dict) -> set[str]:
+        """Store the links' URLs this store has not; return them (known once committed)."""
+        new = {url for source, target in links for url in (source, target)} - self._known_urls
+        if not new:
+            return new
+        with cur.copy("COPY cg_stage_urls FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text"])
+            for url in new:
+                copy.write_row((url,))
         cur.execute(STORE_LINK_URLS, {"job_id": self.job_id})
         collision = cur.execute(LINK_URL_COLLISION, {"job_id": self.job_id}).fetchone()
-        if collision is not None:
-            url, other, url_id = collision
-            raise UrlIdCollision(
-                f"URL id collision: {url!r} and {other!r} share the id {url_id} in job "
-                f"{self.job_id}; the link is not stored.",
-                hint="At a million URLs in a job the odds are about 3 in 100 million; "
-                     "report it with the job id.")
+        cur.execute(CLEAR_STAGED_URLS)
+        if collision is None:
+            return new
+        url, other, url_id = collision
+        raise UrlIdCollision(
+            f"URL id collision: {url!r} and {other!r} share the id {url_id} in job "
+            f"{self.job_id}; the link is not stored.",
+            hint="At a million URLs in a job the odds are about 3 in 100 million; "
+                 "report it with the job id.")
 
     def _isolate(self, conn: psycopg.Connection, rows: list[Row], error: Exception,
                  result: WriteResult) -> None:
