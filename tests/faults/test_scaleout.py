@@ -49,10 +49,15 @@ def submit_two_workers(cluster: ScaleOut) -> str:
 
 def assert_stored_once(cluster: ScaleOut, job: str) -> set[str]:
     """The job finished with every page of the sites stored once; the pages."""
-    row = cluster.wait_ended(job, CRAWL_TIMEOUT)
+    expected = cluster.expected_pages()
+    try:
+        row = cluster.wait_ended(job, CRAWL_TIMEOUT)
+    except AssertionError as exc:
+        stored = set(cluster.stored_pages(job))
+        raise AssertionError(f"{exc}: {len(stored & expected)} of {len(expected)} pages "
+                             "stored") from None
     assert row["status"] == "finished", row
     assert sorted(e["node"] for e in row["scrapyd_jobs"]) == [0, 1], row["scrapyd_jobs"]
-    expected = cluster.expected_pages()
     stored = cluster.stored_pages(job)
     assert len(stored) == len(set(stored))
     assert set(stored) == expected, (sorted(expected - set(stored))[:5],
