@@ -26,6 +26,11 @@ class Scrapyd(Service):
     def url(self) -> str:
         return self.settings.scrapyd_urls[0]
 
+    @property
+    def bind_address(self) -> str:
+        """The address it listens on: loopback (the job API never exposes scrapyd)."""
+        return "127.0.0.1"
+
     def healthy(self) -> bool:
         url = urlsplit(self.url)
         auth = (url.username or "", url.password or "")
@@ -47,7 +52,7 @@ class Scrapyd(Service):
         env = dict(self.environ)
         env.update(self.settings.service_env())
         env.update(
-            SCRAPYD_BIND_ADDRESS="127.0.0.1",
+            SCRAPYD_BIND_ADDRESS=self.bind_address,
             SCRAPYD_HTTP_PORT=str(self.port),
             SCRAPYD_USERNAME=creds["scrapyd_username"],
             SCRAPYD_PASSWORD=creds["scrapyd_password"],

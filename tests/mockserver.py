@@ -5,7 +5,7 @@
 separate "host". It serves the site `tests.sitegen.generate_site` generates
 from the same parameters (the instance's `site` attribute is that ground
 truth), and logs every request it receives (method, path, Host, port, user
-agent, time, headers) as JSON lines that `requests()` reads back.
+agent, time, headers, the client's address) as JSON lines that `requests()` reads back.
 
 It is a small asyncio HTTP/1.1 server with keep-alive (several thousand
 requests per second on one core), written directly on streams so that it can
@@ -122,6 +122,7 @@ class LoggedRequest:
     user_agent: str
     time: float  # arrival, seconds since the epoch
     headers: dict[str, str]  # lower-cased names
+    peer: str = ""  # the client's address: which machine (or namespace) asked
 
 
 # ---------------------------------------------------------------- server side
@@ -163,7 +164,7 @@ class _Server:
                 if target.startswith(ADMIN_PREFIX):
                     await self._admin(writer, target, body)
                     continue
-                self._log(method, target, headers)
+                self._log(method, target, headers, writer)
                 keep = await self.respond(writer, method, target, headers) and keep
                 if not keep:
                     break
@@ -173,10 +174,12 @@ class _Server:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _log(self, method: str, target: str, headers: dict[str, str]) -> None:
+    def _log(self, method: str, target: str, headers: dict[str, str],
+             writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("",)
         entry = {"method": method, "path": target, "host": headers.get("host", ""),
                  "port": self.port, "user_agent": headers.get("user-agent", ""),
-                 "time": time.time(), "headers": headers}
+                 "time": time.time(), "headers": headers, "peer": peer[0]}
         self.log.write(json.dumps(entry) + "\n")
         self.log.flush()
 
