@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     scrapyd_port: int = 56800
     api_host: str = "127.0.0.1"
     api_port: int = 8800
+    api_workers: int = 1
     allow_private_networks: bool = False
     jwt_secret: str | None = None
     jwt_issuer: str = "crawlgraph"
@@ -148,6 +149,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             scrapyd_port=scrapyd_port,
             api_host=env.get("CRAWLGRAPH_API_HOST", "127.0.0.1"),
             api_port=api_port,
+            api_workers=_int(env.get("CRAWLGRAPH_API_WORKERS", "1"), "CRAWLGRAPH_API_WORKERS",
+                             1, 64),
             allow_private_networks=_bool(
                 env.get("ALLOW_PRIVATE_NETWORKS", "0"), "ALLOW_PRIVATE_NETWORKS"
             ),

@@ -42,7 +42,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from psycopg_pool import AsyncConnectionPool
 
 from core.settings import Settings
 from jobapi.auth import JWTAuthMiddleware, TokenCodec, UserCache, load_secret
@@ -62,7 +61,7 @@ from jobapi.requestcontext import RequestContext, configure_logging
 from jobapi.scrapyd import ScrapydClient
 from jobapi.services import recovery
 from jobapi.services.health import RequestMetrics
-from jobapi.services.loops import configure_connection
+from jobapi.services.loops import QueuedPool, configure_connection
 from jobapi.services.spiders import SpiderCatalog
 
 ROUTE_HANDLERS: list[Any] = [
@@ -82,7 +81,7 @@ log = logging.getLogger("jobapi.app")
 def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=POOL_MAX_SIZE,
+        pool = QueuedPool(settings.database_url, min_size=2, max_size=POOL_MAX_SIZE,
                                    open=False, name="jobapi", timeout=10.0,
                                    configure=configure_connection,
                                    # One statement per round trip: no BEGIN/COMMIT around

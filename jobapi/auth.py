@@ -9,8 +9,10 @@ and checked. The secret is `CRAWLGRAPH_JWT_SECRET`, else the local stack's
 `JWTAuthMiddleware` authenticates every route except those whose handler has
 `opt={"exclude_from_auth": True}` and the OpenAPI pages, and puts the user on
 `request.user` as a `CurrentUser`. The role and the `disabled` flag are read
-from the database (cached for a few seconds), so disabling a user or changing
-their role takes effect without waiting for their token to expire.
+from the database and kept `USER_CACHE_SECONDS` (5 s) by each API process
+(`UserCache`): disabling a user or changing their role takes effect at once in
+the process that made the change, and within 5 s in every other process,
+without waiting for their token to expire.
 
 The console (`jobapi.controllers.console`) carries the same token in an
 `HttpOnly`, `SameSite=Strict` cookie (`SESSION_COOKIE`) that no script can read.
@@ -181,7 +183,11 @@ _USER_BY_ID = QUERIES["user_for_token"]
 
 
 class UserCache:
-    """A few seconds of memory of who is enabled, to keep a query off every request."""
+    """A few seconds of memory of who is enabled, to keep a query off every request.
+
+    An entry is used for `ttl` seconds from before the query that read it, so a
+    change committed after that read is seen at most `ttl` seconds after it.
+    """
 
     def __init__(self, ttl: float = USER_CACHE_SECONDS) -> None:
         self.ttl = ttl

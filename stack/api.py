@@ -12,7 +12,7 @@ from stack.supervise import START_TIMEOUT, wait_until
 
 
 class Api(Service):
-    """The job API served by uvicorn on loopback."""
+    """The job API served by uvicorn on loopback, in `CRAWLGRAPH_API_WORKERS` processes."""
 
     process_marker = "uvicorn"
     port_setting = "CRAWLGRAPH_API_PORT"
@@ -34,19 +34,29 @@ class Api(Service):
         except httpx.HTTPError:
             return False
 
+    def config(self) -> str:
+        base = super().config()
+        # Another worker count restarts the API (one worker: as before there was a count).
+        workers = self.settings.api_workers
+        return base if workers == 1 else f"{base} workers={workers}"
+
     def start(self, creds: dict[str, str]) -> None:
         env = dict(self.environ)
         env["CRAWLGRAPH_HOME"] = str(self.home)
-        self._spawn(
-            [sys.executable, "-m", "uvicorn", "--factory", "jobapi.app:app_from_env",
-             "--host", self.settings.api_host, "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning",
-             # The app decides whose X-Forwarded-For to believe
-             # (CRAWLGRAPH_TRUSTED_PROXIES); uvicorn's own handling would believe
-             # any client on 127.0.0.1 and let it reset the login rate limit.
-             "--no-proxy-headers"],
-            env,
-            REPO_ROOT,
-        )
+        self._spawn(server_command("jobapi.app:app_from_env", self.settings.api_host, self.port,
+                                   self.settings.api_workers), env, REPO_ROOT)
         wait_until(self.healthy, START_TIMEOUT, "the API", self.logfile)
 
+
+def server_command(factory: str, host: str, port: int, workers: int) -> list[str]:
+    """The uvicorn command that serves the API app `factory` makes, in `workers` processes.
+
+    The benchmark (bench/api.py) serves its app with this command too.
+    """
+    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host,
+            "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning",
+            # The app decides whose X-Forwarded-For to believe
+            # (CRAWLGRAPH_TRUSTED_PROXIES); uvicorn's own handling would believe
+            # any client on 127.0.0.1 and let it reset the login rate limit.
+            "--no-proxy-headers"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 
 import jwt
 import msgspec
+import psycopg
 import pytest
 
 from jobapi.ratelimit import Limit, RateLimits
@@ -108,6 +110,26 @@ def test_a_valid_forged_token_works_and_a_disabled_user_is_refused(client, users
     login_again = client.post("/api/v1/auth/token",
                               json={"username": "alice", "password": PASSWORDS["alice"]})
     assert_error(login_again, 401)
+
+
+def test_a_change_made_elsewhere_takes_effect_within_the_user_cache_bound(
+        client, users, database_url, monkeypatch):
+    # Another API process disables alice and demotes root: this process learns it from
+    # the database once its cached entries are USER_CACHE_SECONDS old, not at once.
+    from jobapi import auth
+
+    now = [time.monotonic()]
+    monkeypatch.setattr(auth, "time", types.SimpleNamespace(monotonic=lambda: now[0],
+                                                            time=time.time))
+    alice, root = login(client, "alice"), login(client, "root")
+    assert client.get("/api/v1/auth/me", headers=alice).status_code == 200
+    assert client.get("/api/v1/users", headers=root).status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE users SET disabled = true WHERE id = %s", (users["alice"],))
+        conn.execute("UPDATE users SET role = 'user' WHERE id = %s", (users["root"],))
+    now[0] += auth.USER_CACHE_SECONDS + 0.01
+    assert_error(client.get("/api/v1/auth/me", headers=alice), 401)
+    assert_error(client.get("/api/v1/users", headers=root), 403)
 
 
 def test_password_over_72_bytes_is_a_clear_400(client, users):

@@ -111,6 +111,28 @@ def test_down_stops_only_what_up_started(home):
         stranger.wait()
 
 
+def test_api_runs_in_as_many_processes_as_configured_and_down_stops_them(home):
+    stack = Stack(stack_environ(home, CRAWLGRAPH_API_WORKERS="2"),
+                  only={"postgres", "redis", "api"})
+    try:
+        stack.up()
+        api = next(s for s in stack.services if s.name == "api")
+        supervisor = psutil.Process(api.pid())
+
+        def workers() -> list[psutil.Process]:  # not multiprocessing's resource tracker
+            return [p for p in supervisor.children() if "spawn_main" in " ".join(p.cmdline())]
+
+        deadline = time.monotonic() + 30
+        while len(workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = workers()
+        assert len(started) == 2, started
+        assert api.healthy()
+    finally:
+        stack.down()
+    assert all(_wait_dead(worker.pid) for worker in started)
+
+
 def test_port_in_use_is_named(home):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,6 +1,9 @@
 """What the job API and its background processes share: the pool's connections, and the
 shape of a loop that runs until SIGTERM or SIGINT.
 
+The API's own pool is a `QueuedPool`: its requests wait for a connection in a queue
+that costs them less than psycopg_pool's.
+
 The scheduler (`schedules_loop`) and the webhook sender (`webhooks_loop`) are
 processes of their own that poll PostgreSQL; they open their pool here, stop
 on a signal here and wait between passes here.
@@ -11,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import msgspec
 import psycopg
 from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.settings import Settings
 
@@ -26,6 +31,41 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 async def configure_connection(conn: psycopg.AsyncConnection) -> None:
     """jsonb columns (params, stats ...) decoded by msgspec: several times faster."""
     set_json_loads(msgspec.json.decode, conn)
+
+
+class QueuedPool(AsyncConnectionPool):
+    """A pool whose users queue on a semaphore of `max_size` slots before they take a
+    connection.
+
+    When more requests than connections want one, psycopg_pool queues each on a
+    timed condition of its own, which costs a request a quarter of what its query
+    costs; a semaphore is cheaper. The order (first come, first served), the timeout
+    and its PoolTimeout stay psycopg_pool's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(self.max_size)
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None
+                         ) -> AsyncIterator[psycopg.AsyncConnection]:
+        timeout = self.timeout if timeout is None else timeout
+        started = time.monotonic()
+        if self._slots.locked():  # else acquire() returns at once: no timer to set
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+        else:
+            await self._slots.acquire()
+        try:
+            left = max(0.0, timeout - (time.monotonic() - started))
+            async with super().connection(left) as conn:
+                yield conn
+        finally:
+            self._slots.release()
 
 
 async def open_pool(settings: Settings, *, name: str, max_size: int) -> AsyncConnectionPool:

@@ -7,9 +7,9 @@
 id, owner_id, spider, status, params, settings, tags, priority, workers, scrapyd_jobs,
 stats, close_reason, error, created_at, updated_at, started_at, finished_at
 
--- For listings: the jsonb documents come as text and go out untouched (msgspec.Raw),
--- which spares decoding and re-encoding four documents per row.
--- fragment: job_list_columns
+-- For answers (GET a job, the listing): the jsonb documents come as text and go out
+-- untouched (msgspec.Raw), which spares decoding and re-encoding three documents per row.
+-- fragment: job_text_columns
 id, owner_id, spider, status, params::text, settings::text, tags, priority, workers,
 scrapyd_jobs, stats::text, close_reason, error, created_at, updated_at, started_at,
 finished_at
@@ -31,6 +31,9 @@ SELECT {job_columns} FROM jobs WHERE owner_id = %s AND idempotency_key = %s;
 
 -- name: job_by_id
 SELECT {job_columns} FROM jobs WHERE id = %s AND deleted_at IS NULL;
+
+-- name: job_text_by_id
+SELECT {job_text_columns} FROM jobs WHERE id = %s AND deleted_at IS NULL;
 
 -- name: set_scrapyd_jobs
 UPDATE jobs SET scrapyd_jobs = %s, updated_at = now() WHERE id = %s
@@ -58,15 +61,20 @@ WHERE id = %s AND deleted_at IS NULL;
 SELECT status, count(*) FROM jobs WHERE deleted_at IS NULL GROUP BY status;
 
 -- name: list_jobs
-SELECT {job_list_columns} FROM jobs
-WHERE deleted_at IS NULL
-  AND (%(owner)s::bigint IS NULL OR owner_id = %(owner)s)
-  AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(spider)s::text IS NULL OR spider = %(spider)s)
-  AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
-  AND (%(after_created)s::timestamptz IS NULL
-       OR (created_at, id) < (%(after_created)s, %(after_id)s::uuid))
-ORDER BY created_at DESC, id DESC LIMIT %(limit)s;
+-- The page's rows are chosen first and only they turn their documents into text;
+-- they come out in the order the inner query sorted them.
+SELECT {job_text_columns} FROM (
+    SELECT {job_columns} FROM jobs
+    WHERE deleted_at IS NULL
+      AND (%(owner)s::bigint IS NULL OR owner_id = %(owner)s)
+      AND (%(status)s::text IS NULL OR status = %(status)s)
+      AND (%(spider)s::text IS NULL OR spider = %(spider)s)
+      AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
+      AND (%(after_created)s::timestamptz IS NULL
+           OR (created_at, id) < (%(after_created)s, %(after_id)s::uuid))
+    ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+) AS page
+ORDER BY created_at DESC, id DESC;
 
 -- name: list_pages
 SELECT {page_columns} FROM pages
