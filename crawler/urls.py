@@ -23,6 +23,7 @@ a forum crawl would need the trap limits for).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
@@ -60,6 +61,9 @@ def _strip_session(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
 
+# A crawl canonicalizes a URL several times (a page's links, the requests made of them,
+# the pages they answer), and a site's pages link the same URLs: the recent ones are kept.
+@lru_cache(maxsize=8192)
 def canonicalize(url: str, *, strip_params: bool = True) -> str:
     """The canonical form of an absolute http(s) URL.
 

@@ -12,7 +12,15 @@ workers on machines whose clocks disagree still share one schedule.
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from typing import Final
+
+
+@cache
+def sha(script: str) -> str:
+    """The SHA1 Redis knows a script by (EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 # KEYS: state hash, in-flight zset. ARGV: min_delay, max_concurrency, token, lease seconds.
 # Returns the seconds to wait before starting (as a string: Lua numbers become
