@@ -18,7 +18,8 @@ printed too (on a shared machine single rounds vary a lot). Writes bench/results
     .venv/bin/python bench/crawl.py [--pages N] [--rounds N] [--profile]
 
 It starts its own PostgreSQL and Redis (`stack.Stack`) in a temporary
-directory on free ports. Target: at least 0.8x bare Scrapy.
+directory on free ports. Targets: the frontier and storage at 1.0x bare Scrapy or
+more, every crawling middleware at 0.95x or more.
 
 `--profile` runs the third crawl once under cProfile, in its crawler process,
 and prints crawlgraph's functions by cumulative time, then every function by
@@ -221,15 +222,15 @@ def main() -> None:
     median_kit = kit_ratios[len(kit_ratios) // 2]
     print(f"crawl: {args.pages:,}-page site, best of {args.rounds} rounds")
     print_table([("pages/s (frontier + storage)", f"{cg:,.0f}", f"{bare:,.0f} bare Scrapy",
-                  f"{cg / bare:.2f}x", ">= 0.8x"),
+                  f"{cg / bare:.2f}x", ">= 1.0x"),
                  ("pages/s (site spider, every middleware)", f"{kit:,.0f}",
-                  f"{bare:,.0f} bare Scrapy", f"{kit / bare:.2f}x", ">= 0.8x"),
+                  f"{bare:,.0f} bare Scrapy", f"{kit / bare:.2f}x", ">= 0.95x"),
                  ("median of per-round ratios", f"{median_ratio:.2f}x", "-", "-", "-"),
                  ("median of per-round ratios, every middleware", f"{median_kit:.2f}x", "-",
                   "-", "-")])
     write_results("crawl", [
         {"name": "ratio_vs_bare_scrapy", "value": round(cg / bare, 3), "unit": "x",
-         "target": 0.8},
+         "target": 1.0},
         {"name": "pages_per_s", "value": round(cg, 1), "unit": "pages/s", "target": None,
          "baseline": round(bare, 1)},
         {"name": "bare_scrapy_pages_per_s", "value": round(bare, 1), "unit": "pages/s",
@@ -239,7 +240,7 @@ def main() -> None:
          "rounds": [[round(b, 1), round(c, 1)] for b, c in zip(bare_rates, cg_rates,
                                                                strict=True)]},
         {"name": "ratio_full_kit_vs_bare_scrapy", "value": round(kit / bare, 3), "unit": "x",
-         "target": 0.8, "baseline": round(bare, 1)},
+         "target": 0.95, "baseline": round(bare, 1)},
         {"name": "median_round_ratio_full_kit", "value": round(median_kit, 3), "unit": "x",
          "target": None, "rounds": [[round(b, 1), round(k, 1)] for b, k in zip(
              bare_rates, kit_rates, strict=True)]},
