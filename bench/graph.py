@@ -106,14 +106,21 @@ def load(database_url: str, pages: int, per_page: float) -> tuple[uuid.UUID, int
                 ids[start:start + len(chunk)] = [row[0] for row in cur.execute(
                     "SELECT hashtextextended(u, 0) FROM unnest(%s::text[]) WITH ORDINALITY "
                     "AS a (u, n) ORDER BY n", (chunk,))]
-            with cur.copy("COPY links (job_id, source_id, target_id, count, nofollow) "
-                          "FROM STDIN") as copy:
-                for start in range(0, len(source), 500_000):
-                    pairs = zip(ids[source[start:start + 500_000]].tolist(),
-                                ids[target[start:start + 500_000]].tolist(), strict=True)
-                    copy.write("".join(f"{prefix}{s}\t{t}\t1\tf\n" for s, t in pairs))
+            # A row of packed links per source page, targets by ascending id.
+            order = np.lexsort((ids[target], source))
+            by_source, targets = source[order], ids[target][order].astype(">i8").tobytes()
+            starts = np.flatnonzero(np.r_[True, by_source[1:] != by_source[:-1]])
+            ends = np.r_[starts[1:], len(by_source)].tolist()
+            with cur.copy("COPY outlinks (job_id, source_id, target_ids, counts, nofollow, "
+                          "anchor_texts) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["uuid", "int8", "bytea", "bytea", "bytea", "text[]"])
+                for start, end in zip(starts.tolist(), ends, strict=True):
+                    n = end - start
+                    copy.write_row((job, int(ids[by_source[start]]),
+                                    targets[start * 8:end * 8], b"\0\0\0\1" * n, b"\0" * n,
+                                    [""] * n))
         conn.execute("VACUUM ANALYZE pages")
-        conn.execute("VACUUM ANALYZE links")
+        conn.execute("VACUUM ANALYZE outlinks")
         conn.execute("VACUUM ANALYZE urls")
     return job, len(source), time.perf_counter() - started
 
@@ -284,7 +291,7 @@ def main() -> None:
             rows.append((f"peak memory, {pages:,} pages", f"{ours['peak_mb']:.0f} MB",
                          f"{base['peak_mb']:.0f} MB" if base else "-", "-", "-"))
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM links WHERE job_id = %s", (job,))
+                conn.execute("DELETE FROM outlinks WHERE job_id = %s", (job,))
                 conn.execute("DELETE FROM jobs WHERE id = %s", (job,))
     finally:
         stack.down()

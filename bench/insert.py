@@ -4,7 +4,8 @@ Writes 1,000,000 link rows and 100,000 page rows through `StoragePipeline`
 (validation, batches of CRAWLGRAPH_BATCH_SIZE rows, binary COPY into staging,
 INSERT ... ON CONFLICT, one transaction per batch, the storage thread), then the
 same rows with one raw binary COPY each into empty tables with the same columns
-and indexes (for the links: their URLs under their ids, and the links by id).
+and indexes (for the links: their URLs under their ids, and a row of packed
+links per page).
 Prints rows/s and the ratio, and the disk a stored link takes (its row, the
 two indexes, and its share of the URLs' table and index); writes
 bench/results/insert.json.
@@ -95,27 +96,28 @@ async def through_pipeline(url: str, job: str, items: list, batch_size: int) -> 
 
 RAW_TABLES = """
 CREATE TABLE raw_urls (LIKE urls INCLUDING ALL);
-CREATE TABLE raw_links (LIKE links INCLUDING ALL);
+CREATE TABLE raw_outlinks (LIKE outlinks INCLUDING ALL);
 CREATE TABLE raw_pages (LIKE pages INCLUDING ALL);
 """
 # Table and indexes per stored link, the links' URLs included.
 BYTES_PER_LINK = """
-SELECT (pg_total_relation_size('links') + pg_total_relation_size('urls'))::float8
-       / greatest(1, (SELECT count(*) FROM links))
+SELECT (pg_total_relation_size('outlinks') + pg_total_relation_size('urls'))::float8
+       / greatest(1, (SELECT sum(length(target_ids) / 8) FROM outlinks))
 """
 
 
 def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[float, float]:
     """The same rows the pipeline stored, each table with one raw binary COPY.
 
-    The links' rows are the URLs under their ids and the links by id, as the
-    pipeline stores them; the ids are read back from what it stored."""
+    The links' rows are the URLs under their ids and a row of packed links per
+    page, as the pipeline stores them, read back from what it stored."""
     job_uuid = uuid.UUID(job)
     with psycopg.connect(url) as conn:
-        ids = dict(conn.execute("SELECT url, id FROM urls WHERE job_id = %s", (job,)))
-    url_rows = [(job_uuid, i, u) for u, i in ids.items()]
-    link_rows = [(job_uuid, ids[x.source_url], ids[x.target_url], x.count, x.anchor_text,
-                  x.nofollow) for x in links]
+        url_rows = conn.execute("SELECT job_id, id, url FROM urls WHERE job_id = %s",
+                                (job,)).fetchall()
+        link_rows = conn.execute("SELECT job_id, source_id, target_ids, counts, nofollow, "
+                                 "anchor_texts FROM outlinks WHERE job_id = %s",
+                                 (job,)).fetchall()
     page_rows = [(job_uuid, p.url, p.final_url, p.status, p.content_type, p.title, p.depth,
                   p.fetched_at, p.size, p.content_hash, p.elapsed_ms, p.rendered, p.error,
                   p.discovered, p.canonical_url, p.etag, p.last_modified, p.change)
@@ -126,7 +128,7 @@ def raw_copy(url: str, job: str, pages: list[Page], links: list[Link]) -> tuple[
         timings = []
         for table, rows, types in (
             ("raw_urls", url_rows, ["uuid", "int8", "text"]),
-            ("raw_links", link_rows, ["uuid", "int8", "int8", "int4", "text", "bool"]),
+            ("raw_outlinks", link_rows, ["uuid", "int8", "bytea", "bytea", "bytea", "text[]"]),
             ("raw_pages", page_rows, ["uuid", "text", "text", "int4", "text", "text", "int4",
                                       "timestamptz", "int8", "text", "int4", "bool", "text",
                                       "text", "text", "text", "text", "text"]),
@@ -157,9 +159,10 @@ def main() -> None:
         link_s = asyncio.run(through_pipeline(url, job, links, args.batch_size))
         page_s = asyncio.run(through_pipeline(url, job, pages, args.batch_size))
         with psycopg.connect(url, autocommit=True) as conn:
-            stored_links = conn.execute("SELECT count(*) FROM links").fetchone()[0]
+            stored_links = conn.execute("SELECT sum(length(target_ids) / 8) FROM outlinks"
+                                        ).fetchone()[0]
             stored_pages = conn.execute("SELECT count(*) FROM pages").fetchone()[0]
-            conn.execute("VACUUM ANALYZE links, urls")
+            conn.execute("VACUUM ANALYZE outlinks, urls")
             bytes_per_link = conn.execute(BYTES_PER_LINK).fetchone()[0]
         assert (stored_links, stored_pages) == (len(links), len(pages)), (stored_links,
                                                                          stored_pages)

@@ -45,12 +45,15 @@ def column(rows: list[list[bytes | None]], index: int, dtype: str) -> np.ndarray
 
 
 def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
+    """The links of `outlinks` rows: a source id and a link count per row, then the
+    rows' packed targets, counts and nofollow flags one after the other."""
     rows = binary_rows(buf)
+    per_source = column(rows, 1, ">i4").astype(np.int64)
     return {
-        "source": column(rows, 0, ">i8").astype(np.int64),
-        "target": column(rows, 1, ">i8").astype(np.int64),
-        "count": column(rows, 2, ">i4").astype(np.int32),
-        "nofollow": column(rows, 3, "u1").astype(bool),
+        "source": np.repeat(column(rows, 0, ">i8").astype(np.int64), per_source),
+        "target": column(rows, 2, ">i8").astype(np.int64),
+        "count": column(rows, 3, ">i4").astype(np.int32),
+        "nofollow": column(rows, 4, "u1").astype(bool),
     }
 
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from psycopg import sql
 
-# A link holds the ids of its URLs (`urls`), the server's 64-bit hash of each,
-# which the node queries compute for the URLs of pages and redirects.
-# Postgres sends COPY output one protocol message per row, and a Python loop
-# over ten million messages costs seconds. So the links are packed server-side
-# into one row of bytea columns that are the big-endian arrays themselves,
-# decoded by `np.frombuffer` (half the time of the row-per-link COPY). A bytea
-# holds at most 1 GB: up to about 130 million links per build.
+# A row of `outlinks` holds a page's links packed: the 64-bit ids of their
+# targets (`urls`: the server's hash of each URL, which the node queries compute
+# for the URLs of pages and redirects), their counts and nofollow flags, as
+# big-endian arrays. Postgres sends COPY output one protocol message per row,
+# and a Python loop over millions of messages costs seconds, so the rows are
+# joined server-side into one row of bytea columns, decoded by `np.frombuffer`:
+# no work per link on the server. A bytea holds at most 1 GB: up to about 130
+# million links per build.
 EDGES_COPY = """
 COPY (
-    SELECT string_agg(int8send(s), ''::bytea), string_agg(int8send(t), ''::bytea),
-           string_agg(int4send(c), ''::bytea), string_agg(boolsend(n), ''::bytea)
-    FROM (
-        SELECT source_id AS s, target_id AS t, count AS c, nofollow AS n
-        FROM links WHERE job_id = ANY(%(jobs)s)
-    ) AS l
+    SELECT string_agg(int8send(source_id), ''::bytea),
+           string_agg(int4send(length(target_ids) / 8), ''::bytea),
+           string_agg(target_ids, ''::bytea), string_agg(counts, ''::bytea),
+           string_agg(nofollow, ''::bytea)
+    FROM outlinks WHERE job_id = ANY(%(jobs)s)
 ) TO STDOUT (FORMAT BINARY)
 """
 

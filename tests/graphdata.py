@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from crawler.pipelines.store import MERGE, STAGING_DDL
+
 
 def make_user(conn: psycopg.Connection, username: str = "alice", role: str = "user") -> int:
     row = conn.execute(
@@ -39,22 +41,20 @@ def add_pages(conn: psycopg.Connection, job_id: uuid.UUID, urls: Iterable[str],
 def add_links(conn: psycopg.Connection, job_id: uuid.UUID,
               links: Iterable[tuple[str, str, int, bool] | tuple[str, str, int, bool, str]]
               ) -> None:
-    """Store links as the storage pipeline does: their URLs in `urls`, the links by id.
+    """Store links with the storage pipeline's own SQL: their URLs in `urls`, each
+    page's links in a row of `outlinks`.
 
     A link is (source, target, count, nofollow) or (…, anchor_text)."""
-    conn.execute("CREATE TEMP TABLE test_links (source_url text, "
-                 "target_url text, count integer, nofollow boolean, anchor_text text)")
+    conn.execute(STAGING_DDL)
     with conn.cursor() as cur, cur.copy(
-        "COPY test_links (source_url, target_url, count, nofollow, anchor_text) FROM STDIN"
+        "COPY cg_stage_links (source_url, target_url, count, nofollow, anchor_text) FROM STDIN"
     ) as copy:
         for source, target, count, nofollow, *anchor in links:
             copy.write_row((source, target, count, nofollow, anchor[0] if anchor else ""))
     conn.execute(
         "INSERT INTO urls (job_id, id, url) SELECT %s, hashtextextended(u, 0), u FROM ("
-        "SELECT source_url FROM test_links UNION SELECT target_url FROM test_links) AS e (u) "
-        "ON CONFLICT DO NOTHING", (job_id,))
-    conn.execute(
-        "INSERT INTO links (job_id, source_id, target_id, count, nofollow, anchor_text) "
-        "SELECT %s, hashtextextended(source_url, 0), hashtextextended(target_url, 0), count, "
-        "nofollow, anchor_text FROM test_links", (job_id,))
-    conn.execute("DROP TABLE test_links")
+        "SELECT source_url FROM cg_stage_links UNION SELECT target_url FROM cg_stage_links) "
+        "AS e (u) ON CONFLICT DO NOTHING", (job_id,))
+    conn.execute(MERGE["link"], {"job_id": job_id})
+    conn.execute("DROP TABLE cg_stage_pages, cg_stage_links, cg_stage_urls, cg_stage_redirects, "
+                 "cg_stage_items")

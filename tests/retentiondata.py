@@ -26,10 +26,14 @@ _FILL = (
            SELECT 'https://a.example/p/' || (n * 7 + k)
            FROM generate_series(1, %(pages)s) n, generate_series(1, %(links_per_page)s) k
        ) AS e (u)""",
-    """INSERT INTO links (job_id, source_id, target_id)
-       SELECT %(job)s, hashtextextended('https://a.example/p/' || n, 0),
-              hashtextextended('https://a.example/p/' || (n * 7 + k), 0)
-       FROM generate_series(1, %(pages)s) n, generate_series(1, %(links_per_page)s) k""",
+    """INSERT INTO outlinks (job_id, source_id, target_ids, counts, nofollow, anchor_texts)
+       SELECT %(job)s, s, string_agg(int8send(t), ''::bytea ORDER BY t),
+              string_agg(int4send(1), ''::bytea), string_agg('\\x00'::bytea, ''::bytea),
+              array_agg(''::text)
+       FROM (SELECT hashtextextended('https://a.example/p/' || n, 0) AS s,
+                    hashtextextended('https://a.example/p/' || (n * 7 + k), 0) AS t
+             FROM generate_series(1, %(pages)s) n, generate_series(1, %(links_per_page)s) k
+       ) AS l GROUP BY s""",
     """INSERT INTO items (job_id, fingerprint, item_type, url, data)
        SELECT %(job)s, 'f' || n, 'page', 'https://a.example/p/' || n, '{}'::jsonb
        FROM generate_series(1, 5) n""",

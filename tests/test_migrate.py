@@ -21,7 +21,7 @@ def _tables(url: str) -> set[str]:
 
 
 def test_template_has_every_table(database_url):
-    assert {"users", "jobs", "pages", "links", "items", "dead_letters", "graph_builds",
+    assert {"users", "jobs", "pages", "outlinks", "urls", "items", "dead_letters", "graph_builds",
             "schema_migrations"} <= _tables(database_url)
 
 

@@ -1,4 +1,5 @@
-"""Migration 0023 converts links stored by URL text into links by URL id, in place.
+"""Migration 0023 converts links stored by URL text into links by URL id, in place:
+each page's links one row of `outlinks`.
 
 A database at the schema before it holds pages and links of two jobs (URLs
 with queries, fragments' escapes and non-ASCII, a URL both jobs link to, anchor
@@ -102,6 +103,9 @@ def test_links_by_text_become_links_by_id(api_settings, database_url, tmp_path):
             pairs = {(label[edges[i]], label[edges[i + 1]]) for i in range(0, len(edges), 2)}
             assert pairs == {(source, target) for source, target, *_ in JOBS[name]}
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT to_regclass('links_by_text')").fetchone()[0] is None
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'links'").fetchone()
+        assert kind == ("v",)  # the links, unpacked from outlinks
+        rows = conn.execute("SELECT count(*) FROM outlinks").fetchone()[0]
+        assert rows == sum(len({source for source, *_ in links}) for links in JOBS.values())
         shared = conn.execute("SELECT count(*) FROM urls WHERE url = %s", (SHARED,)).fetchone()
         assert shared[0] == 2  # a URL lives once per job

@@ -93,6 +93,27 @@ def test_poison_row_goes_to_dead_letters_and_the_rest_is_stored(
     assert count(database_url, "SELECT count(*) FROM items WHERE job_id=%s", job) == 0
 
 
+def test_a_page_whose_links_two_batches_carry_keeps_them_all(database_url: str) -> None:
+    """A page's links are one row: the second batch adds to it, its values win."""
+    job = make_job(database_url)
+    store = PostgresStore(database_url, job)
+    links = [Link(source_url="http://a.test/0", target_url=f"http://a.test/{i}",
+                  anchor_text=f"first {i}") for i in range(30)]
+    store.write([to_row(link) for link in links[:20]])
+    again = [Link(source_url="http://a.test/0", target_url=f"http://a.test/{i}",
+                  anchor_text=f"second {i}", count=3, nofollow=True) for i in range(15, 30)]
+    store.write([to_row(link) for link in again])
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        stored = {row[0]: row[1:] for row in conn.execute(
+            "SELECT target_url, anchor_text, count, nofollow FROM link_urls WHERE job_id = %s",
+            (job,))}
+        rows = conn.execute("SELECT count(*) FROM outlinks WHERE job_id = %s", (job,)).fetchone()
+    assert rows == (1,)
+    assert stored == {**{f"http://a.test/{i}": (f"first {i}", 1, False) for i in range(15)},
+                      **{f"http://a.test/{i}": (f"second {i}", 3, True) for i in range(15, 30)}}
+
+
 def test_a_url_whose_id_another_url_holds_is_refused_loudly(database_url: str) -> None:
     """Two URLs with one 64-bit id cannot be made on purpose, so the job's `urls` is
     given a row that holds the id of a URL the next batch links to."""

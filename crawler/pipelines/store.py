@@ -2,14 +2,15 @@
 
 `PostgresStore.write(rows)` stores one batch in one transaction: the rows are
 copied (binary COPY) into per-connection temporary staging tables and merged
-into `pages`, `links`, `redirects` and `items` with ``ON CONFLICT``, so a
-replayed batch or a re-crawled page leaves one row. A link is stored by the
-ids of its two URLs, which go to `urls` first; two URLs with one id are
-refused (`UrlIdCollision`). If the batch fails for a reason that belongs to
-its rows (a NUL byte, bad encoding, a constraint), it is split in halves until
-the failing rows are alone; those go to `dead_letters` with their error and the
-rest is stored. A lost connection raises `StorageUnavailable`: the caller keeps
-the batch and retries. The store is blocking: the pipeline runs it in a thread.
+into `pages`, `outlinks`, `redirects` and `items` with ``ON CONFLICT``, so
+a replayed batch or a re-crawled page leaves one row. A page's links are one
+row of `outlinks`, the ids of their targets packed; the URLs go to `urls`
+first, and two URLs with one id are refused (`UrlIdCollision`). If the batch
+fails for a reason that belongs to its rows (a NUL byte, bad encoding, a
+constraint), it is split in halves until the failing rows are alone; those go
+to `dead_letters` with their error and the rest is stored. A lost connection
+raises `StorageUnavailable`: the caller keeps the batch and retries. The store
+is blocking: the pipeline runs it in a thread.
 """
 
 from __future__ import annotations
@@ -86,16 +87,40 @@ ON CONFLICT (job_id, url) DO UPDATE SET
     canonical_url = EXCLUDED.canonical_url,
     etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified, change = EXCLUDED.change
 """,
-    # count is set, never added to: a replayed page stores nothing twice.
+    # A page's links in one row (`outlinks`, migrations/0023_url_ids.sql). A page
+    # whose links two batches carry (or a replayed batch) finds its row stored:
+    # the batch's links are merged into it under its row lock, so that two
+    # writers storing one page's links at once lose neither's. A link's values
+    # are set, never added to: a replayed page stores nothing twice.
     "link": """
-INSERT INTO links AS l (job_id, source_id, target_id, count, anchor_text, nofollow)
-SELECT %(job_id)s, hashtextextended(source_url, 0), hashtextextended(target_url, 0), count,
-       anchor_text, nofollow
-FROM cg_stage_links
-ON CONFLICT (job_id, source_id, target_id) DO UPDATE SET
-    count = EXCLUDED.count, anchor_text = EXCLUDED.anchor_text, nofollow = EXCLUDED.nofollow
-WHERE (l.count, l.anchor_text, l.nofollow)
-      IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.anchor_text, EXCLUDED.nofollow)
+INSERT INTO outlinks AS o (job_id, source_id, target_ids, counts, nofollow, anchor_texts)
+SELECT %(job_id)s, s, string_agg(int8send(t), ''::bytea ORDER BY t),
+       string_agg(int4send(count), ''::bytea ORDER BY t),
+       string_agg(set_byte('\\x00'::bytea, 0, nofollow::int), ''::bytea ORDER BY t),
+       array_agg(anchor_text ORDER BY t)
+FROM (SELECT hashtextextended(source_url, 0) AS s, hashtextextended(target_url, 0) AS t,
+             count, anchor_text, nofollow
+      FROM cg_stage_links) AS batch
+GROUP BY s
+ON CONFLICT (job_id, source_id) DO UPDATE SET (target_ids, counts, nofollow, anchor_texts) = (
+    SELECT string_agg(int8send(t), ''::bytea ORDER BY t),
+           string_agg(int4send(c), ''::bytea ORDER BY t),
+           string_agg(set_byte('\\x00'::bytea, 0, f), ''::bytea ORDER BY t),
+           array_agg(a ORDER BY t)
+    FROM (
+        SELECT DISTINCT ON (t) t, c, f, a FROM (
+            SELECT packed_int8(EXCLUDED.target_ids, n) AS t, packed_int4(EXCLUDED.counts, n) AS c,
+                   get_byte(EXCLUDED.nofollow, n) AS f, EXCLUDED.anchor_texts[n + 1] AS a,
+                   0 AS rank
+            FROM generate_series(0, length(EXCLUDED.target_ids) / 8 - 1) AS n
+            UNION ALL
+            SELECT packed_int8(o.target_ids, n), packed_int4(o.counts, n), get_byte(o.nofollow, n),
+                   o.anchor_texts[n + 1], 1
+            FROM generate_series(0, length(o.target_ids) / 8 - 1) AS n
+        ) AS stored_and_new
+        ORDER BY t, rank
+    ) AS merged
+)
 """,
     # A URL that redirects elsewhere now replaces where it led before.
     "redirect": """

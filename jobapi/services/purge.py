@@ -41,8 +41,9 @@ log = logging.getLogger("jobapi.purge")
 BATCH = 2000
 #: How long a step may wait on a lock before it gives up until the next pass.
 LOCK_TIMEOUT = "1s"
-#: The job's tables, purged in this order (links first: the largest).
-JOB_TABLES = ("links", "urls", "pages", "items", "redirects", "robots_decisions", "crawl_events",
+#: The job's tables, purged in this order (links first: the largest; a row of
+#: `outlinks` holds a page's links).
+JOB_TABLES = ("outlinks", "urls", "pages", "items", "redirects", "robots_decisions", "crawl_events",
               "dead_letters")
 _PURGE_JOB_ROWS = tuple(QUERIES[f"purge_{table}"] for table in JOB_TABLES)
 _PURGE_NODES = QUERIES["purge_graph_nodes"]

@@ -57,8 +57,9 @@ SELECT id, path FROM graph_builds WHERE deleted_at IS NOT NULL
 ORDER BY deleted_at, id LIMIT 1 FOR UPDATE SKIP LOCKED;
 
 -- One batch of a deleted job's rows, a table at a time: %s job, %s batch size.
--- name: purge_links
-DELETE FROM links WHERE ctid = ANY(ARRAY(SELECT ctid FROM links WHERE job_id = %s LIMIT %s));
+-- name: purge_outlinks
+DELETE FROM outlinks
+WHERE ctid = ANY(ARRAY(SELECT ctid FROM outlinks WHERE job_id = %s LIMIT %s));
 -- name: purge_urls
 DELETE FROM urls WHERE ctid = ANY(ARRAY(SELECT ctid FROM urls WHERE job_id = %s LIMIT %s));
 -- name: purge_pages

@@ -71,10 +71,11 @@ class Writer(threading.Thread):
                                 "VALUES (%s, hashtextextended(%s, 0), %s) ON CONFLICT DO NOTHING",
                                 [(self.job_id, u, u) for u in [*urls, "https://b.example/"]])
                             cur.executemany(
-                                "INSERT INTO links (job_id, source_id, target_id) "
+                                "INSERT INTO outlinks (job_id, source_id, target_ids, "
+                                "counts, nofollow, anchor_texts) "
                                 "VALUES (%s, hashtextextended(%s, 0), "
-                                "hashtextextended('https://b.example/', 0)) "
-                                "ON CONFLICT DO NOTHING",
+                                "int8send(hashtextextended('https://b.example/', 0)), "
+                                "int4send(1), '\\x00', '{\"\"}') ON CONFLICT DO NOTHING",
                                 [(self.job_id, u) for u in urls])
                 except psycopg.Error as exc:
                     self.errors.append(repr(exc))
