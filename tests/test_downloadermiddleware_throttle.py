@@ -158,28 +158,32 @@ def test_a_recrawls_304_may_lower_the_delay_as_a_200_does_and_errors_never():
 
 def test_calls_made_together_share_one_round_trip(redis_url):
     """The reservations of a worker's download slots, made at once, reach Redis in a
-    pipeline or two, not one request each; each is still decided on its own, in order."""
-    import redis
+    pipeline or two, not one request each; each is still decided on its own, in order.
 
-    admin = redis.Redis.from_url(redis_url)
+    Round trips are counted at the client: the session's Redis serves other clients
+    too, so its own counters are no measure of this one."""
 
-    async def scenario() -> tuple[list[tuple[str, float]], int]:
+    async def scenario() -> tuple[list[tuple[str, float]], list[int]]:
         state = RedisThrottleState(redis_url, str(uuid.uuid4()))
+        trips: list[int] = []
+        send = state._round_trip
+
+        async def counted(batch):
+            trips.append(len(batch))
+            return await send(batch)
+
         try:
             await state.get("h:1")  # connected, scripts aside
-            before = admin.info("stats")["total_reads_processed"]
+            state._round_trip = counted
             results = await asyncio.gather(*(
                 state.acquire_or_defer("h:1", 0.0, 4, f"t{i}", 60, 1.0) for i in range(64)))
-            return results, admin.info("stats")["total_reads_processed"] - before
+            return results, trips
         finally:
             await state.close()
 
-    try:
-        results, reads = asyncio.run(scenario())
-    finally:
-        admin.close()
+    results, trips = asyncio.run(scenario())
     # The host takes 4 at once: the first four calls made have it, the others find it busy.
     assert [r[0] for r in results] == ["ok"] * 4 + ["busy"] * 60
-    # Reads the server processed: this worker's batches (a retry after a restart's
-    # NOSCRIPT at most doubles them), and the two INFO calls.
-    assert reads <= 8, reads
+    # The first call goes alone, the 63 made meanwhile together (a retry after a
+    # restart's NOSCRIPT at most doubles the round trips).
+    assert sum(trips) >= 64 and len(trips) <= 4, trips
