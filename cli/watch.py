@@ -93,8 +93,8 @@ def _progress(job: dict[str, Any], stored: dict[str, Any], elapsed: float,
 def _summary(job: dict[str, Any], elapsed: float) -> str:
     lines = [
         f"job {job['id']} {status_text(job)}",
-        f"  responses {int(stat(job, 'pages'))} (robots.txt included), items "
-        f"{int(stat(job, 'items'))}, rows stored {int(stat(job, 'rows_stored'))}, "
+        f"  responses {int(stat(job, 'pages'))} (robots.txt included), records stored "
+        f"{int(stat(job, 'rows_stored'))} (pages, links and redirects), "
         f"elapsed {duration(elapsed)}",
     ]
     if job.get("error"):
