@@ -22,13 +22,18 @@ function remember(jobId, build) {
   localStorage.setItem(`crawlgraph:builds:${jobId}`, JSON.stringify(list.slice(0, 20)));
 }
 
+const TICKS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
 function chart(el) {
   const data = [[], []];
   const plot = new uPlot({
     width: Math.min(720, el.clientWidth || 720), height: 220, title: "Responses per second (robots.txt included)",
     scales: { x: { time: true } },
     series: [{}, { label: "pages/s", stroke: "#1f5fbf", width: 2, fill: "rgba(31,95,191,0.12)" }],
-    axes: [{}, { label: "pages/s" }],
+    // Whole seconds at least, as a wall clock: a short crawl's ticks would otherwise
+    // be fractions of a second (":41.200").
+    axes: [{ incrs: TICKS, space: 80, values: (u, splits) => splits.map(clock) }, { label: "pages/s" }],
   }, data, el);
   let last = null;
   return {
