@@ -7,10 +7,14 @@
 // A graph of many edges (over BIG_EDGES) is drawn for speed: its edges as one-pixel
 // GL lines (no antialiased quads: a software renderer fills far fewer pixels), hidden
 // while the camera moves, and drawn once the layout is done rather than at each of
-// its steps (its nodes move meanwhile).
+// its steps (its nodes move meanwhile). A graph of many nodes (over BIG_NODES) draws
+// them as GL points (one vertex each, not an instanced triangle: a software renderer
+// drew 10,000 triangles ten times slower) and leaves the picking layer (the hidden
+// drawing that finds the node under the pointer) alone while the camera moves; the
+// frame that ends the move draws edges, labels and the picking layer again.
 import Graph from "graphology";
 import Sigma from "sigma";
-import { EdgeLineProgram } from "sigma/rendering";
+import { EdgeLineProgram, NodePointProgram } from "sigma/rendering";
 import { get, query } from "./api.js";
 import { clear, fmt, h, link, shown } from "./dom.js";
 
@@ -19,6 +23,34 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf
 const OTHER = "#9a9a9a";
 const LIMITS = [1000, 5000, 10000, 20000];
 const BIG_EDGES = 20000;
+const BIG_NODES = 2000;
+
+// Whether the camera is moving, as sigma tells it when it hides edges on move.
+function moving(renderer) {
+  const mouse = renderer.getMouseCaptor();
+  return renderer.getCamera().isAnimated() || mouse.isMoving || mouse.draggedEvents > 0
+    || mouse.currentWheelDirection !== 0;
+}
+
+// Edges as lines, drawn only when the camera is still. Sigma's own hideEdgesOnMove
+// refreshes the whole graph (every reducer, every edge) when a drag is released,
+// while the inertia moves the camera: a frame of a third of a second here.
+class StillEdgeLineProgram extends EdgeLineProgram {
+  render(params) {
+    if (!moving(this.renderer)) super.render(params);
+  }
+}
+
+// Nodes as points; while the camera moves, without their picking pass (it draws every
+// node a second time; the still frame after the move draws it again).
+class MovingNodePointProgram extends NodePointProgram {
+  render(params) {
+    if (!moving(this.renderer)) { super.render(params); return; }
+    const pick = this.pickProgram;
+    this.pickProgram = null;
+    try { super.render(params); } finally { this.pickProgram = pick; }
+  }
+}
 const EXPORTS = [["GEXF (Gephi)", "gexf"], ["GraphML", "graphml"], ["JSON node-link", "json"],
   ["CSV nodes", "csv", "nodes"], ["CSV edges", "csv", "edges"]];
 
@@ -106,10 +138,12 @@ export function networkView(main, buildId, params) {
       || (state.hideUncrawled && drawing.columns.crawled && !drawing.columns.crawled[i]);
     const big = graph.size > BIG_EDGES;
     let layingOut = big;
+    const many = graph.order > BIG_NODES;
     renderer = new Sigma(graph, stage, {
-      defaultEdgeColor: "#c8c8c8", hideEdgesOnMove: big, hideLabelsOnMove: graph.order > 2000,
-      ...(big ? { edgeProgramClasses: { line: EdgeLineProgram } } : {}),
-      labelRenderedSizeThreshold: graph.order > 2000 ? 12 : 9,
+      defaultEdgeColor: "#c8c8c8", hideLabelsOnMove: many,
+      ...(big ? { edgeProgramClasses: { line: StillEdgeLineProgram } } : {}),
+      ...(many ? { nodeProgramClasses: { circle: MovingNodePointProgram } } : {}),
+      labelRenderedSizeThreshold: many ? 12 : 9,
       zIndex: true,
       nodeReducer: (node, attrs) => {
         const i = Number(node);
@@ -132,6 +166,12 @@ export function networkView(main, buildId, params) {
         return out;
       },
     });
+    if (big) {
+      // A drag released after the pointer stopped moves the camera no more: draw the
+      // edges then (sigma's hideEdgesOnMove refreshed everything for this).
+      const mouse = renderer.getMouseCaptor();
+      mouse.on("mouseup", () => setTimeout(() => renderer.scheduleRender(), 0));
+    }
     window.crawlgraphNetwork = { graph, renderer, drawing };
     stage.dataset.nodes = String(graph.order);
     stage.dataset.edges = String(graph.size);
