@@ -15,46 +15,68 @@ asyncio streams (cheaper per request than an HTTP client library), at 100 and
   with the first server only).
 
 The scenarios take turns for `--rounds` rounds and each figure is the median
-run's. Prints requests/s, p50 and p99 for each, and the reads' rate against hello
-world, for each server; writes bench/results/api.json (the two-process figures
-end in `_2_workers`). Targets, at 100 connections: `GET /jobs/{id}` at 0.5x or
-more of the hello-world rate with p99 under 30 ms, the listing's p99 under 50 ms.
+run's. Prints requests/s, p50 and p99 for each, the reads' rate against hello
+world, and the server's CPU per request (the CPU time of its processes over the
+answers of a run, warm-up included; the median of the rounds), for each server;
+writes bench/results/api.json (the two-process figures end in `_2_workers`).
+Targets, at 100 connections: `GET /jobs/{id}` at 0.5x or more of the hello-world
+rate with p99 under 30 ms, the listing's p99 under 50 ms.
 
     .venv/bin/python bench/api.py [--seconds 3] [--rounds 3] [--connections 100,500]
                                   [--workers 1,2]
 
 The client shares the machine with the server: on a small machine the figures
-are a floor for the server, and the hello-world rate is partly the client's.
+are a floor for the server, and the hello-world rate is partly the client's. On
+a machine other work shares, rates and latencies move by half from run to run;
+the CPU per request moves least, and the ratios of runs made moments apart
+next.
 
-Where one server process spends its time (py-spy, GIL held, 100 connections;
-share of the samples in each function and what it calls):
+Where one server process spends its time (py-spy, GIL held, 100 connections,
+on a busy 2-core machine; share of the samples in each function and what it
+calls, about 1,000 samples a column: a point or two is noise):
 
     GET /api/v1/jobs/{id}                            before   after
-      handler: one query and the job from its row      31 %    33 %
-        the query (execute and fetch, psycopg)         20 %    19 %
-        taking and returning a pool connection          8 %    10 %
-      two dependencies resolved in an anyio task group 11 %     0 %
-      encoding the answer (Litestar, msgspec)           7 %     5 %
-      sending it (uvicorn: two socket writes)          10 %    26 %
-      the access log line                               6 %     6 %
-      auth (cached token and user)                      6 %     4 %
+      handler: one query and the job from its row      24 %    31 %
+        the query (execute and fetch, psycopg)         15 %    17 %
+        taking and returning a pool connection          9 %     5 %
+      encoding the answer (Litestar, msgspec)           1 %     1 %
+      sending it (uvicorn: two socket writes)          21 %    20 %
+      reading and parsing the request (uvicorn)         7 %     5 %
+      the access log line                               5 %     4 %
+      auth (cached token and user)                      4 %     3 %
 
     GET /api/v1/jobs?limit=50                        before   after
-      handler                                          49 %    49 %
-        the query (execute and fetch, binary rows)     30 %    27 %
-        rows to Job structs (documents kept as text)    8 %     9 %
-      encoding the answer                               7 %     8 %
-      sending it                                       19 %    18 %
+      handler                                          43 %    46 %
+        the query (execute and fetch, binary rows)     25 %    30 %
+        taking and returning a pool connection          6 %     2 %
+        rows to Job structs (documents kept as text)   11 %    10 %
+      encoding the answer                               3 %     7 %
+      sending it                                       20 %    14 %
 
-Before: each jsonb document decoded and encoded again on GET /jobs/{id}; on
-the listing PostgreSQL turned the documents of every one of the user's jobs
-into text before sorting them (its own CPU, beside the server's on a small
-machine: about 0.4 ms a listing of 200 jobs, now 0.24 ms). What is left is
-psycopg's round trip (about 80 us of CPU per query), uvicorn's writes and
-Litestar's request handling; the token and the user are cached (the user for
-5 s, `jobapi.auth.UserCache`), and the frontier counters for a second. The pool
-prepares each query after psycopg's default `prepare_threshold` (5 runs on a
-connection).
+Server CPU per request, the old code and the new served side by side and
+loaded in turns (5 rounds, one process, busy machine): hello world 265 -> 241
+us, `GET /jobs/{id}` 816 -> 715 us, the listing 1,459 -> 1,326 us.
+
+Before: every request took its connection from psycopg_pool and gave it back
+(a lock, a reset check and a wake-up each way, a third of the query's own cost);
+now the pool (`jobapi.services.loops.QueuedPool`) keeps a connection given back
+idle and hands it to the next request. The access line is made without
+logging's search for its caller, and the time of each second is formatted once.
+What is left is psycopg's round trip (about 80 us of CPU per query), uvicorn's
+two writes per answer and Litestar's request handling; the token and the user
+are cached (the user for 5 s, `jobapi.auth.UserCache`), and the frontier
+counters for a second. psycopg prepares each query after its default
+`prepare_threshold` (5 runs on a connection): kept connections reach it at once.
+
+Tried and left: granian (2.8, ASGI, one and two processes, beside uvicorn on
+the same stack, in turns): the same CPU per request within the noise (hello
+world 267 against 270 us, `GET /jobs/{id}` 865 against 786, the listing 1,211
+against 1,233; with two processes 272/261, 834/893, 1,347/1,335); its
+`--runtime-mode st` no better, `--task-impl rust` breaks Litestar's threads.
+uvicorn runs on uvloop and httptools (both installed: its `auto` picks them).
+The listing's rows as JSON from PostgreSQL (`json_build_object`, the bytes
+passed through): 120 us less Python per page of 50, 290 us more PostgreSQL on
+the same cores.
 """
 
 from __future__ import annotations
@@ -69,9 +91,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +146,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connection(port: int, request: bytes, stop_at: float, latencies: list[float],
-                      statuses: dict[int, int], record_from: float) -> None:
+                      statuses: dict[int, int], record_from: float, answered: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while True:
@@ -132,6 +156,7 @@ async def _connection(port: int, request: bytes, stop_at: float, latencies: list
             writer.write(request)
             status = await _read_response(reader)
             done = time.perf_counter()
+            answered[0] += 1
             if started >= record_from:
                 latencies.append(done - started)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -140,17 +165,21 @@ async def _connection(port: int, request: bytes, stop_at: float, latencies: list
 
 
 async def load(port: int, request: bytes, connections: int, seconds: float,
-               warmup: float) -> dict[str, float]:
+               warmup: float, server_cpu: Callable[[], float] = lambda: 0.0) -> dict[str, float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    answered = [0]
+    cpu_before = server_cpu()
     start = time.perf_counter()
     record_from, stop_at = start + warmup, start + warmup + seconds
     tasks = [asyncio.create_task(_connection(port, request, stop_at, latencies, statuses,
-                                             record_from)) for _ in range(connections)]
+                                             record_from, answered))
+             for _ in range(connections)]
     # bcrypt-bound routes answer slowly: give in-flight requests time, then stop.
     done, pending = await asyncio.wait(tasks, timeout=warmup + seconds + 10)
     for task in pending:
         task.cancel()
+    cpu = server_cpu() - cpu_before
     errors = [t.exception() for t in done if t.exception() is not None]
     elapsed = min(time.perf_counter(), stop_at + 10) - record_from
     latencies.sort()
@@ -162,12 +191,33 @@ async def load(port: int, request: bytes, connections: int, seconds: float,
     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
     return {"rps": len(latencies) / max(elapsed, 1e-9), "p50_ms": pct(0.50),
             "p99_ms": pct(0.99), "requests": len(latencies), "non_2xx": len(latencies) - ok,
-            "connection_errors": len(errors) + len(pending)}
+            "connection_errors": len(errors) + len(pending),
+            "cpu_us": cpu / answered[0] * 1e6 if answered[0] else float("nan")}
 
 
 def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The run with the median rate (its latencies come with it)."""
-    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+    """The run with the median rate (its latencies come with it), with the median of the
+    runs' server CPU per request."""
+    median = dict(sorted(runs, key=lambda run: run["rps"])[len(runs) // 2])
+    median["cpu_us"] = sorted((run["cpu_us"] for run in runs),  # nan (none answered) last
+                              key=lambda cpu: (cpu != cpu, cpu))[len(runs) // 2]
+    return median
+
+
+def server_cpu(server: subprocess.Popen) -> Callable[[], float]:
+    """The CPU seconds the server and its worker processes have used so far."""
+    def used() -> float:
+        total = 0.0
+        parent = psutil.Process(server.pid)
+        for proc in [parent, *parent.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:  # a process that just ended
+                continue
+            total += times.user + times.system
+        return total
+
+    return used
 
 
 def _request(method: str, path: str, token: str | None = None, body: bytes = b"") -> bytes:
@@ -236,7 +286,8 @@ def stop_api(server: subprocess.Popen) -> None:
 
 
 def measure(port: int, scenarios: dict[str, bytes], levels: list[int],
-            args: argparse.Namespace) -> dict[tuple[str, int], dict[str, float]]:
+            args: argparse.Namespace, cpu: Callable[[], float]
+            ) -> dict[tuple[str, int], dict[str, float]]:
     """Each scenario at each level, the median of `args.rounds` runs."""
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     # The reads and their baseline take turns, round after round, so that each
@@ -253,9 +304,15 @@ def measure(port: int, scenarios: dict[str, bytes], levels: list[int],
         token = name == "post_token"
         seconds = min(args.seconds, 3.0) if token else args.seconds
         runs.setdefault((name, connections), []).append(asyncio.run(
-            load(port, scenarios[name], connections, seconds, 0.0 if token else args.warmup)))
+            load(port, scenarios[name], connections, seconds, 0.0 if token else args.warmup,
+                 cpu)))
     measured = {key: _median_run(found) for key, found in runs.items()}
     return {(n, c): measured[(n, c)] for c in levels for n in scenarios}
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """A figure for the results file: None for a run with no answer (NaN is not JSON)."""
+    return None if value != value else round(value, digits)
 
 
 def report(measured: dict[tuple[str, int], dict[str, float]], workers: int) -> list[dict]:
@@ -264,7 +321,7 @@ def report(measured: dict[tuple[str, int], dict[str, float]], workers: int) -> l
     suffix = "" if workers == 1 else f"_{workers}_workers"
     print(f"\n{workers} server process{'es' if workers > 1 else ''}:")
     print(f"{'route':<14} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'vs hello':>8} {'non-2xx':>7}  target")
+          f"{'vs hello':>8} {'cpu us':>7} {'non-2xx':>7}  target")
     results = []
     for (name, connections), m in measured.items():
         hello = measured[("hello_world", connections)]["rps"]
@@ -274,14 +331,18 @@ def report(measured: dict[tuple[str, int], dict[str, float]], workers: int) -> l
         if name == "get_job" and connections == 100:
             target += f", >= {RATIO_TARGET}x hello"
         print(f"{name:<14} {connections:>5} {m['rps']:>9.0f} {m['p50_ms']:>8.1f} "
-              f"{m['p99_ms']:>8.1f} {ratio:>8.2f} {int(m['non_2xx']):>7}  {target}")
+              f"{m['p99_ms']:>8.1f} {ratio:>8.2f} {m['cpu_us']:>7.0f} {int(m['non_2xx']):>7}  "
+              f"{target}")
         results += [
             {"name": f"rps_{name}_{connections}{suffix}", "value": round(m["rps"], 1),
              "unit": "req/s", "target": None, "baseline": round(hello, 1)},
-            {"name": f"p50_ms_{name}_{connections}{suffix}", "value": round(m["p50_ms"], 2),
+            {"name": f"p50_ms_{name}_{connections}{suffix}", "value": _finite(m["p50_ms"], 2),
              "unit": "ms", "target": None},
-            {"name": f"p99_ms_{name}_{connections}{suffix}", "value": round(m["p99_ms"], 2),
+            {"name": f"p99_ms_{name}_{connections}{suffix}", "value": _finite(m["p99_ms"], 2),
              "unit": "ms", "target": p99_target},
+            {"name": f"cpu_us_per_request_{name}_{connections}{suffix}",
+             "value": _finite(m["cpu_us"], 1),
+             "unit": "us", "target": None},
         ]
         if m["non_2xx"] or m["connection_errors"]:
             results.append({"name": f"failures_{name}_{connections}{suffix}",
@@ -338,7 +399,7 @@ def main() -> int:
                 }
                 if workers == worker_counts[0]:  # bcrypt's cost is the same in any server
                     scenarios["post_token"] = _request("POST", "/api/v1/auth/token", body=login)
-                measured = measure(port, scenarios, levels, args)
+                measured = measure(port, scenarios, levels, args, server_cpu(server))
             finally:
                 stop_api(server)
             figures = report(measured, workers)

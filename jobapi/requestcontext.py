@@ -68,8 +68,11 @@ class RequestContext:
             route = scope.get("path_template") or "unmatched"
             self.metrics.observe(scope["method"], route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
-                                elapsed * 1000)
+                # The record made directly: Logger.info would walk the stack to find
+                # the caller, which is known (here).
+                access_log.handle(access_log.makeRecord(
+                    access_log.name, logging.INFO, __file__, 0, "%s %s %d %.1fms",
+                    (scope["method"], scope["path"], status, elapsed * 1000), None))
             request_id_var.reset(token)
 
 
@@ -113,6 +116,22 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler._crawlgraph = True  # type: ignore[attr-defined]
     handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(logging.Formatter(
+    handler.setFormatter(_LineFormatter(
         "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     logger.addHandler(handler)
+
+
+class _LineFormatter(logging.Formatter):
+    """logging's format, the date and time of each second written once, not on every line."""
+
+    _second: int | None = None
+    _stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:  # the handler's lock is held: one thread at a time
+            self._second = second
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+        return self.default_msec_format % (self._stamp, record.msecs)

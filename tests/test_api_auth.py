@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import time
 import types
 
@@ -237,3 +239,18 @@ def test_openapi_page_and_document_need_no_token(client):
         for media in op.get("requestBody", {}).get("content", {}).values():
             assert media.get("examples") or media.get("schema", {}).get("examples"), (method, path)
     assert doc["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+
+
+def test_every_request_has_one_access_line_with_its_request_id(client):
+    handler = next(h for h in logging.getLogger("jobapi").handlers
+                   if getattr(h, "_crawlgraph", False))
+    written = io.StringIO()
+    stream = handler.setStream(written)
+    try:
+        client.get("/health", headers={"X-Request-ID": "line-req-1"})
+    finally:
+        handler.setStream(stream)
+    lines = [line for line in written.getvalue().splitlines() if "jobapi.access" in line]
+    assert len(lines) == 1, written.getvalue()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO jobapi.access \[line-req-1\] "
+                        r"GET /health (200|503) \d+\.\dms", lines[0]), lines[0]

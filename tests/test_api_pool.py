@@ -56,3 +56,35 @@ def test_waiting_requests_get_a_connection_in_the_order_they_came(database_url):
         return served
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_an_idle_connection_given_back_serves_the_next_request_and_closes_with_the_pool(
+        database_url):
+    async def scenario() -> None:
+        pool = _pool(database_url)
+        await pool.open(wait=True)
+        async with pool.connection() as first:
+            await first.execute("SELECT 1")
+        async with pool.connection() as second:
+            assert second is first
+            assert await (await second.execute("SELECT 2")).fetchone() == (2,)
+        await pool.close()
+        assert first.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_given_back_in_a_transaction_is_rolled_back_by_psycopg_pool(database_url):
+    async def scenario() -> None:
+        async with _pool(database_url) as pool:
+            async with pool.connection() as conn:
+                await conn.execute("BEGIN")
+                await conn.execute("CREATE TEMPORARY TABLE left_open (n int)")
+            async with pool.connection() as again:
+                # Whichever connection this is, nothing of the open transaction is left.
+                assert again.info.transaction_status.name == "IDLE"
+                found = await (await again.execute(
+                    "SELECT count(*) FROM pg_class WHERE relname = 'left_open'")).fetchone()
+                assert found == (0,)
+
+    asyncio.run(scenario())
