@@ -24,8 +24,10 @@ def api_env(database_url: str, redis_url: str, scrapyd_url: str, home) -> dict[s
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SCRAPYD_URLS": scrapyd_url,
             "CRAWLGRAPH_HOME": str(home), "CRAWLGRAPH_JWT_SECRET": JWT_SECRET,
             "ALLOW_PRIVATE_NETWORKS": "1", "CRAWLGRAPH_LOG_LEVEL": "INFO",
-            # The recovery's grace period, short for the test (the default is minutes).
-            "CRAWLGRAPH_TEST_RECOVERY_GRACE": "3"}
+            # The recovery's grace period, short for the test (the default is minutes),
+            # yet longer than a submission takes on a loaded 2-core machine: with 3 s,
+            # a live submission was once failed under its feet there.
+            "CRAWLGRAPH_TEST_RECOVERY_GRACE": "10"}
 
 
 def token(api_url: str, username: str) -> str:
