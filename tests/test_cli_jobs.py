@@ -104,7 +104,9 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
     job_id = re.search(r"job ([0-9a-f-]{36}) submitted", out).group(1)
     assert PROGRESS.search(out), out
     assert f"job {job_id} finished" in out
-    pages = int(re.search(r"responses (\d+) \(robots.txt included\), records stored \d+ ", out).group(1))
+    ended = re.search(r"responses (\d+) \(robots.txt included\), records stored \d+ ", out)
+    assert ended, out
+    pages = int(ended.group(1))
     assert re.search(r"pages +\d+: 2xx \d+", out), out  # the stored pages by status class
     assert pages >= 1
     listed = cli(api_env, "pages", job_id, "--limit", "500")
