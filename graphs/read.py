@@ -1,29 +1,34 @@
 """Read the links and pages of one or more crawl jobs out of Postgres into numpy arrays.
 
-Two binary COPY statements run at once on two connections that share one
-exported snapshot (read-only REPEATABLE READ), so they see the same data:
+Two connections read at once, in one exported snapshot (read-only REPEATABLE
+READ), so they see the same data; every statement is a binary COPY whose
+columns the server packs into a few rows of bytea values that are big-endian
+arrays, decoded by `np.frombuffer` (`graphs.copydecode`): no Python loop per
+link or node, and not one protocol message per row either.
 
-* the links: the 64-bit ids of their URLs as stored (`urls`, the server's
-  `hashtextextended` of the text), the columns packed server-side into bytea values that
-  are big-endian arrays, decoded by `np.frombuffer` — no Python loop per link,
-  and not one protocol message per link either;
-* the nodes: each distinct URL with its id, best crawl status and how the
-  crawl first reached it (a code of `DISCOVERY`), for the stored pages, both
-  ends of every redirect, the canonical URLs pages declare and every link
-  endpoint (`urls`), packed
-  the same way with the URLs joined by newlines and split by `str.split` (a C
-  loop).
+* The first connection reads the links: a row of `outlinks` per source page,
+  its id and its targets' ids as stored (`urls`: the server's
+  `hashtextextended` of each URL), counts and nofollow flags. Then the
+  redirects: one (URL, where it led) pair of ids per URL that redirected,
+  from `redirects` (one row per hop) and, for a URL without one there, from
+  `pages` (the URL asked for and the final URL, which is all a crawl stored
+  before `redirects` existed). Then the canonicals: one (page, canonical URL
+  it declares) pair per page that declares one (`pages.canonical_url`, on the
+  page's final URL).
+* The second connection reads the nodes, ungrouped, in two parts: `urls` as
+  stored (id, URL), then a row for each stored page, final URL, redirect end
+  and canonical URL (id, crawl status, how the crawl first reached it, URL);
+  the URLs of each part are joined by newlines and split by `str.split` (a C
+  loop). A URL that contains a newline makes the counts disagree, and that
+  part is read again as text rows. The client merges the parts into one node
+  per id, sorted by id (`graphs.readnodes`), while the links still arrive.
 
-After the links, the first connection reads the redirects the same way: one
-(URL, where it led) pair per URL that redirected, from `redirects` (one row
-per hop) and, for a URL without one there, from `pages` (the URL asked for
-and the final URL, which is all a crawl stored before `redirects` existed);
-then the canonicals: one (page, canonical URL it declares) pair per page
-that declares one (`pages.canonical_url`, on the page's final URL).
-
-Edge and redirect endpoints are matched to nodes with `np.searchsorted`. Two
-distinct URLs with the same 64-bit id fail the read (the node ids would not be
-unique); the storage pipeline refuses them within a job already.
+Then the endpoints of the links, redirects and canonicals become node indices
+(`graphs.idindex`, by the ids' top bits rather than a binary search); a link's
+source is looked up once per `outlinks` row and repeated for its links. Two
+distinct URLs with the same 64-bit id fail the read (`GraphBuildFailed`; the
+storage pipeline refuses them within a job already), and so does an endpoint
+that is no node.
 """
 
 from __future__ import annotations
@@ -38,25 +43,21 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from graphs.copydecode import (
-    Nodes,
-    binary_rows,
-    column,
-    decode_edges,
-    decode_nodes,
-    decode_packed_nodes,
-    decode_pairs,
-)
+from graphs.copydecode import decode_edges, decode_packed, decode_pairs, decode_text_rows
 from graphs.errors import GraphBuildFailed
+from graphs.idindex import IdIndex
+from graphs.readnodes import Nodes, Part, merge_nodes
 from graphs.readsql import (
     BEGIN,
     CANONICALS_COPY,
-    DISCOVERED_COPY,
     EDGES_COPY,
-    NODES_COPY,
-    NODES_ROWS_COPY,
+    ENDPOINTS_COPY,
+    ENDPOINTS_ROWS_COPY,
     REDIRECTS_COPY,
+    SET_NO_SORT,
     SET_WORK_MEM,
+    URLS_COPY,
+    URLS_ROWS_COPY,
 )
 
 #: The values of a node's `discovered` code (`pages.discovered`, in the order of
@@ -102,18 +103,6 @@ class LinkTable:
         return len(self.canonical_source)
 
 
-def _with_discovered(nodes: tuple[np.ndarray, np.ndarray, list[str]],
-                     buf: bytes | bytearray) -> Nodes:
-    """The rows read's nodes with their discovery codes, matched by hash."""
-    rows = binary_rows(buf)
-    hashes, codes = column(rows, 0, ">i8").astype(np.int64), column(rows, 1, ">i2")
-    order = np.argsort(hashes, kind="stable")
-    found = np.searchsorted(hashes[order], nodes[0])
-    if not _found(hashes[order], found, nodes[0]):
-        raise GraphBuildFailed("A node is missing from the discovery codes.")
-    return nodes[0], nodes[1], codes[order][found].astype(np.int8), nodes[2]
-
-
 def _copy_out(conn: psycopg.Connection, query: str | sql.Composable, params: dict,
               into: bytearray) -> float:
     started = time.perf_counter()
@@ -123,66 +112,73 @@ def _copy_out(conn: psycopg.Connection, query: str | sql.Composable, params: dic
     return time.perf_counter() - started
 
 
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Index of each key in `sorted_keys`; runs of equal keys are looked up once.
-
-    Links come out of the table grouped by source page, so the sources collapse
-    to one lookup per page.
-    """
-    if len(keys) == 0:
-        return np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    if len(starts) * 2 > len(keys):
-        return np.searchsorted(sorted_keys, keys)
-    found = np.searchsorted(sorted_keys, keys[starts])
-    return np.repeat(found, np.diff(np.append(starts, len(keys))))
+_URL_PART = (">i8",)  # id
+_ENDPOINT_PART = (">i8", ">i4", ">i2")  # id, status, discovery code
 
 
-def _found(node_hash: np.ndarray, index: np.ndarray, keys: np.ndarray) -> bool:
-    """True when every key is at its looked-up index of `node_hash`."""
-    if not len(keys):
-        return True
-    if not len(node_hash):
-        return False
-    return bool((node_hash[np.minimum(index, len(node_hash) - 1)] == keys).all())
+def _read_part(conn: psycopg.Connection, params: dict, packed: sql.Composable,
+               rows: sql.Composable, dtypes: tuple[str, ...], name: str,
+               timings: dict[str, float]) -> tuple[list[np.ndarray], list[str]]:
+    """One part of the nodes: packed, or as text rows when a URL has a newline in it."""
+    buf = bytearray()
+    timings[f"read_{name}"] = _copy_out(conn, packed, params, buf)
+    part = decode_packed(buf, dtypes)
+    if part is not None:
+        return part
+    buf = bytearray()
+    taken = _copy_out(conn, rows, params, buf)
+    timings["read_nodes_rows"] = timings.get("read_nodes_rows", 0.0) + taken
+    native = [np.dtype(dtype).newbyteorder("=") for dtype in dtypes]
+    return decode_text_rows(buf.decode("utf-8"), native)
 
 
-def _map(rows: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
+def _read_nodes(conn: psycopg.Connection, params: dict, timings: dict[str, float]) -> Nodes:
+    """The nodes, read on their own connection; ends its transaction. The urls' part
+    is sorted in a thread of its own while the server sends the other part."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            (url_ids,), url_texts = _read_part(conn, params, URLS_COPY, URLS_ROWS_COPY,
+                                               _URL_PART, "urls", timings)
+            urls_job = pool.submit(Part.of, url_ids, url_texts)
+            del url_ids, url_texts
+            (ids, status, discovered), texts = _read_part(
+                conn, params, ENDPOINTS_COPY, ENDPOINTS_ROWS_COPY, _ENDPOINT_PART,
+                "endpoints", timings)
+        finally:
+            conn.execute("ROLLBACK")
+        merging = time.perf_counter()
+        endpoints = Part.of(ids, texts, status, discovered)
+        nodes = merge_nodes(urls_job.result(), endpoints)
+    timings["merge_nodes"] = time.perf_counter() - merging
+    timings["read_nodes"] = time.perf_counter() - started
+    return nodes
+
+
+def _map(edges: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
          canonicals: dict[str, np.ndarray], nodes: Nodes,
          timings: dict[str, float]) -> LinkTable | None:
     """Node ids for the link, redirect and canonical endpoints; None when one is not a node."""
-    node_hash, status, discovered, urls = nodes
-    order = np.argsort(node_hash, kind="stable")
-    node_hash = node_hash[order]
-    if len(node_hash) > 1 and (node_hash[1:] == node_hash[:-1]).any():
-        raise GraphBuildFailed(
-            "Two URLs of the graph share one 64-bit id.",
-            hint="At a million URLs the odds are about 3 in 100 million; report it with "
-                 "the job id.")
-    source_hash, target_hash = rows["source"], rows["target"]
-    with ThreadPoolExecutor(max_workers=1) as pool:  # numpy releases the GIL here
-        target_job = pool.submit(_lookup, node_hash, target_hash)
-        source = _lookup(node_hash, source_hash)
-        target = target_job.result()
-    ends = [redirects["source"], redirects["target"], canonicals["source"], canonicals["target"]]
-    found = [np.searchsorted(node_hash, keys) for keys in ends]
-    if not (_found(node_hash, source, source_hash) and _found(node_hash, target, target_hash)
-            and all(_found(node_hash, index, keys)
-                    for index, keys in zip(found, ends, strict=True))):
+    index = IdIndex(nodes.ids)
+    target = index.positions(edges["target"])
+    row_source = index.positions(edges["row_source"])
+    ends = [index.positions(keys) for keys in (redirects["source"], redirects["target"],
+                                               canonicals["source"], canonicals["target"])]
+    if target is None or row_source is None or any(found is None for found in ends):
         return None
-    hop_source, hop_target, canonical_source, canonical_target = found
+    hop_source, hop_target, canonical_source, canonical_target = ends
     return LinkTable(
-        urls=[urls[i] for i in order.tolist()],
-        status=status[order],
-        discovered=discovered[order],
-        source=source.astype(np.int64),
-        target=target.astype(np.int64),
-        count=rows["count"],
-        nofollow=rows["nofollow"],
-        redirect_source=hop_source.astype(np.int64),
-        redirect_target=hop_target.astype(np.int64),
-        canonical_source=canonical_source.astype(np.int64),
-        canonical_target=canonical_target.astype(np.int64),
+        urls=nodes.urls,
+        status=nodes.status,
+        discovered=nodes.discovered,
+        source=np.repeat(row_source, edges["row_links"]),
+        target=target,
+        count=edges["count"],
+        nofollow=edges["nofollow"],
+        redirect_source=hop_source,
+        redirect_target=hop_target,
+        canonical_source=canonical_source,
+        canonical_target=canonical_target,
         timings=timings,
     )
 
@@ -197,10 +193,8 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
     jobs = [uuid.UUID(str(j)) for j in job_ids]
     timings: dict[str, float] = {}
     params = {"jobs": jobs}
-    edges_buf, nodes_buf, redirects_buf = bytearray(), bytearray(), bytearray()
-    canonicals_buf = bytearray()
     # Two connections read at once (Postgres runs one backend per connection, so
-    # the links and the nodes queries use both cores), in one snapshot.
+    # the links and the nodes use both cores), in one snapshot.
     with psycopg.connect(conninfo, autocommit=True) as first, \
             psycopg.connect(conninfo, autocommit=True) as second:
         first.execute(BEGIN)
@@ -209,38 +203,32 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
         second.execute(BEGIN)
         second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
         second.execute(SET_WORK_MEM)
+        second.execute(SET_NO_SORT)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            nodes_job = pool.submit(_copy_out, second, NODES_COPY, params, nodes_buf)
+            nodes_job = pool.submit(_read_nodes, second, params, timings)
+            edges_buf = bytearray()
             timings["read_links"] = _copy_out(first, EDGES_COPY, params, edges_buf)
+            started = time.perf_counter()
+            edges = decode_edges(edges_buf)
+            del edges_buf
+            timings["decode_links"] = time.perf_counter() - started
+            redirects_buf, canonicals_buf = bytearray(), bytearray()
             timings["read_redirects"] = _copy_out(first, REDIRECTS_COPY, params,
                                                   redirects_buf)
             timings["read_canonicals"] = _copy_out(first, CANONICALS_COPY, params,
                                                    canonicals_buf)
-            timings["read_nodes"] = nodes_job.result()
+            redirects = decode_pairs(redirects_buf)
+            canonicals = decode_pairs(canonicals_buf)
+            waiting = time.perf_counter()
+            nodes = nodes_job.result()
+            timings["wait_nodes"] = time.perf_counter() - waiting
         first.execute("ROLLBACK")
-        started = time.perf_counter()
-        rows = decode_edges(edges_buf)
-        del edges_buf
-        redirects = decode_pairs(redirects_buf)
-        canonicals = decode_pairs(canonicals_buf)
-        nodes = decode_packed_nodes(nodes_buf)
-        try:
-            if nodes is None:
-                # A URL with a newline: the nodes as rows, in the same snapshot.
-                nodes_buf = bytearray()
-                timings["read_nodes_rows"] = _copy_out(second, NODES_ROWS_COPY, params,
-                                                       nodes_buf)
-                codes_buf = bytearray()
-                timings["read_nodes_discovered"] = _copy_out(second, DISCOVERED_COPY,
-                                                             params, codes_buf)
-                nodes = _with_discovered(decode_nodes(nodes_buf.decode("utf-8")), codes_buf)
-            table = _map(rows, redirects, canonicals, nodes, timings)
-        finally:
-            second.execute("ROLLBACK")
+    started = time.perf_counter()
+    table = _map(edges, redirects, canonicals, nodes, timings)
     if table is None:
         raise GraphBuildFailed(
             "A link, redirect or canonical endpoint is missing from the node list.")
-    timings["decode"] = time.perf_counter() - started
+    timings["match"] = time.perf_counter() - started
     table.unique_pairs = len(set(jobs)) == 1
     return table
 
