@@ -41,10 +41,15 @@ class IdIndex:
         # A last id that no key is less than ends every walk forward.
         self._padded = np.append(ids, _LAST)
 
-    def positions(self, keys: np.ndarray) -> np.ndarray | None:
-        """The index of each key in the sorted ids; None when one key is not among them."""
+    def positions(self, keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+        """The index of each key in the sorted ids (into `out` if given, an int64
+        array of their length); None when one key is not among them.
+
+        numpy releases the GIL for most of the work: threads may look up parts of
+        the keys at once, each into its part of one `out`."""
         keys = np.asarray(keys, dtype=np.int64)
-        out = np.empty(len(keys), dtype=np.int64)
+        if out is None:
+            out = np.empty(len(keys), dtype=np.int64)
         for start in range(0, len(keys), _CHUNK):
             part = self._chunk(keys[start:start + _CHUNK])
             if part is None:
@@ -52,7 +57,26 @@ class IdIndex:
             out[start:start + len(part)] = part
         return out
 
+    def positions_or_misses(self, keys: np.ndarray) -> np.ndarray:
+        """The index of each key in the sorted ids, -1 for a key not among them."""
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.empty(len(keys), dtype=np.int64)
+        for start in range(0, len(keys), _CHUNK):
+            part = keys[start:start + _CHUNK]
+            at = self._walk(part)
+            at[(self._padded[at] != part) | (at >= self._size)] = -1  # nor is the padding
+            out[start:start + len(part)] = at
+        return out
+
     def _chunk(self, keys: np.ndarray) -> np.ndarray | None:
+        at = self._walk(keys)
+        # `at` is where the key is or would be; the padding is no id.
+        if not np.array_equal(self._padded[at], keys) or (len(at) and at.max() >= self._size):
+            return None
+        return at
+
+    def _walk(self, keys: np.ndarray) -> np.ndarray:
+        """Where each key is or would be among the ids (`np.searchsorted`'s left side)."""
         bucket = keys >> self._shift
         bucket += self._offset
         # The first id of the key's bucket: every id before it is less than the key.
@@ -64,7 +88,4 @@ class IdIndex:
             at[behind] += 1
             value[behind] = self._padded[at[behind]]
             behind = behind[value[behind] < keys[behind]]
-        # `at` is where the key is or would be; the padding is no id.
-        if not np.array_equal(value, keys) or (len(at) and at.max() >= self._size):
-            return None
         return at

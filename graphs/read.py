@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,54 +119,80 @@ _ENDPOINT_PART = (">i8", ">i4", ">i2")  # id, status, discovery code
 def _read_part(conn: psycopg.Connection, params: dict, packed: sql.Composable,
                rows: sql.Composable, dtypes: tuple[str, ...], name: str,
                timings: dict[str, float]) -> tuple[list[np.ndarray], list[str]]:
-    """One part of the nodes: packed, or as text rows when a URL has a newline in it."""
-    buf = bytearray()
-    timings[f"read_{name}"] = _copy_out(conn, packed, params, buf)
-    part = decode_packed(buf, dtypes)
-    if part is not None:
-        return part
-    buf = bytearray()
-    taken = _copy_out(conn, rows, params, buf)
-    timings["read_nodes_rows"] = timings.get("read_nodes_rows", 0.0) + taken
-    native = [np.dtype(dtype).newbyteorder("=") for dtype in dtypes]
-    return decode_text_rows(buf.decode("utf-8"), native)
+    """One part of the nodes, on a connection of its own whose transaction it ends:
+    packed, or as text rows when a URL has a newline in it."""
+    try:
+        buf = bytearray()
+        timings[f"read_{name}"] = _copy_out(conn, packed, params, buf)
+        part = decode_packed(buf, dtypes)
+        if part is None:
+            buf = bytearray()
+            taken = _copy_out(conn, rows, params, buf)
+            timings["read_nodes_rows"] = timings.get("read_nodes_rows", 0.0) + taken
+            native = [np.dtype(dtype).newbyteorder("=") for dtype in dtypes]
+            part = decode_text_rows(buf.decode("utf-8"), native)
+    finally:
+        conn.execute("ROLLBACK")
+    return part
 
 
-def _read_nodes(conn: psycopg.Connection, params: dict, timings: dict[str, float]) -> Nodes:
-    """The nodes, read on their own connection; ends its transaction. The urls' part
-    is sorted in a thread of its own while the server sends the other part."""
+def _read_urls(conn: psycopg.Connection, params: dict, timings: dict[str, float]) -> Part:
+    """The rows of `urls`, sorted by id."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            (url_ids,), url_texts = _read_part(conn, params, URLS_COPY, URLS_ROWS_COPY,
-                                               _URL_PART, "urls", timings)
-            urls_job = pool.submit(Part.of, url_ids, url_texts)
-            del url_ids, url_texts
-            (ids, status, discovered), texts = _read_part(
-                conn, params, ENDPOINTS_COPY, ENDPOINTS_ROWS_COPY, _ENDPOINT_PART,
-                "endpoints", timings)
-        finally:
-            conn.execute("ROLLBACK")
-        merging = time.perf_counter()
-        endpoints = Part.of(ids, texts, status, discovered)
-        nodes = merge_nodes(urls_job.result(), endpoints)
+    (ids,), texts = _read_part(conn, params, URLS_COPY, URLS_ROWS_COPY, _URL_PART, "urls",
+                               timings)
+    part = Part.of(ids, texts)
+    timings["urls"] = time.perf_counter() - started
+    return part
+
+
+def _read_nodes(conn: psycopg.Connection, params: dict, urls: Future[Part],
+                timings: dict[str, float]) -> Nodes:
+    """The page, redirect and canonical rows, merged with `urls` once it is read."""
+    started = time.perf_counter()
+    (ids, status, discovered), texts = _read_part(
+        conn, params, ENDPOINTS_COPY, ENDPOINTS_ROWS_COPY, _ENDPOINT_PART, "endpoints",
+        timings)
+    merging = time.perf_counter()
+    nodes = merge_nodes(urls.result(), ids, status, discovered, texts)
     timings["merge_nodes"] = time.perf_counter() - merging
-    timings["read_nodes"] = time.perf_counter() - started
+    timings["nodes"] = time.perf_counter() - started
     return nodes
+
+
+def _link_ends(index: IdIndex, edges: dict[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The positions of the links' targets and of each row's source in `index`, the
+    targets in two halves at once (numpy releases the GIL); None when one is missing."""
+    keys = edges["target"]
+    target = np.empty(len(keys), dtype=np.int64)
+    half = len(keys) // 2
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first_half = pool.submit(index.positions, keys[:half], target[:half])
+        second_half = index.positions(keys[half:], target[half:])
+        row_source = index.positions(edges["row_source"])
+        found = first_half.result() is not None and second_half is not None
+    return (target, row_source) if found and row_source is not None else None
 
 
 def _map(edges: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
          canonicals: dict[str, np.ndarray], nodes: Nodes,
-         timings: dict[str, float]) -> LinkTable | None:
-    """Node ids for the link, redirect and canonical endpoints; None when one is not a node."""
+         in_urls: tuple[np.ndarray, np.ndarray] | None) -> LinkTable | None:
+    """Node ids for the link, redirect and canonical endpoints (the links' from their
+    positions `in_urls` when every one was found there); None when one is not a node."""
     index = IdIndex(nodes.ids)
-    target = index.positions(edges["target"])
-    row_source = index.positions(edges["row_source"])
-    ends = [index.positions(keys) for keys in (redirects["source"], redirects["target"],
-                                               canonicals["source"], canonicals["target"])]
-    if target is None or row_source is None or any(found is None for found in ends):
+    if in_urls is None:
+        ends = _link_ends(index, edges)
+    elif nodes.from_urls is None:
+        ends = in_urls
+    else:
+        ends = nodes.from_urls[in_urls[0]], nodes.from_urls[in_urls[1]]
+    others = [index.positions(keys) for keys in (redirects["source"], redirects["target"],
+                                                 canonicals["source"], canonicals["target"])]
+    if ends is None or any(found is None for found in others):
         return None
-    hop_source, hop_target, canonical_source, canonical_target = ends
+    target, row_source = ends
+    hop_source, hop_target, canonical_source, canonical_target = others
     return LinkTable(
         urls=nodes.urls,
         status=nodes.status,
@@ -179,7 +205,6 @@ def _map(edges: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
         redirect_target=hop_target,
         canonical_source=canonical_source,
         canonical_target=canonical_target,
-        timings=timings,
     )
 
 
@@ -193,19 +218,22 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
     jobs = [uuid.UUID(str(j)) for j in job_ids]
     timings: dict[str, float] = {}
     params = {"jobs": jobs}
-    # Two connections read at once (Postgres runs one backend per connection, so
-    # the links and the nodes use both cores), in one snapshot.
+    # Three connections read at once (Postgres runs one backend per connection:
+    # the links, the urls and the other nodes use every core), in one snapshot.
     with psycopg.connect(conninfo, autocommit=True) as first, \
-            psycopg.connect(conninfo, autocommit=True) as second:
+            psycopg.connect(conninfo, autocommit=True) as second, \
+            psycopg.connect(conninfo, autocommit=True) as third:
         first.execute(BEGIN)
         first.execute(SET_WORK_MEM)
         snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        second.execute(BEGIN)
-        second.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
-        second.execute(SET_WORK_MEM)
-        second.execute(SET_NO_SORT)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            nodes_job = pool.submit(_read_nodes, second, params, timings)
+        for conn in (second, third):
+            conn.execute(BEGIN)
+            conn.execute("SET TRANSACTION SNAPSHOT %s" % _quote(snapshot))  # noqa: S608,UP031
+            conn.execute(SET_WORK_MEM)
+            conn.execute(SET_NO_SORT)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            urls_job = pool.submit(_read_urls, second, params, timings)
+            nodes_job = pool.submit(_read_nodes, third, params, urls_job, timings)
             edges_buf = bytearray()
             timings["read_links"] = _copy_out(first, EDGES_COPY, params, edges_buf)
             started = time.perf_counter()
@@ -217,18 +245,28 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
                                                   redirects_buf)
             timings["read_canonicals"] = _copy_out(first, CANONICALS_COPY, params,
                                                    canonicals_buf)
+            first.execute("ROLLBACK")
             redirects = decode_pairs(redirects_buf)
             canonicals = decode_pairs(canonicals_buf)
+            # Link endpoints are `urls` rows: they are looked up there while the
+            # other nodes are still read and merged.
+            waiting = time.perf_counter()
+            urls = urls_job.result()
+            timings["wait_urls"] = time.perf_counter() - waiting
+            started = time.perf_counter()
+            in_urls = _link_ends(IdIndex(urls.ids), edges)
+            del urls
+            timings["match_links"] = time.perf_counter() - started
             waiting = time.perf_counter()
             nodes = nodes_job.result()
             timings["wait_nodes"] = time.perf_counter() - waiting
-        first.execute("ROLLBACK")
     started = time.perf_counter()
-    table = _map(edges, redirects, canonicals, nodes, timings)
+    table = _map(edges, redirects, canonicals, nodes, in_urls)
     if table is None:
         raise GraphBuildFailed(
             "A link, redirect or canonical endpoint is missing from the node list.")
     timings["match"] = time.perf_counter() - started
+    table.timings = timings
     table.unique_pairs = len(set(jobs)) == 1
     return table
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphs.errors import GraphBuildFailed
+from graphs.idindex import IdIndex
 
 #: Stands for "no discovery code" while the least code of a node is taken.
 _NO_CODE = np.int8(127)
@@ -33,6 +34,8 @@ class Nodes:
     status: np.ndarray  # int32, -1 when the URL was not fetched
     discovered: np.ndarray  # int8, an index of `graphs.read.DISCOVERY`
     urls: list[str]
+    # The node of each entry of the `urls` part merged in; None: the same index.
+    from_urls: np.ndarray | None = None
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Part:
     codes: np.ndarray  # int8: discovery codes, `_NO_CODE` for none
 
     @classmethod
-    def of(cls, ids: np.ndarray, texts: list[str], status: np.ndarray | None = None,
+    def of(cls, ids: np.ndarray, texts: list[str] | np.ndarray, status: np.ndarray | None = None,
            discovered: np.ndarray | None = None) -> Part:
         """The part of rows (`ids`, `texts`; `status` -1 and no code when not given)."""
         order = np.argsort(ids)
@@ -80,26 +83,41 @@ def _same_urls(urls: np.ndarray, others: np.ndarray) -> None:
                  "the job id.")
 
 
-def merge_nodes(urls: Part, endpoints: Part) -> Nodes:
-    """The nodes of the `urls` rows and of the page, redirect and canonical rows."""
-    at = np.searchsorted(urls.ids, endpoints.ids)
-    if len(urls.ids):
-        met = urls.ids[np.minimum(at, len(urls.ids) - 1)] == endpoints.ids
-    else:
-        met = np.zeros(len(endpoints.ids), dtype=bool)
+def merge_nodes(urls: Part, ids: np.ndarray, status: np.ndarray, discovered: np.ndarray,
+                texts: list[str]) -> Nodes:
+    """The nodes of the `urls` rows and of the page, redirect and canonical rows
+    (`ids` … `texts`, as they came: most meet their node in `urls`, where their
+    texts are compared and their status and code taken into the node's)."""
+    at = IdIndex(urls.ids).positions_or_misses(ids)
+    met = at >= 0
     where = at[met]
-    _same_urls(urls.texts[where], endpoints.texts[met])
-    status, codes = urls.status.copy(), urls.codes.copy()
-    status[where] = np.maximum(status[where], endpoints.status[met])
-    codes[where] = np.minimum(codes[where], endpoints.codes[met])
-    ids, texts = urls.ids, urls.texts
+    rows = np.empty(len(texts), dtype=object)
+    rows[:] = texts
+    _same_urls(urls.texts[where], rows[met])
+    node_status, codes = urls.status.copy(), urls.codes.copy()
+    row_status = status.astype(np.int32, copy=False)[met]
+    row_codes = discovered.astype(np.int8)[met]
+    row_codes[row_codes == 0] = _NO_CODE
+    # A node that several rows meet takes the best of them (`ufunc.at`, slower, for those only).
+    again = np.bincount(where, minlength=len(urls.ids))[where] > 1
+    once = ~again
+    node_status[where[once]] = np.maximum(node_status[where[once]], row_status[once])
+    codes[where[once]] = np.minimum(codes[where[once]], row_codes[once])
+    np.maximum.at(node_status, where[again], row_status[again])
+    np.minimum.at(codes, where[again], row_codes[again])
+    node_ids, node_texts, from_urls = urls.ids, urls.texts, None
     alone = ~met
     if alone.any():  # URLs that are no link endpoint: a start page, a redirect's end, …
-        ids = np.concatenate([ids, endpoints.ids[alone]])
-        order = np.argsort(ids)
-        ids = ids[order]
-        texts = np.concatenate([texts, endpoints.texts[alone]])[order]
-        status = np.concatenate([status, endpoints.status[alone]])[order]
-        codes = np.concatenate([codes, endpoints.codes[alone]])[order]
+        rest = Part.of(ids[alone], rows[alone], status[alone], discovered[alone])
+        node_ids = np.concatenate([node_ids, rest.ids])
+        order = np.argsort(node_ids)
+        node_ids = node_ids[order]
+        node_texts = np.concatenate([node_texts, rest.texts])[order]
+        node_status = np.concatenate([node_status, rest.status])[order]
+        codes = np.concatenate([codes, rest.codes])[order]
+        from_urls = np.empty(len(order), dtype=np.int64)
+        from_urls[order] = np.arange(len(order))
+        from_urls = from_urls[:len(urls.ids)]
     codes[codes == _NO_CODE] = 0
-    return Nodes(ids=ids, status=status, discovered=codes, urls=texts.tolist())
+    return Nodes(ids=node_ids, status=node_status, discovered=codes, urls=node_texts.tolist(),
+                 from_urls=from_urls)
