@@ -1,10 +1,10 @@
 """Read the links and pages of one or more crawl jobs out of Postgres into numpy arrays.
 
-Two connections read at once, in one exported snapshot (read-only REPEATABLE
-READ), so they see the same data; every statement is a binary COPY whose
-columns the server packs into a few rows of bytea values that are big-endian
-arrays, decoded by `np.frombuffer` (`graphs.copydecode`): no Python loop per
-link or node, and not one protocol message per row either.
+Three connections read at once, each in a thread, in one exported snapshot
+(read-only REPEATABLE READ), so they see the same data; every statement is a
+binary COPY whose columns the server packs into a few rows of bytea values
+that are big-endian arrays, decoded by `np.frombuffer` (`graphs.copydecode`):
+no Python loop per link or node, and not one protocol message per row either.
 
 * The first connection reads the links: a row of `outlinks` per source page,
   its id and its targets' ids as stored (`urls`: the server's
@@ -15,22 +15,27 @@ link or node, and not one protocol message per row either.
   before `redirects` existed). Then the canonicals: one (page, canonical URL
   it declares) pair per page that declares one (`pages.canonical_url`, on the
   page's final URL).
-* The second connection reads the nodes, ungrouped, in two parts: `urls` as
-  stored (id, URL), then a row for each stored page, final URL, redirect end
-  and canonical URL (id, crawl status, how the crawl first reached it, URL);
-  the URLs of each part are joined by newlines and split by `str.split` (a C
-  loop). A URL that contains a newline makes the counts disagree, and that
-  part is read again as text rows. The client merges the parts into one node
-  per id, sorted by id (`graphs.readnodes`), while the links still arrive.
+* The second reads `urls` as stored (id, URL; one row per URL and job), and
+  sorts it by id.
+* The third reads a row for each stored page, final URL, redirect end and
+  canonical URL (id, crawl status, how the crawl first reached it, URL) and
+  merges those rows into the sorted urls: one node per id, sorted by id
+  (`graphs.readnodes`). Neither is grouped by URL on the server.
 
-Then the endpoints of the links, redirects and canonicals become node indices
-(`graphs.idindex`, by the ids' top bits rather than a binary search); a link's
-source is looked up once per `outlinks` row and repeated for its links. Two
-distinct URLs with the same 64-bit id fail the read (`GraphBuildFailed`; the
-storage pipeline refuses them within a job already), and so does an endpoint
-that is no node.
+The URLs of a node stream are joined by newlines and split by `str.split` (a
+C loop); a URL that contains a newline makes the counts disagree, and that
+stream is read again as text rows. Link endpoints are `urls` rows, so the
+links are matched to the urls' entries (`graphs.idindex`: by the ids' top
+bits rather than a binary search, two halves of the targets at once) while
+the third connection still reads and merges; a link's source is looked up
+once per `outlinks` row and repeated for its links. A link end with no
+`urls` row (a database written by hand) is looked up among all the nodes.
+Redirect and canonical ends are looked up among the nodes. Two distinct URLs
+with the same 64-bit id fail the read (`GraphBuildFailed`; the storage
+pipeline refuses them within a job already), and so does an endpoint that is
+no node. The read trusts a `urls` row's id to be the hash of its URL, as the
+storage pipeline and the migrations write it.
 """
-
 from __future__ import annotations
 
 import time
@@ -212,7 +217,7 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
     """Read the links and pages of `job_ids` into a `LinkTable`.
 
     Args:
-        conninfo: a libpq connection string (two connections are opened).
+        conninfo: a libpq connection string (three connections are opened).
         job_ids: the crawl jobs whose links make up the graph.
     """
     jobs = [uuid.UUID(str(j)) for j in job_ids]

@@ -117,3 +117,18 @@ def test_a_link_target_missing_from_the_nodes_fails_the_read(database_url):
         conn.execute("DELETE FROM urls WHERE job_id = %s AND url = 'http://b.test/'", (job,))
     with pytest.raises(GraphBuildFailed, match="missing from the node list"):
         read_links(database_url, [job])
+
+
+def test_a_link_end_with_no_urls_row_but_a_page_is_matched_among_all_nodes(database_url):
+    # The links are matched in `urls` first; an end missing there (a database
+    # written by hand) is looked up among every node instead.
+    a, b, c = "http://a.test/", "http://b.test/", "http://c.test/"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn))
+        add_pages(conn, job, [b, "http://alone.test/"])
+        add_links(conn, job, [(a, b, 2, False), (b, c, 1, False)])
+        conn.execute("DELETE FROM urls WHERE job_id = %s AND url = %s", (job, b))
+    table = read_links(database_url, [job])
+    assert _links(table) == {(a, b, 2), (b, c, 1)}
+    assert _nodes(table) == {a: (-1, ""), b: (200, ""), c: (-1, ""),
+                             "http://alone.test/": (200, "")}
