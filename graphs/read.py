@@ -8,15 +8,15 @@ no Python loop per link or node, and not one protocol message per row either.
 
 * The first connection reads the links: a row of `outlinks` per source page,
   its id and its targets' ids as stored (`urls`: the server's
-  `hashtextextended` of each URL), counts and nofollow flags. Then the
-  redirects: one (URL, where it led) pair of ids per URL that redirected,
-  from `redirects` (one row per hop) and, for a URL without one there, from
-  `pages` (the URL asked for and the final URL, which is all a crawl stored
-  before `redirects` existed). Then the canonicals: one (page, canonical URL
-  it declares) pair per page that declares one (`pages.canonical_url`, on the
-  page's final URL).
+  `hashtextextended` of each URL), counts and nofollow flags.
 * The second reads `urls` as stored (id, URL; one row per URL and job), and
-  sorts it by id.
+  sorts it by id; then the redirects: one (URL, where it led) pair of ids per
+  URL that redirected, from `redirects` (one row per hop) and, for a URL
+  without one there, from `pages` (the URL asked for and the final URL, which
+  is all a crawl stored before `redirects` existed); then the canonicals: one
+  (page, canonical URL it declares) pair per page that declares one
+  (`pages.canonical_url`, on the page's final URL). The links take longest,
+  so the small reads go here.
 * The third reads a row for each stored page, final URL, redirect end and
   canonical URL (id, crawl status, how the crawl first reached it, URL) and
   merges those rows into the sorted urls: one node per id, sorted by id
@@ -141,17 +141,33 @@ def _read_part(conn: psycopg.Connection, params: dict, packed: sql.Composable,
     return part
 
 
-def _read_urls(conn: psycopg.Connection, params: dict, timings: dict[str, float]) -> Part:
-    """The rows of `urls`, sorted by id."""
+def _read_urls(conn: psycopg.Connection, params: dict, timings: dict[str, float]
+               ) -> tuple[Part, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The rows of `urls`, sorted by id; then the redirects and the canonicals (this
+    connection is done long before the links')."""
     started = time.perf_counter()
-    (ids,), texts = _read_part(conn, params, URLS_COPY, URLS_ROWS_COPY, _URL_PART, "urls",
-                               timings)
-    part = Part.of(ids, texts)
+    redirects_buf, canonicals_buf = bytearray(), bytearray()
+    try:
+        buf = bytearray()
+        timings["read_urls"] = _copy_out(conn, URLS_COPY, params, buf)
+        timings["read_redirects"] = _copy_out(conn, REDIRECTS_COPY, params, redirects_buf)
+        timings["read_canonicals"] = _copy_out(conn, CANONICALS_COPY, params, canonicals_buf)
+        part = decode_packed(buf, _URL_PART)
+        del buf
+        if part is None:  # a URL with a newline in it
+            buf = bytearray()
+            taken = _copy_out(conn, URLS_ROWS_COPY, params, buf)
+            timings["read_nodes_rows"] = timings.get("read_nodes_rows", 0.0) + taken
+            part = decode_text_rows(buf.decode("utf-8"), [np.dtype(np.int64)])
+    finally:
+        conn.execute("ROLLBACK")
+    (ids,), texts = part
+    urls = Part.of(ids, texts)
     timings["urls"] = time.perf_counter() - started
-    return part
+    return urls, decode_pairs(redirects_buf), decode_pairs(canonicals_buf)
 
 
-def _read_nodes(conn: psycopg.Connection, params: dict, urls: Future[Part],
+def _read_nodes(conn: psycopg.Connection, params: dict, urls: Future[tuple[Part, ...]],
                 timings: dict[str, float]) -> Nodes:
     """The page, redirect and canonical rows, merged with `urls` once it is read."""
     started = time.perf_counter()
@@ -159,7 +175,7 @@ def _read_nodes(conn: psycopg.Connection, params: dict, urls: Future[Part],
         conn, params, ENDPOINTS_COPY, ENDPOINTS_ROWS_COPY, _ENDPOINT_PART, "endpoints",
         timings)
     merging = time.perf_counter()
-    nodes = merge_nodes(urls.result(), ids, status, discovered, texts)
+    nodes = merge_nodes(urls.result()[0], ids, status, discovered, texts)
     timings["merge_nodes"] = time.perf_counter() - merging
     timings["nodes"] = time.perf_counter() - started
     return nodes
@@ -185,15 +201,17 @@ def _map(edges: dict[str, np.ndarray], redirects: dict[str, np.ndarray],
          in_urls: tuple[np.ndarray, np.ndarray] | None) -> LinkTable | None:
     """Node ids for the link, redirect and canonical endpoints (the links' from their
     positions `in_urls` when every one was found there); None when one is not a node."""
-    index = IdIndex(nodes.ids)
+    others_keys = (redirects["source"], redirects["target"], canonicals["source"],
+                   canonicals["target"])
+    index = IdIndex(nodes.ids) if in_urls is None or any(map(len, others_keys)) else None
     if in_urls is None:
         ends = _link_ends(index, edges)
     elif nodes.from_urls is None:
         ends = in_urls
     else:
         ends = nodes.from_urls[in_urls[0]], nodes.from_urls[in_urls[1]]
-    others = [index.positions(keys) for keys in (redirects["source"], redirects["target"],
-                                                 canonicals["source"], canonicals["target"])]
+    others = [np.empty(0, np.int64) if index is None else index.positions(keys)
+              for keys in others_keys]
     if ends is None or any(found is None for found in others):
         return None
     target, row_source = ends
@@ -245,18 +263,11 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
             edges = decode_edges(edges_buf)
             del edges_buf
             timings["decode_links"] = time.perf_counter() - started
-            redirects_buf, canonicals_buf = bytearray(), bytearray()
-            timings["read_redirects"] = _copy_out(first, REDIRECTS_COPY, params,
-                                                  redirects_buf)
-            timings["read_canonicals"] = _copy_out(first, CANONICALS_COPY, params,
-                                                   canonicals_buf)
             first.execute("ROLLBACK")
-            redirects = decode_pairs(redirects_buf)
-            canonicals = decode_pairs(canonicals_buf)
             # Link endpoints are `urls` rows: they are looked up there while the
             # other nodes are still read and merged.
             waiting = time.perf_counter()
-            urls = urls_job.result()
+            urls, redirects, canonicals = urls_job.result()
             timings["wait_urls"] = time.perf_counter() - waiting
             started = time.perf_counter()
             in_urls = _link_ends(IdIndex(urls.ids), edges)
