@@ -9,8 +9,8 @@ no Python loop per link or node, and not one protocol message per row either.
 * The first connection reads the links: a row of `outlinks` per source page,
   its id and its targets' ids as stored (`urls`: the server's
   `hashtextextended` of each URL), counts and nofollow flags.
-* The second reads `urls` as stored (id, URL; one row per URL and job), and
-  sorts it by id; then the redirects: one (URL, where it led) pair of ids per
+* The second reads `urls` as stored (id, URL; one row per URL and job, sorted
+  by id once here), then the redirects: one (URL, where it led) pair of ids per
   URL that redirected, from `redirects` (one row per hop) and, for a URL
   without one there, from `pages` (the URL asked for and the final URL, which
   is all a crawl stored before `redirects` existed); then the canonicals: one
@@ -60,6 +60,7 @@ from graphs.readsql import (
     ENDPOINTS_ROWS_COPY,
     REDIRECTS_COPY,
     SET_NO_SORT,
+    SET_SORT,
     SET_WORK_MEM,
     URLS_COPY,
     URLS_ROWS_COPY,
@@ -150,12 +151,14 @@ def _read_urls(conn: psycopg.Connection, params: dict, timings: dict[str, float]
     try:
         buf = bytearray()
         timings["read_urls"] = _copy_out(conn, URLS_COPY, params, buf)
+        conn.execute(SET_SORT)
         timings["read_redirects"] = _copy_out(conn, REDIRECTS_COPY, params, redirects_buf)
         timings["read_canonicals"] = _copy_out(conn, CANONICALS_COPY, params, canonicals_buf)
         part = decode_packed(buf, _URL_PART)
         del buf
         if part is None:  # a URL with a newline in it
             buf = bytearray()
+            conn.execute(SET_NO_SORT)
             taken = _copy_out(conn, URLS_ROWS_COPY, params, buf)
             timings["read_nodes_rows"] = timings.get("read_nodes_rows", 0.0) + taken
             part = decode_text_rows(buf.decode("utf-8"), [np.dtype(np.int64)])

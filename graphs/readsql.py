@@ -122,6 +122,8 @@ ENDPOINTS_ROWS_COPY = sql.SQL(
 SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
 # The planner takes `h & 63` of a column for as many groups as the column has
 # values, and sorts a million rows of `urls` (most of the time of URLS_COPY) to
-# build 64 groups; the nodes' connection sorts nothing else.
+# build 64 groups: the node streams are read without sorting. (The redirects and
+# canonicals, read after urls on the same connection, need their sorts back.)
 SET_NO_SORT = "SET LOCAL enable_sort = off"
+SET_SORT = "SET LOCAL enable_sort = on"
 BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
