@@ -7,6 +7,8 @@ joined by newlines; the rows fallback decodes COPY text rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from graphs.errors import GraphBuildFailed
@@ -15,8 +17,9 @@ _HEADER = b"PGCOPY\n\xff\r\n\x00"
 _TEXT_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 
-def binary_rows(buf: bytes | bytearray) -> list[list[bytes | None]]:
-    """The rows of a binary COPY stream (few rows here, so a Python loop is fine)."""
+def binary_rows(buf: bytes | bytearray) -> list[list[memoryview | None]]:
+    """The rows of a binary COPY stream (few rows here, so a Python loop is fine);
+    the values are views into `buf`, not copies."""
     view = memoryview(buf)
     if len(view) < 19 or bytes(view[:11]) != _HEADER:
         raise GraphBuildFailed("The COPY stream has no binary COPY header.")
@@ -27,32 +30,37 @@ def binary_rows(buf: bytes | bytearray) -> list[list[bytes | None]]:
         pos += 2
         if nfields == -1:
             return rows
-        row: list[bytes | None] = []
+        row: list[memoryview | None] = []
         for _ in range(nfields):
             size = int.from_bytes(view[pos:pos + 4], "big", signed=True)
             pos += 4
             if size < 0:
                 row.append(None)
             else:
-                row.append(bytes(view[pos:pos + size]))
+                row.append(view[pos:pos + size])
                 pos += size
         rows.append(row)
 
 
-def column(rows: list[list[bytes | None]], index: int, dtype: str) -> np.ndarray:
-    data = b"".join(row[index] or b"" for row in rows)
-    return np.frombuffer(data, dtype=dtype)
+def column(rows: list[list[memoryview | None]], index: int, dtype: str) -> np.ndarray:
+    """One column of every row as one native-order array (a copy, never a view of the stream)."""
+    parts = [np.frombuffer(row[index], dtype=dtype) for row in rows if row[index] is not None]
+    if not parts:
+        return np.empty(0, dtype=np.dtype(dtype).newbyteorder("="))
+    # One pass each: the concatenation (if several rows) and the byte order.
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return joined.astype(joined.dtype.newbyteorder("="))
 
 
 def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
-    """The links of `outlinks` rows: a source id and a link count per row, then the
-    rows' packed targets, counts and nofollow flags one after the other."""
+    """The links of `outlinks` rows: per row its source id and its number of links,
+    per link its target id, count and nofollow flag (rows one after the other)."""
     rows = binary_rows(buf)
-    per_source = column(rows, 1, ">i4").astype(np.int64)
     return {
-        "source": np.repeat(column(rows, 0, ">i8").astype(np.int64), per_source),
-        "target": column(rows, 2, ">i8").astype(np.int64),
-        "count": column(rows, 3, ">i4").astype(np.int32),
+        "row_source": column(rows, 0, ">i8"),
+        "row_links": column(rows, 1, ">i4").astype(np.int64),
+        "target": column(rows, 2, ">i8"),
+        "count": column(rows, 3, ">i4"),
         "nofollow": column(rows, 4, "u1").astype(bool),
     }
 
@@ -60,27 +68,24 @@ def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
 def decode_pairs(buf: bytes | bytearray) -> dict[str, np.ndarray]:
     """(source, target) hash pairs: the redirect hops, the canonicals."""
     rows = binary_rows(buf)
-    return {
-        "source": column(rows, 0, ">i8").astype(np.int64),
-        "target": column(rows, 1, ">i8").astype(np.int64),
-    }
+    return {"source": column(rows, 0, ">i8"), "target": column(rows, 1, ">i8")}
 
 
-Nodes = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]  # hash, status, discovered, url
-
-
-def decode_packed_nodes(buf: bytes | bytearray) -> Nodes | None:
+def decode_packed(buf: bytes | bytearray, dtypes: Sequence[str]
+                  ) -> tuple[list[np.ndarray], list[str]] | None:
+    """Packed rows of array columns (`dtypes`, big-endian) and a last column of URLs
+    joined by newlines; None when a URL contains a newline (read those as rows)."""
     rows = binary_rows(buf)
-    hashes = column(rows, 0, ">i8").astype(np.int64)
-    status = column(rows, 1, ">i4").astype(np.int32)
-    discovered = column(rows, 2, ">i2").astype(np.int8)
+    arrays = [column(rows, i, dtype) for i, dtype in enumerate(dtypes)]
+    text = len(dtypes)
     urls: list[str] = []
     for row in rows:
-        urls.extend((row[3] or b"").decode("utf-8").split("\n"))
+        if row[text] is not None:
+            urls.extend(str(row[text], "utf-8").split("\n"))
     # Splitting never loses a URL; a URL with a newline in it adds one part.
-    if len(urls) != len(hashes):
-        return None  # a URL with a newline in it
-    return hashes, status, discovered, urls
+    if any(len(a) != len(urls) for a in arrays):
+        return None
+    return arrays, urls
 
 
 def unescape(value: str) -> str:
@@ -98,17 +103,18 @@ def unescape(value: str) -> str:
     return "".join(out)
 
 
-def decode_nodes(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def decode_text_rows(text: str, dtypes: Sequence[str]) -> tuple[list[np.ndarray], list[str]]:
+    """Text COPY rows of numeric columns (`dtypes`) and a last column of URLs."""
+    width = len(dtypes) + 1
     if not text:
-        return np.empty(0, np.int64), np.empty(0, np.int32), []
+        return [np.empty(0, dtype) for dtype in dtypes], []
     # Rows end with "\n" and fields are separated by "\t" (both escaped inside
-    # values), so one split gives hash, status, url, hash, status, url, ...
+    # values), so one split gives the fields of every row one after the other.
     flat = text[:-1].replace("\n", "\t").split("\t")
-    if len(flat) % 3:
-        raise GraphBuildFailed("The nodes COPY stream has rows of an unexpected shape.")
-    hashes = np.array(flat[0::3]).astype(np.int64)
-    status = np.array(flat[1::3]).astype(np.int32)
-    urls = flat[2::3]
+    if len(flat) % width:
+        raise GraphBuildFailed("A nodes COPY stream has rows of an unexpected shape.")
+    arrays = [np.array(flat[i::width]).astype(dtype) for i, dtype in enumerate(dtypes)]
+    urls = flat[len(dtypes)::width]
     if "\\" in text:
         urls = [unescape(u) for u in urls]
-    return hashes, status, urls
+    return arrays, urls

@@ -26,20 +26,21 @@ COPY (
 ) TO STDOUT (FORMAT BINARY)
 """
 
-# Every URL that is a link endpoint, a stored page (its request URL and, after
-# a redirect, its final URL), an end of a redirect hop or a canonical URL a
-# page declares, with the best crawl
-# status seen (-1: not fetched; a URL that redirected was fetched: its status,
-# 0 for a meta refresh) and how the crawl first reached it (a code of
-# `DISCOVERY`, the position in this array: a stored page's `discovered`, also
-# for its final URL; the first of start, link, sitemap when jobs differ; 0 for
-# a URL no page row says it of).
-NODES_ALL = """
-    SELECT hashtextextended(url, 0) AS h, max(status) AS status,
-           coalesce(min(d), 0)::int2 AS d, url FROM (
-        SELECT url, -1 AS status, NULL::int AS d FROM urls WHERE job_id = ANY(%(jobs)s)
-        UNION ALL
-        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered)
+# The nodes come in two parts, neither grouped by URL on the server (grouping a
+# few million texts, hashing each, was most of the read): `urls` as it is stored
+# (one row per URL of a job, under its id), and a row for each URL that a stored
+# page (its request URL and, after a redirect, its final URL), an end of a
+# redirect hop or a canonical URL a page declares makes a node, with its id (the
+# server's hash of the text, the id `urls` stores), crawl status and discovery
+# code. The client merges them by id (`graphs.readnodes`); the URL text of both
+# parts is sent, so that two URLs with one id are told apart there.
+URLS = "SELECT id AS h, url FROM urls WHERE job_id = ANY(%(jobs)s)"
+# Status: -1 not fetched; a URL that redirected was fetched: its status, 0 for a
+# meta refresh. Discovery: a code of `DISCOVERY`, the position in this array (a
+# stored page's `discovered`, also for its final URL), 0 when the row says none.
+ENDPOINTS = """
+    SELECT hashtextextended(url, 0) AS h, status, coalesce(d, 0)::int2 AS d, url FROM (
+        SELECT url, status, array_position('{start,link,sitemap}'::text[], discovered) AS d
         FROM pages WHERE job_id = ANY(%(jobs)s)
         UNION ALL
         SELECT final_url, status, array_position('{start,link,sitemap}'::text[], discovered)
@@ -53,7 +54,6 @@ NODES_ALL = """
         SELECT canonical_url, -1, NULL FROM pages
         WHERE job_id = ANY(%(jobs)s) AND canonical_url IS NOT NULL
     ) AS endpoints
-    GROUP BY url
 """
 # One hop per URL that redirected: its row in `redirects` if it has one (a hop
 # of the chain), else where its stored page landed (the end of the chain).
@@ -92,33 +92,38 @@ COPY (
 """
 
 
-def packed(nodes: str) -> sql.Composed:
-    # Packed like the links, in 64 rows so that the URL text of no row nears the
-    # 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
-    # disagree, and the read falls back to rows).
-    return sql.SQL("""
+# Packed like the links, in 64 rows (by id) so that the URL text of no row nears
+# the 1 GB limit; URLs joined by newlines (a URL that contains one makes the counts
+# disagree, and the read falls back to rows).
+URLS_COPY = sql.SQL("""
+COPY (
+    SELECT string_agg(int8send(h), ''::bytea), string_agg(url, E'\\n')
+    FROM ({nodes}) AS n
+    GROUP BY h & 63
+) TO STDOUT (FORMAT BINARY)
+""").format(nodes=sql.SQL(URLS))
+ENDPOINTS_COPY = sql.SQL("""
 COPY (
     SELECT string_agg(int8send(h), ''::bytea), string_agg(int4send(status), ''::bytea),
            string_agg(int2send(d), ''::bytea), string_agg(url, E'\\n')
     FROM ({nodes}) AS n
     GROUP BY h & 63
 ) TO STDOUT (FORMAT BINARY)
-""").format(nodes=sql.SQL(nodes))
+""").format(nodes=sql.SQL(ENDPOINTS))
+# The rows fallbacks, text COPY (its escapes keep a newline inside a URL apart).
+URLS_ROWS_COPY = sql.SQL("COPY (SELECT h, url FROM ({nodes}) AS n) TO STDOUT").format(
+    nodes=sql.SQL(URLS))
+ENDPOINTS_ROWS_COPY = sql.SQL(
+    "COPY (SELECT h, status, d, url FROM ({nodes}) AS n) TO STDOUT").format(
+    nodes=sql.SQL(ENDPOINTS))
 
-
-NODES_COPY = packed(NODES_ALL)
-# The rows read leaves the discovery codes to a packed read without the URLs.
-NODES_ROWS_COPY = sql.SQL("COPY (SELECT h, status, url FROM ({nodes}) AS n) TO STDOUT").format(
-    nodes=sql.SQL(NODES_ALL))
-DISCOVERED_COPY = sql.SQL("""
-COPY (
-    SELECT string_agg(int8send(h), ''::bytea), string_agg(int2send(d), ''::bytea)
-    FROM ({nodes}) AS n
-    GROUP BY h & 63
-) TO STDOUT (FORMAT BINARY)
-""").format(nodes=sql.SQL(NODES_ALL))
-
-# Grouping a few million URLs fits in memory with this; the default (4 MB)
-# would spill the hash table to disk.
+# The packing and the grouping of the redirects and canonicals may need more than
+# the default 4 MB, which would spill to disk.
 SET_WORK_MEM = "SET LOCAL work_mem = '512MB'"
+# The planner takes `h & 63` of a column for as many groups as the column has
+# values, and sorts a million rows of `urls` (most of the time of URLS_COPY) to
+# build 64 groups: the node streams are read without sorting. (The redirects and
+# canonicals, read after urls on the same connection, need their sorts back.)
+SET_NO_SORT = "SET LOCAL enable_sort = off"
+SET_SORT = "SET LOCAL enable_sort = on"
 BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from graphs.build import BuildOptions, build_graph
-from graphs.copydecode import decode_nodes
+from graphs.copydecode import decode_text_rows
 from graphs.domains import host_of, registered_domain
 from graphs.errors import InvalidGraphRequest
 from graphs.metrics import compute_metrics
@@ -199,7 +199,7 @@ def test_bad_requests_are_422(body, word):
 
 def test_text_copy_escapes_are_undone():
     text = "5\t200\thttp://a/\\\\x\\ty\n-3\t-1\thttp://b/\n"
-    hashes, status, urls = decode_nodes(text)
+    (hashes, status), urls = decode_text_rows(text, ("int64", "int32"))
     assert hashes.tolist() == [5, -3] and status.tolist() == [200, -1]
     assert urls == ["http://a/\\x\ty", "http://b/"]
 
