@@ -90,7 +90,8 @@ ON CONFLICT (job_id, url) DO UPDATE SET
     # A page's links in one row (`outlinks`, migrations/0023_url_ids.sql). A page
     # whose links two batches carry (or a replayed batch) finds its row stored:
     # the batch's links are merged into it under its row lock, so that two
-    # writers storing one page's links at once lose neither's. A link's values
+    # writers storing one page's links at once lose neither's; rows go in id
+    # order, as the URLs do. A link's values
     # are set, never added to: a replayed page stores nothing twice.
     "link": """
 INSERT INTO outlinks AS o (job_id, source_id, target_ids, counts, nofollow, anchor_texts)
@@ -102,6 +103,7 @@ FROM (SELECT hashtextextended(source_url, 0) AS s, hashtextextended(target_url, 
              count, anchor_text, nofollow
       FROM cg_stage_links) AS batch
 GROUP BY s
+ORDER BY s
 ON CONFLICT (job_id, source_id) DO UPDATE SET (target_ids, counts, nofollow, anchor_texts) = (
     SELECT string_agg(int8send(t), ''::bytea ORDER BY t),
            string_agg(int4send(c), ''::bytea ORDER BY t),
@@ -138,12 +140,16 @@ ON CONFLICT (job_id, fingerprint) DO NOTHING
 """,
 }
 # The links' URLs this store has not stored yet (`cg_stage_urls`) go under their
-# ids (migrations/0023_url_ids.sql) before the links; then a URL whose id another
+# ids (migrations/0023_url_ids.sql) before the links, in id order: two writers
+# inserting shared URLs (every page links to the navigation) take their index
+# entries in one order, so neither waits for the other in a cycle (a deadlock,
+# tests/faults/test_concurrent_writers.py). Then a URL whose id another
 # URL of the job holds (stored by an earlier batch or by this one) refuses the
 # batch, which is split until that link is alone.
 STORE_LINK_URLS: Final = """
 INSERT INTO urls (job_id, id, url)
-SELECT %(job_id)s, hashtextextended(url, 0), url FROM cg_stage_urls
+SELECT %(job_id)s, hashtextextended(url, 0) AS id, url FROM cg_stage_urls
+ORDER BY id
 ON CONFLICT (job_id, id) DO NOTHING
 """
 LINK_URL_COLLISION: Final = """
@@ -214,6 +220,9 @@ class PostgresStore:
             return result
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
+            # SQLSTATE class 40, transaction rollback: a deadlock, a serialization failure.
+            if (getattr(exc, "sqlstate", None) or "").startswith("40"):
+                raise StorageUnavailable(f"PostgreSQL rolled the batch back: {exc}") from exc
             raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
     def _connection(self) -> psycopg.Connection:
