@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from core.migrate import load_migrations, upgrade
-from crawler.items import Link, Page
+from crawler.items import Link, Page, Redirect
 from crawler.pipelines.errors import StorageUnavailable
 from crawler.pipelines.rows import RowError, to_row
 from crawler.pipelines.store import PostgresStore
@@ -139,8 +139,12 @@ def test_a_url_whose_id_another_url_holds_is_refused_loudly(database_url: str) -
 
 
 def test_invalid_items_are_refused_before_the_database() -> None:
-    with pytest.raises(RowError, match="invalid link"):
+    with pytest.raises(RowError, match=r"invalid link: .*https\?://.* at `\$\.source_url`"):
         to_row(Link(source_url="ftp://a.test/", target_url="http://a.test/"))
+    with pytest.raises(RowError, match=r"invalid redirect: .* at `\$\.target_url`"):
+        to_row(Redirect(url="http://a.test/", target_url="javascript:alert(1)"))
+    with pytest.raises(RowError, match=r"invalid page: .* at `\$\.url`"):
+        to_row(page("file:///etc/passwd"))
     with pytest.raises(RowError, match="invalid page"):
         to_row(Page(url="http://a.test/", final_url="http://a.test/", status=1000,
                     fetched_at=datetime.now(UTC)))
