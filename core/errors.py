@@ -7,6 +7,11 @@ status codes in one place (`jobapi.app`), the command line to exit codes.
 
 from __future__ import annotations
 
+#: What to do when two URLs of a job share one 64-bit id (`urls.id`, the
+#: writer's hash of the URL): the storage pipeline and the graph read say it.
+URL_ID_COLLISION_HINT = ("At a million URLs in a job the odds are about 3 in 100 million; "
+                         "report it with the job id.")
+
 
 class CrawlgraphError(Exception):
     """Base of every error crawlgraph raises."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import URL_ID_COLLISION_HINT
 from graphs.errors import GraphBuildFailed
 from graphs.idindex import IdIndex
 
@@ -77,10 +78,8 @@ class Part:
 def _same_urls(urls: np.ndarray, others: np.ndarray) -> None:
     """Fail the read unless the URLs of rows that share ids are the same."""
     if len(urls) and (urls != others).any():
-        raise GraphBuildFailed(
-            "Two URLs of the graph share one 64-bit id.",
-            hint="At a million URLs the odds are about 3 in 100 million; report it with "
-                 "the job id.")
+        raise GraphBuildFailed("Two URLs of the graph share one 64-bit id.",
+                               hint=URL_ID_COLLISION_HINT)
 
 
 def merge_nodes(urls: Part, ids: np.ndarray, status: np.ndarray, discovered: np.ndarray,

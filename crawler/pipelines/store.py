@@ -23,6 +23,7 @@ from typing import Final
 import psycopg
 import psycopg.errors
 
+from core.errors import URL_ID_COLLISION_HINT
 from crawler.pipelines.errors import StorageError, StorageUnavailable, UrlIdCollision
 from crawler.pipelines.rows import Kind, Row, payload_of
 
@@ -281,8 +282,7 @@ class PostgresStore:
         raise UrlIdCollision(
             f"URL id collision: {url!r} and {other!r} share the id {url_id} in job "
             f"{self.job_id}; the link is not stored.",
-            hint="At a million URLs in a job the odds are about 3 in 100 million; "
-                 "report it with the job id.")
+            hint=URL_ID_COLLISION_HINT)
 
     def _isolate(self, conn: psycopg.Connection, rows: list[Row], error: Exception,
                  result: WriteResult) -> None:
