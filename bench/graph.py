@@ -13,6 +13,15 @@ process, and links read per second at about 1 and 10 million links (the read's
 parts too: links, nodes, redirects, canonicals); writes bench/results/graph.json.
 
     .venv/bin/python bench/graph.py [--sizes 1000,100000,1000000] [--networkx-max 100000]
+    .venv/bin/python bench/graph.py --sizes 10000000 --results graph_10m
+
+The second, not part of `make bench` (loading 100 million links takes long),
+times 10 million pages and about 100 million links from Postgres to PageRank,
+components and k-core (`seconds_10m_pages`, target under 3 minutes and
+12 GB) and writes bench/results/graph_10m.json. Above `--export-max` pages
+(1,000,000) the GEXF export is left out: 100 million edges make gigabytes of
+XML, and the target stops at k-core. The peak memory after each step is
+printed and written (`peak_mb_after_<step>_<pages>`).
 
 It starts its own PostgreSQL (`stack.Stack`) in a temporary directory
 on free ports and removes it afterwards. Targets: 1,000 pages end to end under
@@ -135,34 +144,35 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_graphtool(database_url: str, job: str, out: Path) -> dict:
+def measure_graphtool(database_url: str, job: str, out: Path, export: bool = True) -> dict:
     from graphs.build import BuildOptions, build_graph
     from graphs.exports import write_export
     from graphs.metrics import compute_metrics
     from graphs.read import read_links
 
     times: dict[str, float] = {}
+    memory: dict[str, float] = {}  # the process's peak after each step
     started = time.perf_counter()
     table = read_links(database_url, [job])
-    times["read"] = time.perf_counter() - started
+    times["read"], memory["read"] = time.perf_counter() - started, peak_mb()
     read_parts = {k: round(v, 3) for k, v in table.timings.items()}
     started = time.perf_counter()
     g = build_graph(table, BuildOptions(level="page"))
-    times["build"] = time.perf_counter() - started
+    times["build"], memory["build"] = time.perf_counter() - started, peak_mb()
     del table
     for name in ("pagerank", "components", "kcore"):
         started = time.perf_counter()
         compute_metrics(g, [name])
-        times[name] = time.perf_counter() - started
-    started = time.perf_counter()
-    write_export(g, "gexf", out)
-    times["gexf_export"] = time.perf_counter() - started
-    return {"times": times, "read_parts": read_parts, "nodes": g.num_vertices(),
-            "edges": g.num_edges(),
-            "peak_mb": peak_mb(), "gexf_mb": out.stat().st_size / 2**20}
+        times[name], memory[name] = time.perf_counter() - started, peak_mb()
+    if export:
+        started = time.perf_counter()
+        write_export(g, "gexf", out)
+        times["gexf_export"], memory["gexf_export"] = time.perf_counter() - started, peak_mb()
+    return {"times": times, "memory": memory, "read_parts": read_parts,
+            "nodes": g.num_vertices(), "edges": g.num_edges(), "peak_mb": peak_mb()}
 
 
-def measure_networkx(database_url: str, job: str, out: Path) -> dict:
+def measure_networkx(database_url: str, job: str, out: Path, export: bool = True) -> dict:
     import networkx as nx
 
     times: dict[str, float] = {}
@@ -189,20 +199,23 @@ def measure_networkx(database_url: str, job: str, out: Path) -> dict:
     started = time.perf_counter()
     core = nx.core_number(g)
     times["kcore"] = time.perf_counter() - started
-    started = time.perf_counter()
-    nx.set_node_attributes(g, rank, "pagerank")
-    nx.set_node_attributes(g, core, "kcore")
-    nx.write_gexf(g, out)
-    times["gexf_export"] = time.perf_counter() - started
+    if export:
+        started = time.perf_counter()
+        nx.set_node_attributes(g, rank, "pagerank")
+        nx.set_node_attributes(g, core, "kcore")
+        nx.write_gexf(g, out)
+        times["gexf_export"] = time.perf_counter() - started
     return {"times": times, "nodes": g.number_of_nodes(), "edges": g.number_of_edges(),
             "peak_mb": peak_mb(), "components": [len(weak), len(strong)]}
 
 
-def run_child(engine: str, database_url: str, job: uuid.UUID, tmp: Path) -> dict:
+def run_child(engine: str, database_url: str, job: uuid.UUID, tmp: Path,
+              export: bool = True) -> dict:
     env = {**os.environ, "BENCH_DATABASE_URL": database_url}  # not on the command line
     out = tmp / f"{engine}-{job}.gexf"
     done = subprocess.run(
-        [sys.executable, __file__, "--measure", engine, "--job", str(job), "--out", str(out)],
+        [sys.executable, __file__, "--measure", engine, "--job", str(job), "--out", str(out),
+         *([] if export else ["--no-export"])],
         env=env, capture_output=True, text=True, check=False, timeout=3600,
     )
     if done.returncode != 0:
@@ -216,13 +229,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument("--networkx-max", type=int, default=100_000)
     parser.add_argument("--links-per-page", type=float, default=10.0)
+    parser.add_argument("--export-max", type=int, default=1_000_000,
+                        help="leave the GEXF export out above this many pages")
+    parser.add_argument("--results", default="graph", help="bench/results/<this>.json")
+    parser.add_argument("--no-export", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=("graphtool", "networkx"), help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure = measure_graphtool if args.measure == "graphtool" else measure_networkx
-        print(json.dumps(measure(os.environ["BENCH_DATABASE_URL"], args.job, Path(args.out))))
+        print(json.dumps(measure(os.environ["BENCH_DATABASE_URL"], args.job, Path(args.out),
+                                 export=not args.no_export)))
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -235,16 +253,19 @@ def main() -> None:
             job, links, load_s = load(url, pages, args.links_per_page)
             print(f"== {pages:,} pages, {links:,} links (loaded with COPY in {load_s:.1f} s)",
                   flush=True)
-            ours = run_child("graphtool", url, job, home)
-            base = run_child("networkx", url, job, home) if pages <= args.networkx_max else None
-            for step in STEPS:
+            ours = run_child("graphtool", url, job, home, export=pages <= args.export_max)
+            base = (run_child("networkx", url, job, home, export=pages <= args.export_max)
+                    if pages <= args.networkx_max else None)
+            for step in (s for s in STEPS if s in ours["times"]):
                 mine = ours["times"][step]
                 theirs = base["times"][step] if base else None
-                print(f"   {step:<12} graph-tool {mine:8.3f} s"
+                print(f"   {step:<12} graph-tool {mine:8.3f} s, peak {ours['memory'][step]:7.0f} MB"
                       + (f"   networkx {theirs:8.3f} s   x{theirs / mine:,.1f}" if base else ""))
                 results.append({"name": f"{step}_seconds_{pages}", "value": round(mine, 4),
                                 "unit": "s", "baseline": round(theirs, 4) if base else None})
-            total = sum(ours["times"].values())
+                results.append({"name": f"peak_mb_after_{step}_{pages}",
+                                "value": round(ours["memory"][step], 1), "unit": "MB"})
+            total = sum(ours["times"].values())  # the export's included where it ran
             to_kcore = sum(ours["times"][s] for s in TO_KCORE)
             print(f"   end to end   graph-tool {total:8.3f} s, peak {ours['peak_mb']:.0f} MB"
                   + (f"   networkx {sum(base['times'].values()):8.3f} s, peak "
@@ -259,15 +280,19 @@ def main() -> None:
             ]
             if "read_parts" in ours:
                 print(f"   read: {ours['read_parts']}")
-            millions = {100_000: "1m", 1_000_000: "10m"}.get(pages)
+            millions = {100_000: "1m", 1_000_000: "10m", 10_000_000: "100m"}.get(pages)
             if millions:
                 rate = links / ours["times"]["read"]
                 results.append({"name": f"read_links_per_s_{millions}", "value": round(rate),
                                 "unit": "links/s", "target": 3_000_000 if pages == 1_000_000
-                                else None, "baseline": READ_LINKS_PER_S_BY_TEXT[millions],
-                                "baseline_grouped_nodes": READ_LINKS_PER_S_GROUPED[millions]})
-                for base_rate, how in ((READ_LINKS_PER_S_BY_TEXT[millions], "by URL text"),
-                                       (READ_LINKS_PER_S_GROUPED[millions], "nodes grouped")):
+                                else None, "baseline": READ_LINKS_PER_S_BY_TEXT.get(millions),
+                                "baseline_grouped_nodes": READ_LINKS_PER_S_GROUPED.get(millions)})
+                for base_rate, how in ((READ_LINKS_PER_S_BY_TEXT.get(millions), "by URL text"),
+                                       (READ_LINKS_PER_S_GROUPED.get(millions), "nodes grouped")):
+                    if base_rate is None:  # no baseline was measured at this size
+                        rows.append((f"links read into numpy, {links / 1e6:.0f}M links",
+                                     f"{rate / 1e6:.2f} M/s", "-", "-", "-"))
+                        break
                     rows.append((f"links read into numpy, {links / 1e6:.0f}M links",
                                  f"{rate / 1e6:.2f} M/s", f"{base_rate / 1e6:.2f} M/s {how}",
                                  f"x{rate / base_rate:.1f}",
@@ -293,6 +318,11 @@ def main() -> None:
                                 "unit": "s", "target": 60.0})
                 rows.append(("1M pages: Postgres to PageRank, components, k-core",
                              f"{to_kcore:.1f} s", "-", "-", "< 60 s"))
+            if pages == 10_000_000:
+                results.append({"name": "seconds_10m_pages", "value": round(to_kcore, 3),
+                                "unit": "s", "target": 180.0})
+                rows.append(("10M pages: Postgres to PageRank, components, k-core",
+                             f"{to_kcore:.1f} s", "-", "-", "< 180 s and 12 GB"))
             rows.append((f"peak memory, {pages:,} pages", f"{ours['peak_mb']:.0f} MB",
                          f"{base['peak_mb']:.0f} MB" if base else "-", "-", "-"))
             with psycopg.connect(url, autocommit=True) as conn:
@@ -303,7 +333,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
     print()
     print_table(rows)
-    write_results("graph", results)
+    write_results(args.results, results)
 
 
 if __name__ == "__main__":
