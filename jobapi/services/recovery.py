@@ -11,7 +11,9 @@ such jobs and puts them in a true state:
   them exist (pending, running or finished), they are recorded and the job
   goes on. Otherwise the ones found are cancelled, the frontier is cleared and
   the job is `failed` with "the API stopped while scheduling this job; submit
-  it again".
+  it again". A job whose crawlers ended it before its processes were recorded
+  (a short crawl) gets the processes scrapyd still knows of recorded, so that
+  its crawl log can be found; it is looked at for an hour after its end.
 - **Recorded, but no process left** (`pending` or `running`, none of its
   recorded processes pending or running on its node, no stats written for
   `grace_seconds`): its crawler processes ended without recording the end of
@@ -105,9 +107,9 @@ async def recover(pool: AsyncConnectionPool, redis_client: aioredis.Redis,
         unscheduled = await (await conn.execute(FIND_UNSCHEDULED,
                                                 (grace_seconds, BATCH))).fetchall()
         active = await (await conn.execute(FIND_ACTIVE, (grace_seconds, BATCH))).fetchall()
-    for job_id, workers in unscheduled:
+    for job_id, workers, live in unscheduled:
         outcome = await _recover_unscheduled(pool, redis_client, scrapyd, listings, job_id,
-                                             workers)
+                                             workers, live)
         if outcome:
             counts[outcome] += 1
     for job_id, entries in active:
@@ -123,7 +125,7 @@ async def recover(pool: AsyncConnectionPool, redis_client: aioredis.Redis,
 
 async def _recover_unscheduled(
     pool: AsyncConnectionPool, redis_client: aioredis.Redis, scrapyd: ScrapydClient,
-    listings: _Listings, job_id: uuid.UUID, workers: int,
+    listings: _Listings, job_id: uuid.UUID, workers: int, live: bool,
 ) -> str | None:
     found: list[dict[str, Any]] = []
     for n in range(workers):
@@ -134,15 +136,17 @@ async def _recover_unscheduled(
         if where is not None:
             node, _state = where
             found.append({"node": node.index, "node_url": node.base, "jobid": jobid})
-    if len(found) == workers:
+    if len(found) == workers or (found and not live):
         async with pool.connection() as conn:
             cur = await conn.execute(RECORD_SCHEDULED,
                                      (msgspec.json.encode(found).decode(), job_id))
         if cur.rowcount:
             log.info("job %s: its %d crawler processes were scheduled; recorded", job_id,
-                     workers)
+                     len(found))
             return "recorded"
         return None
+    if not live:
+        return None  # ended by its crawlers, and scrapyd knows none of its processes
     async with pool.connection() as conn:
         cur = await conn.execute(FAIL_UNSCHEDULED, (UNSCHEDULED_REASON,
                                                     msgspec.json.encode(found).decode(), job_id))

@@ -106,10 +106,14 @@ WHERE job_id = %(job)s
 ORDER BY fingerprint LIMIT %(limit)s;
 
 -- Recovery (jobapi.services.recovery): half-done jobs older than a grace period.
+-- A job its crawlers ended (close_reason set) before its processes were recorded
+-- (a short crawl that the killed API had scheduled) is looked at for an hour too.
 -- name: find_unscheduled
-SELECT id, workers FROM jobs
-WHERE status IN ('pending', 'running') AND scrapyd_jobs = '[]'::jsonb
+SELECT id, workers, status IN ('pending', 'running') AS live FROM jobs
+WHERE scrapyd_jobs = '[]'::jsonb
   AND created_at < now() - make_interval(secs => %s)
+  AND (status IN ('pending', 'running')
+       OR (close_reason IS NOT NULL AND finished_at > now() - interval '1 hour'))
 ORDER BY created_at LIMIT %s;
 
 -- name: find_active
@@ -120,7 +124,8 @@ ORDER BY created_at LIMIT %s;
 
 -- name: record_scheduled
 UPDATE jobs SET scrapyd_jobs = %s, updated_at = now()
-WHERE id = %s AND status IN ('pending', 'running') AND scrapyd_jobs = '[]'::jsonb;
+WHERE id = %s AND scrapyd_jobs = '[]'::jsonb
+  AND (status IN ('pending', 'running') OR close_reason IS NOT NULL);
 
 -- name: fail_vanished
 UPDATE jobs SET status = 'failed', error = %s, updated_at = now(), finished_at = now()
