@@ -166,6 +166,38 @@ def test_unreachable_database_raises_storage_unavailable(database_url: str) -> N
         store.write([to_row(page("http://a.test/"))])
 
 
+def test_a_batch_the_server_rolls_back_is_retried_on_the_same_connection(
+        database_url: str) -> None:
+    """A deadlock (SQLSTATE 40P01) is not a lost server: the connection, its staging
+    tables and the store's memory of stored URLs stay for the retry."""
+    job = make_job(database_url)
+    with psycopg.connect(database_url) as conn:
+        # A sequence is not transactional: the first page row fails, every later one passes.
+        conn.execute("CREATE SEQUENCE cg_test_rollbacks")
+        conn.execute("""
+            CREATE FUNCTION cg_test_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('cg_test_rollbacks') = 1 THEN
+                    RAISE EXCEPTION 'deadlock detected (injected)' USING ERRCODE = '40P01';
+                END IF;
+                RETURN NEW;
+            END $$""")
+        conn.execute("CREATE TRIGGER cg_test_deadlock BEFORE INSERT ON pages "
+                     "FOR EACH ROW EXECUTE FUNCTION cg_test_deadlock()")
+    store = PostgresStore(database_url, job)
+    store.write([to_row(Link(source_url="http://a.test/0", target_url="http://a.test/1"))])
+    backend = store._conn.info.backend_pid
+    rows = [to_row(page("http://a.test/0"))]
+    with pytest.raises(StorageUnavailable, match="rolled the batch back"):
+        store.write(rows)
+    assert store._conn is not None and store._conn.info.backend_pid == backend
+    assert store._known_urls == {"http://a.test/0", "http://a.test/1"}
+    assert store.write(rows).stored == 1
+    assert store._conn.info.backend_pid == backend
+    store.close()
+    assert count(database_url, "SELECT count(*) FROM pages WHERE job_id=%s", job) == 1
+
+
 def test_a_page_stores_the_canonical_it_declares_now(database_url: str) -> None:
     job = make_job(database_url)
     store = PostgresStore(database_url, job)

@@ -33,7 +33,6 @@ Kind = Literal["page", "link", "redirect", "item"]
 # tracked by the garbage collector (they hold no containers). The two took the
 # cost of validating a link from 3.2 to 2.0 us (bench/insert.py's links).
 _SCHEMES = ("http://", "https://")
-_Url = str
 # The column's bound too (`pages.canonical_url`); the pages middleware stores none longer.
 _Canonical = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=MAX_CANONICAL_LENGTH)]
 # Bounded by the column types: a binary COPY would wrap an int4 that is too big.
@@ -44,7 +43,7 @@ _Int8 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 class PageRow(msgspec.Struct, frozen=True, gc=False):
     """Columns of `pages` after job_id, in staging order."""
 
-    url: _Url
+    url: str
     final_url: str
     status: Annotated[int, msgspec.Meta(ge=0, le=999)]
     content_type: str | None
@@ -67,8 +66,8 @@ class PageRow(msgspec.Struct, frozen=True, gc=False):
 class LinkRow(msgspec.Struct, frozen=True, gc=False):
     """Columns of `links` after job_id, in staging order."""
 
-    source_url: _Url
-    target_url: _Url
+    source_url: str
+    target_url: str
     count: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
     anchor_text: str
     nofollow: bool
@@ -77,8 +76,8 @@ class LinkRow(msgspec.Struct, frozen=True, gc=False):
 class RedirectRow(msgspec.Struct, frozen=True, gc=False):
     """Columns of `redirects` after job_id, in staging order."""
 
-    url: _Url
-    target_url: _Url
+    url: str
+    target_url: str
     status: Annotated[int, msgspec.Meta(ge=0, le=999)] | None
 
 

@@ -9,8 +9,9 @@ first, and two URLs with one id are refused (`UrlIdCollision`). If the batch
 fails for a reason that belongs to its rows (a NUL byte, bad encoding, a
 constraint), it is split in halves until the failing rows are alone; those go
 to `dead_letters` with their error and the rest is stored. A lost connection
-raises `StorageUnavailable`: the caller keeps the batch and retries. The store
-is blocking: the pipeline runs it in a thread.
+or a batch the server rolled back (a deadlock) raises `StorageUnavailable`: the
+caller keeps the batch and retries. The store is blocking: the pipeline runs it
+in a thread.
 """
 
 from __future__ import annotations
@@ -220,10 +221,12 @@ class PostgresStore:
                 self._write_dead(conn, result.dead)
             return result
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.close()
-            # SQLSTATE class 40, transaction rollback: a deadlock, a serialization failure.
-            if (getattr(exc, "sqlstate", None) or "").startswith("40"):
+            # SQLSTATE class 40 (a deadlock, a serialization failure): the server is
+            # fine, so the connection, its staging tables and the URLs it stored stay.
+            if _rolled_back(exc) and self._conn is not None and not self._conn.broken:
+                self._conn.rollback()
                 raise StorageUnavailable(f"PostgreSQL rolled the batch back: {exc}") from exc
+            self.close()
             raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
     def _connection(self) -> psycopg.Connection:
@@ -327,6 +330,11 @@ def _unavailable(error: Exception) -> bool:
     """
     return isinstance(error, psycopg.OperationalError) and not isinstance(
         error, psycopg.errors.ProgramLimitExceeded)
+
+
+def _rolled_back(error: Exception) -> bool:
+    """True for SQLSTATE class 40; psycopg files 40P01 (deadlock) under OperationalError."""
+    return (getattr(error, "sqlstate", None) or "").startswith("40")
 
 
 def _message(error: Exception) -> str:

@@ -50,6 +50,8 @@ log = logging.getLogger("jobapi.recovery")
 
 GRACE_SECONDS: Final = 120.0
 INTERVAL_SECONDS: Final = 60.0
+#: How long after its end a job with no processes recorded is still looked at.
+ENDED_LOOKBACK_SECONDS: Final = 3600.0
 UNSCHEDULED_REASON: Final = "the API stopped while scheduling this job; submit it again"
 VANISHED_REASON: Final = ("its crawler processes ended without recording the end of the job "
                           "(scrapyd or its machine stopped them); resume it by submitting it "
@@ -104,8 +106,8 @@ async def recover(pool: AsyncConnectionPool, redis_client: aioredis.Redis,
     counts = {"recorded": 0, "failed_unscheduled": 0, "failed_vanished": 0}
     listings = _Listings(scrapyd)
     async with pool.connection() as conn:
-        unscheduled = await (await conn.execute(FIND_UNSCHEDULED,
-                                                (grace_seconds, BATCH))).fetchall()
+        unscheduled = await (await conn.execute(
+            FIND_UNSCHEDULED, (grace_seconds, ENDED_LOOKBACK_SECONDS, BATCH))).fetchall()
         active = await (await conn.execute(FIND_ACTIVE, (grace_seconds, BATCH))).fetchall()
     for job_id, workers, live in unscheduled:
         outcome = await _recover_unscheduled(pool, redis_client, scrapyd, listings, job_id,

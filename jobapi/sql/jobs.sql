@@ -107,13 +107,13 @@ ORDER BY fingerprint LIMIT %(limit)s;
 
 -- Recovery (jobapi.services.recovery): half-done jobs older than a grace period.
 -- A job its crawlers ended (close_reason set) before its processes were recorded
--- (a short crawl that the killed API had scheduled) is looked at for an hour too.
+-- (a short crawl that the killed API had scheduled) is looked at for a while too.
 -- name: find_unscheduled
 SELECT id, workers, status IN ('pending', 'running') AS live FROM jobs
 WHERE scrapyd_jobs = '[]'::jsonb
   AND created_at < now() - make_interval(secs => %s)
   AND (status IN ('pending', 'running')
-       OR (close_reason IS NOT NULL AND finished_at > now() - interval '1 hour'))
+       OR (close_reason IS NOT NULL AND finished_at > now() - make_interval(secs => %s)))
 ORDER BY created_at LIMIT %s;
 
 -- name: find_active
