@@ -138,5 +138,6 @@ def _summary(client: ApiClient, job_id: str, builds: dict[str, dict], files: lis
     summary = CrawlSummary(job=job_id, status=job["status"], pages=stored["pages"],
                            links=page["edge_count"], errors=errors,
                            page_build=page, host_build=builds["host"], top=top["nodes"],
-                           site_lines=site_table(stored))
-    return summary.text() + "\n  files: " + ", ".join(str(p) for p in files)
+                           site_lines=site_table(stored), after_crawl_summary=True,
+                           files=files)
+    return summary.text()

@@ -71,6 +71,8 @@ def run_claimed(
     table = None  # the link arrays are the largest thing in memory; free them for the metrics
     summary, metric_times = compute_metrics(g, claim.metrics, claim.options, on_step=step)
     summary["links_read"] = links_read
+    # Nodes with a fetched page; the rest were only linked to (offsite, not yet crawled).
+    summary["crawled_nodes"] = int((g.vp.crawled.a > 0).sum())
     summary["redirects_read"] = redirects_read
     summary["canonicals_read"] = canonicals_read
     timings.update({f"metric.{k}": round(v, 6) for k, v in metric_times.items()})

@@ -14,6 +14,7 @@ components. `summarize` gives the same text for builds that already exist.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,23 +72,28 @@ class CrawlSummary:
     error_kinds: list[tuple[str, int]] = field(default_factory=list)
     #: The per-site table as the command line renders it (`cli.summary.site_table`).
     site_lines: list[str] = field(default_factory=list)
+    #: The crawl's own summary (pages, errors) was printed just before: not again.
+    after_crawl_summary: bool = False
+    files: list[Path] = field(default_factory=list)
 
     def text(self) -> str:
         """The summary as `make crawl` prints it."""
         page, host = self.page_build, self.host_build
-        lines = [f"crawl {self.job}" + (f": {self.status}" if self.status else ""),
-                 f"  pages    {self.pages:,}"]
+        if self.after_crawl_summary:
+            lines = ["graphs"]
+        else:
+            lines = [f"crawl {self.job}" + (f": {self.status}" if self.status else ""),
+                     f"  pages    {self.pages:,}"]
         if self.anchors is not None:
             lines.append(f"  links    {self.links:,} distinct ({self.anchors:,} <a> elements)")
         else:
             lines.append(f"  links    {self.links:,} page-to-page edges")
         if host is not None:
-            edges = host["edge_count"]
-            lines.append(f"  hosts    {host['node_count']:,} ({edges:,} host-to-host "
-                         f"edge{'s' * (edges != 1)})")
-        lines.append(f"  errors   {self.errors:,}" + (
-            "  (" + ", ".join(f"{kind}: {n}" for kind, n in self.error_kinds) + ")"
-            if self.error_kinds else ""))
+            lines.append(_hosts_line(host))
+        if not self.after_crawl_summary:
+            lines.append(f"  errors   {self.errors:,}" + (
+                "  (" + ", ".join(f"{kind}: {n}" for kind, n in self.error_kinds) + ")"
+                if self.error_kinds else ""))
         nodes = page["node_count"]
         unfetched = (f" ({nodes - self.pages:,} more than the pages: URLs linked to but not "
                      "crawled, such as offsite ones)" if nodes > self.pages else "")
@@ -101,11 +107,32 @@ class CrawlSummary:
             lines.append(f"  top {len(self.top)} pages by PageRank:")
             for rank, node in enumerate(self.top, 1):
                 lines.append(f"    {rank:>2}. {node.get('pagerank') or 0:.5f}  {node['label']}")
-        return "\n".join(lines + self.site_lines)
+        return "\n".join(lines + self.site_lines + files_lines(self.files))
+
+
+def _hosts_line(host: dict) -> str:
+    """Hosts, and how many of them were only linked to (an offsite link's host)."""
+    nodes, edges = host["node_count"], host["edge_count"]
+    crawled = (host.get("summary") or {}).get("crawled_nodes")
+    split = (f": {crawled:,} crawled, {nodes - crawled:,} only linked to"
+             if crawled is not None and crawled < nodes else "")
+    return f"  hosts    {nodes:,}{split} ({edges:,} host-to-host edge{'s' * (edges != 1)})"
+
+
+def files_lines(files: Sequence[Path]) -> list[str]:
+    """The exported files: their directory once, then their names."""
+    if not files:
+        return []
+    folders = {path.parent for path in files}
+    if len(folders) == 1:
+        return [f"  files    {folders.pop()}/", "           "
+                + "  ".join(path.name for path in files)]
+    return ["  files"] + [f"           {path}" for path in files]
 
 
 def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID | str,
-              host_build: uuid.UUID | str | None = None, top: int = 10) -> str:
+              host_build: uuid.UUID | str | None = None, top: int = 10,
+              files: Sequence[Path] = ()) -> str:
     """The summary of a crawl from its finished page (and host) builds."""
     job = uuid.UUID(str(job_id))
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -118,7 +145,7 @@ def summarize(database_url: str, job_id: uuid.UUID | str, page_build: uuid.UUID 
             store.require_done(host)
     return CrawlSummary(job=str(job), pages=pages, links=links, anchors=anchors,
                         errors=errors, error_kinds=[tuple(k) for k in kinds], page_build=page,
-                        host_build=host, top=best).text()
+                        host_build=host, top=best, files=list(files)).text()
 
 
 def crawl_report(database_url: str, home: Path, job_id: uuid.UUID | str, out_dir: Path,
@@ -138,7 +165,6 @@ def crawl_report(database_url: str, home: Path, job_id: uuid.UUID | str, out_dir
         page_graph = store.load_graph(home, store.get_build(conn, page_build))
         host_graph = store.load_graph(home, store.get_build(conn, host_build))
     files = write_bundle(out_dir, page_graph, host_graph)
-    text = summarize(database_url, job, page_build, host_build)
-    text += "\n  files: " + ", ".join(str(p) for p in files)
+    text = summarize(database_url, job, page_build, host_build, files=files)
     return CrawlReport(job_id=job, page_build=page_build, host_build=host_build, files=files,
                        text=text)

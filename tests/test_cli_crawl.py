@@ -72,6 +72,11 @@ def test_crawl_to_graph_writes_the_site_graph_and_a_summary(full_stack, mock_ser
     assert "top 10 pages by PageRank" in out
     assert f"page graph: {graph.number_of_nodes()} nodes, {len(edges)} edges" in out
     assert "components:" in out
+    # The graphs' part does not repeat the crawl's pages and errors; the files are
+    # listed under their directory.
+    graphs = out.split("\ngraphs\n")[1]
+    assert "  pages    " not in graphs and "  errors   " not in graphs
+    assert f"  files    {job_dir}/\n" in out
 
 
 def test_private_url_without_permission_says_how_to_allow_it(full_stack, mock_server, tmp_path):

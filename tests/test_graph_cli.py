@@ -84,7 +84,11 @@ def test_crawl_report_writes_the_files_and_the_summary(env):
     text = report.text
     assert f"pages    {len(PAGES) + 1}" in text
     assert f"links    {len(LINKS)} distinct" in text
-    assert "hosts    3" in text and "errors   1  (HTTP 404: 1)" in text
+    # other.test is only linked to: the summary says so.
+    assert "hosts    3: 2 crawled, 1 only linked to (" in text
+    assert "errors   1  (HTTP 404: 1)" in text
+    assert f"  files    {tmp_path / 'out' / str(job)}/\n" in text
+    assert text.endswith("  page.gexf  page.graphml  host.gexf  nodes.csv  edges.csv")
     top = text.split("top 10 pages by PageRank:")[1].splitlines()
     assert top[1].split()[-1] == PAGES[0] and len([t for t in top if t.strip()]) >= 10
     assert "components: 2 weak (largest 22 nodes)" in text  # the 404 page links nowhere

@@ -86,5 +86,7 @@ def test_crawled_mock_site_graphs_equal_the_generated_site(mock_server, scrapyd_
         page_rows = conn.execute("SELECT count(*) FROM pages WHERE job_id = %s",
                                  (job,)).fetchone()[0]
     assert f"pages    {page_rows}\n" in report.text
-    assert f"hosts    {len(host_nodes)} " in report.text
+    crawled_hosts = {host_of(u) for u in site.page_urls(origin)}
+    assert (f"hosts    {len(host_nodes)}: {len(crawled_hosts)} crawled, "
+            f"{len(host_nodes - crawled_hosts)} only linked to (") in report.text
     assert "top 10 pages by PageRank" in report.text
