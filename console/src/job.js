@@ -5,7 +5,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { ApiError, get, post, query } from "./api.js";
 import { announce, clear, fmt, h, link, shown, table, when } from "./dom.js";
-import { TERMINAL, cancelJob, deleteJob, followJob, statusBadge } from "./jobs.js";
+import { TERMINAL, cancelJob, deleteJob, followJob, rateOf, statusBadge } from "./jobs.js";
 
 const LEVELS = ["page", "host", "domain"];
 const METRICS = ["degree", "pagerank", "hits", "betweenness", "closeness", "components", "kcore",
@@ -30,11 +30,15 @@ function chart(el) {
   const plot = new uPlot({
     width: Math.min(720, el.clientWidth || 720), height: 220, title: "Responses per second (robots.txt included)",
     scales: { x: { time: true } },
-    series: [{}, { label: "pages/s", stroke: "#1f5fbf", width: 2, fill: "rgba(31,95,191,0.12)" }],
+    series: [{ label: "Time", value: (u, v) => (v == null ? "--" : clock(v)) },
+      { label: "pages/s", stroke: "#1f5fbf", width: 2, fill: "rgba(31,95,191,0.12)", value: (u, v) => (v == null ? "--" : fmt(v, 1)) }],
     // Whole seconds at least, as a wall clock: a short crawl's ticks would otherwise
     // be fractions of a second (":41.200").
     axes: [{ incrs: TICKS, space: 80, values: (u, splits) => splits.map(clock) }, { label: "pages/s" }],
+    // Away from the pointer the legend shows the latest point, not "--".
+    hooks: { setCursor: [(u) => { if (u.cursor.idx == null) latest(u); }] },
   }, data, el);
+  function latest(u) { if (data[0].length) u.setLegend({ idx: data[0].length - 1 }, false); }
   let last = null;
   return {
     add(pages, t = Date.now() / 1000) {
@@ -42,6 +46,7 @@ function chart(el) {
         data[0].push(t);
         data[1].push(Math.max(0, (pages - last.pages) / (t - last.t)));
         plot.setData(data);
+        if (plot.cursor.idx == null) latest(plot);
       }
       last = { pages, t };
     },
@@ -56,7 +61,7 @@ function statsCards(job) {
   return h("div", { class: "cards" },
     card("Status", statusBadge(job.status), "card-status"),
     card("Responses", fmt(s.pages ?? 0), "card-pages"),
-    card("Responses/s", fmt(s.pages_per_s, 1), "card-rate"),
+    card(TERMINAL.has(job.status) ? "Responses/s, average" : "Responses/s", rateOf(job).text, "card-rate"),
     card("Queue", fmt(f.queued ?? s.queue_length ?? 0), "card-queue"),
     card("Leases in flight", fmt(f.leased ?? s.leases_in_flight ?? 0), "card-leases"),
     card("Errors", fmt(s.errors ?? 0), "card-errors"),

@@ -6,6 +6,16 @@ import { announce, clear, fmt, h, shown, when } from "./dom.js";
 export const STATUSES = ["pending", "running", "finished", "failed", "cancelled"];
 export const TERMINAL = new Set(["finished", "failed", "cancelled"]);
 
+// The live rate while a job runs; once it has ended, its average over the crawl (the
+// live rate of an ended job is 0, which reads like a stall).
+export function rateOf(job) {
+  const s = job.stats || {};
+  if (!TERMINAL.has(job.status)) return { text: fmt(s.pages_per_s, 1), title: "now" };
+  const seconds = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+  if (!(seconds > 0)) return { text: "–", title: "the crawl did not run" };
+  return { text: fmt((s.pages ?? 0) / seconds, 1), title: "average over the crawl" };
+}
+
 export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, status);
 }
@@ -69,7 +79,7 @@ export function jobsView(main, session, params) {
         h("td", {}, j.spider),
         h("td", { class: "cell-status" }, statusBadge(j.status)),
         h("td", { class: "num cell-pages" }, fmt(j.stats.pages ?? 0)),
-        h("td", { class: "num" }, fmt(j.stats.pages_per_s, 1)),
+        h("td", { class: "num cell-rate", title: rateOf(j).title }, rateOf(j).text),
         h("td", { class: "num" }, fmt(j.stats.errors ?? 0)),
         h("td", {}, shown((j.params.start_urls || []).join(" "), 80)),
         h("td", {}, j.tags.join(", ")),

@@ -255,7 +255,9 @@ export function networkView(main, buildId, params) {
       h("button", { type: "button", onclick: () => cam.animatedUnzoom({ duration: 200 }), "aria-label": "Zoom out" }, "−"),
       h("button", { type: "button", onclick: () => cam.animatedReset({ duration: 200 }) }, "Reset view"),
       h("button", { type: "button", id: "net-png", onclick: () => snapshot(renderer, buildId) }, "PNG snapshot"));
-    clear(side, searchForm, zoom,
+    const labelHint = h("p", { class: "help", id: "net-label-hint" },
+      "Labels are drawn for the larger nodes; zoom in to see more, or point at a node.");
+    clear(side, searchForm, zoom, labelHint,
       h("div", { class: "field" }, h("label", { for: "net-size" }, "Size by"), sizeSelect),
       h("div", { class: "field" }, h("label", { for: "net-colour" }, "Colour by"), colourSelect),
       h("fieldset", {}, h("legend", {}, "Filters"),

@@ -5,6 +5,7 @@ reach another user's job."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import httpx
 from playwright.sync_api import expect
@@ -46,6 +47,18 @@ def test_log_in_submit_a_crawl_and_watch_it_finish_live(console, console_stack, 
     assert {p["url"] for p in rows["items"] if p["status"] == 200} == truth
     pages = api_job["stats"]["pages"]
     expect(page.locator("#card-pages")).to_have_text(re.compile(rf"Responses\s*{pages}$"))
+    # An ended job shows its average rate, not the live rate (0), and the chart's
+    # legend its latest point rather than "--".
+    seconds = (datetime.fromisoformat(api_job["finished_at"])
+               - datetime.fromisoformat(api_job["started_at"])).total_seconds()
+    average = pages / seconds
+    card_rate = page.locator("#card-rate")
+    expect(card_rate).to_contain_text("Responses/s, average")
+    shown_rate = float(card_rate.locator(".card-value").inner_text().replace(",", ""))
+    # The browser reads the times to the millisecond: 1% of a sub-second crawl's rate.
+    assert abs(shown_rate - average) <= 0.05 + average / 100
+    legend = page.locator(".u-legend .u-value")
+    assert legend.count() >= 1 and "--" not in legend.all_inner_texts()
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#summary")).to_contain_text("2xx")
     expect(page.locator("#pages-table tbody tr")).to_have_count(len(rows["items"]))
@@ -61,6 +74,9 @@ def test_log_in_submit_a_crawl_and_watch_it_finish_live(console, console_stack, 
     row = page.locator(f"tr[data-job='{job_id}']")
     expect(row.locator(".cell-status")).to_have_text("finished")
     expect(row.locator(".cell-pages")).to_have_text(str(pages))
+    expect(row.locator(".cell-rate")).to_have_attribute("title", "average over the crawl")
+    listed_rate = float(row.locator(".cell-rate").inner_text().replace(",", ""))
+    assert abs(listed_rate - average) <= 0.05 + average / 100
     console.screenshot("jobs")
     console.assert_clean()
 

@@ -41,6 +41,8 @@ def test_build_draw_search_click_and_export_the_network(console, console_stack, 
     assert page.evaluate("window.crawlgraphNetwork.graph.size") == build["edge_count"]
     expect(page.locator("#net-notice")).to_be_hidden()  # every node drawn, none cut
     expect(page.locator("#legend li").first).to_be_visible()
+    # Small nodes are unlabelled at this zoom; the page says how to see their labels.
+    expect(page.locator("#net-label-hint")).to_contain_text("zoom in to see more")
     console.screenshot("network")
 
     # Search a URL: the node is selected and its details shown.
