@@ -45,11 +45,13 @@ def binary_rows(buf: bytes | bytearray) -> list[list[memoryview | None]]:
 def column(rows: list[list[memoryview | None]], index: int, dtype: str) -> np.ndarray:
     """One column of every row as one native-order array (a copy, never a view of the stream)."""
     parts = [np.frombuffer(row[index], dtype=dtype) for row in rows if row[index] is not None]
-    if not parts:
-        return np.empty(0, dtype=np.dtype(dtype).newbyteorder("="))
-    # One pass each: the concatenation (if several rows) and the byte order.
-    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return joined.astype(joined.dtype.newbyteorder("="))
+    # One pass: each part is copied into its place and put in native byte order at once.
+    out = np.empty(sum(map(len, parts)), dtype=np.dtype(dtype).newbyteorder("="))
+    start = 0
+    for part in parts:
+        out[start:start + len(part)] = part
+        start += len(part)
+    return out
 
 
 def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
@@ -61,7 +63,7 @@ def decode_edges(buf: bytes | bytearray) -> dict[str, np.ndarray]:
         "row_links": column(rows, 1, ">i4").astype(np.int64),
         "target": column(rows, 2, ">i8"),
         "count": column(rows, 3, ">i4"),
-        "nofollow": column(rows, 4, "u1").astype(bool),
+        "nofollow": column(rows, 4, "u1").view(bool),  # set_byte wrote 0 or 1
     }
 
 

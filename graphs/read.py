@@ -251,6 +251,7 @@ def read_links(conninfo: str, job_ids: Sequence[uuid.UUID | str]) -> LinkTable:
             psycopg.connect(conninfo, autocommit=True) as third:
         first.execute(BEGIN)
         first.execute(SET_WORK_MEM)
+        first.execute(SET_NO_SORT)
         snapshot = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
         for conn in (second, third):
             conn.execute(BEGIN)

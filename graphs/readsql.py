@@ -14,8 +14,11 @@ from psycopg import sql
 # big-endian arrays. Postgres sends COPY output one protocol message per row,
 # and a Python loop over millions of messages costs seconds, so the rows are
 # joined server-side into one row of bytea columns, decoded by `np.frombuffer`:
-# no work per link on the server. A bytea holds at most 1 GB: up to about 130
-# million links per build.
+# no work per link on the server. A COPY row is built in one buffer of at most
+# 1 GB, 13 bytes a link: one row would fail above about 80 million links
+# ("Cannot enlarge string buffer"), so the rows are packed in 64 rows by source
+# id (one job's 100 million links make 64 rows of about 20 MB), hashed rather
+# than sorted (`SET_NO_SORT`). The columns of a row are aggregated in one order.
 EDGES_COPY = """
 COPY (
     SELECT string_agg(int8send(source_id), ''::bytea),
@@ -23,6 +26,7 @@ COPY (
            string_agg(target_ids, ''::bytea), string_agg(counts, ''::bytea),
            string_agg(nofollow, ''::bytea)
     FROM outlinks WHERE job_id = ANY(%(jobs)s)
+    GROUP BY source_id & 63
 ) TO STDOUT (FORMAT BINARY)
 """
 

@@ -132,3 +132,32 @@ def test_a_link_end_with_no_urls_row_but_a_page_is_matched_among_all_nodes(datab
     assert _links(table) == {(a, b, 2), (b, c, 1)}
     assert _nodes(table) == {a: (-1, ""), b: (200, ""), c: (-1, ""),
                              "http://alone.test/": (200, "")}
+
+
+def test_the_links_stream_comes_in_rows_by_source_so_no_row_nears_the_1_gb_limit(
+        database_url):
+    """One COPY row per read failed above about 80 million links (PostgreSQL builds a
+    row in one buffer of at most 1 GB); the links come in up to 64 rows by source id."""
+    from graphs.copydecode import binary_rows
+    from graphs.readsql import EDGES_COPY, SET_NO_SORT
+
+    pages = [f"http://a.test/{i}" for i in range(300)]
+    links = [(pages[i], pages[(i * 7 + 1) % 300], 1 + i % 3, i % 5 == 0) for i in range(300)]
+    links += [(pages[i], pages[0], 1, False) for i in range(1, 300)]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job = make_job(conn, make_user(conn))
+        add_pages(conn, job, pages, status=200)
+        add_links(conn, job, links)
+        with conn.transaction():
+            conn.execute(SET_NO_SORT)
+            buf = bytearray()
+            with conn.cursor() as cur, cur.copy(EDGES_COPY, {"jobs": [job]}) as copy:
+                for chunk in copy:
+                    buf += chunk
+        groups = {_id(conn, source) & 63 for source, _, _, _ in links}
+    assert len(binary_rows(buf)) == len(groups) > 32
+    table = read_links(database_url, [job])
+    assert _links(table) == {(s, t, c) for s, t, c, _ in links}
+    assert {(table.urls[s], table.urls[t]) for s, t, f in zip(
+        table.source.tolist(), table.target.tolist(), table.nofollow.tolist(), strict=True)
+        if f} == {(s, t) for s, t, _, f in links if f}
