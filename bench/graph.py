@@ -21,7 +21,11 @@ components and k-core (`seconds_10m_pages`, target under 3 minutes and
 12 GB) and writes bench/results/graph_10m.json. Above `--export-max` pages
 (1,000,000) the GEXF export is left out: 100 million edges make gigabytes of
 XML, and the target stops at k-core. The peak memory after each step is
-printed and written (`peak_mb_after_<step>_<pages>`).
+printed and written (`peak_mb_after_<step>_<pages>`). Its first run (2 cores,
+idle machine, 99.5 million links, loaded in 807 s) failed in the read: the
+links' one packed COPY row needed 1.4 GB, past PostgreSQL's 1 GB for a row; they
+now come in 64 rows. Then: read 54 s (5.9 GB), build 122 s (14.6 GB, the
+peak), PageRank 92 s, components 33 s, k-core 24 s: 325 s, not yet the target.
 
 It starts its own PostgreSQL (`stack.Stack`) in a temporary directory
 on free ports and removes it afterwards. Targets: 1,000 pages end to end under

@@ -107,7 +107,7 @@ class CrawlSummary:
             lines.append(f"  top {len(self.top)} pages by PageRank:")
             for rank, node in enumerate(self.top, 1):
                 lines.append(f"    {rank:>2}. {node.get('pagerank') or 0:.5f}  {node['label']}")
-        return "\n".join(lines + self.site_lines + files_lines(self.files))
+        return "\n".join(lines + self.site_lines + _files_lines(self.files))
 
 
 def _hosts_line(host: dict) -> str:
@@ -119,7 +119,7 @@ def _hosts_line(host: dict) -> str:
     return f"  hosts    {nodes:,}{split} ({edges:,} host-to-host edge{'s' * (edges != 1)})"
 
 
-def files_lines(files: Sequence[Path]) -> list[str]:
+def _files_lines(files: Sequence[Path]) -> list[str]:
     """The exported files: their directory once, then their names."""
     if not files:
         return []
