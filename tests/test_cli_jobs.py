@@ -142,24 +142,33 @@ def test_crawl_wait_shows_progress_and_a_summary_and_exits_0(api_env, mock_serve
     assert gone.returncode == 2 and f"There is no job {job_id}" in gone.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_watching_then_cancel_and_a_cancelled_job_exits_1(api_env, mock_server):
     # The job must still run when it is cancelled: with every page taking 1 s and at
     # most 8 requests to a host at once (the throttle), 2000 pages take over 4 minutes.
     site = mock_server(pages=2000, page_delay=1.0)
-    watcher = subprocess.Popen([*CLI, "crawl", site.start_url, "--wait"], env=api_env,
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        first = watcher.stdout.readline()
-        job_id = re.search(r"job ([0-9a-f-]{36}) submitted", first).group(1)
-        progress = watcher.stdout.readline()
-        assert PROGRESS.search(progress), progress
-        watcher.send_signal(signal.SIGINT)
-        rest, err = watcher.communicate(timeout=30)
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
+    # A suite started in the background by a shell without job control inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: the CLI gets it back.
+    with subprocess.Popen([*CLI, "crawl", site.start_url, "--wait"], env=api_env,
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, preexec_fn=_default_sigint) as watcher:
+        job_id = None
+        try:
+            first = watcher.stdout.readline()
+            job_id = re.search(r"job ([0-9a-f-]{36}) submitted", first).group(1)
+            progress = watcher.stdout.readline()
+            assert PROGRESS.search(progress), progress
+            watcher.send_signal(signal.SIGINT)
+            rest, err = watcher.communicate(timeout=30)
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+                watcher.wait()
+                if job_id:  # a 2000-page crawl left running would load the tests after it
+                    cli(api_env, "cancel", job_id)
     assert watcher.returncode == 130, rest + err
     assert f"crawlgraph cancel {job_id}" in rest
     refused = cli(api_env, "delete", job_id)
