@@ -6,9 +6,10 @@ import pickle
 
 import pytest
 from scrapy import FormRequest, Request, Spider
+from scrapy.http import JsonRequest
 
 from crawler.frontier import FrontierError
-from crawler.frontier.serialize import request_from_bytes, request_to_bytes
+from crawler.frontier.serialize import _as_dict, request_from_bytes, request_to_bytes
 
 
 class _Spider(Spider):
@@ -79,3 +80,55 @@ def test_foreign_request_class_is_refused() -> None:
 def test_callback_must_be_a_spider_method() -> None:
     with pytest.raises(ValueError):
         request_to_bytes(Request("http://a.test/", callback=lambda r: None), _Spider())
+
+
+class _Child(_Spider):
+    name = "child"
+    alias = _Spider.parse_item  # one method under two names
+
+    def parse(self, response):  # pragma: no cover - only named
+        return None
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: Request("http://a.test/", callback=s.parse_item, errback=s.on_error,
+                      meta={"depth": 1}, priority=3),
+    lambda s: Request("http://a.test/", callback=s.alias),
+    lambda s: Request("http://a.test/", callback=s.parse, cb_kwargs={"k": 1}),
+    lambda s: Request("http://a.test/"),
+    lambda s: FormRequest("http://a.test/f", formdata={"a": "1"}, callback=s.parse_item),
+    lambda s: JsonRequest("http://a.test/j", data={"a": 1}, errback=s.on_error),
+])
+def test_encoding_is_what_scrapy_to_dict_gives(make) -> None:
+    """The fast path (callbacks found by name) gives what `Request.to_dict` gives; a
+    method under two names may be named by either (both are the same function)."""
+    spider = _Child()
+    request = make(spider)
+
+    def resolved(data: dict) -> dict:
+        return {k: getattr(spider, v).__func__ if k in ("callback", "errback") and v else v
+                for k, v in data.items()}
+
+    assert resolved(_as_dict(request, spider)) == resolved(request.to_dict(spider=spider))
+    back = request_from_bytes(request_to_bytes(request, spider), spider)
+    assert back.callback == request.callback and back.errback == request.errback
+
+
+def test_a_callback_of_another_object_is_still_refused() -> None:
+    other = _Spider()
+    with pytest.raises(ValueError):
+        request_to_bytes(Request("http://a.test/", callback=other.parse_item), object())
+
+
+def test_named_callbacks_are_found_without_listing_the_spider(monkeypatch) -> None:
+    import inspect
+
+    spider = _Child()
+
+    def listed(*args, **kwargs):
+        raise AssertionError("every member of the spider was listed")
+
+    monkeypatch.setattr(inspect, "getmembers", listed)
+    request = Request("http://a.test/", callback=spider.parse, errback=spider.on_error)
+    back = request_from_bytes(request_to_bytes(request, spider), spider)
+    assert back.callback == spider.parse and back.errback == spider.on_error
