@@ -124,6 +124,13 @@ def install(settings: Settings) -> GuardProxy:
     return proxy
 
 
+def unbind_untaken() -> None:
+    """Give back the ports `install` bound for crawlers whose middleware never took them
+    (a crawler made but never built, as some tests make)."""
+    while _BOUND:
+        _BOUND.popitem()[1].unbind()
+
+
 def _set(settings: Settings, name: str, value: object) -> None:
     """Set a value over whatever a project gave (at its priority, at least the spider's)."""
     priority = max(settings.getpriority(name) or 0, 30)  # 30: "spider"

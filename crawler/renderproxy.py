@@ -106,12 +106,16 @@ class GuardProxy:
         if self._server is None:
             self._server = await asyncio.start_server(self._serve, sock=self._sock)
 
+    def unbind(self) -> None:
+        """Give back the port of a proxy that never served (`start` was not called)."""
+        if self._server is None:
+            self._sock.close()
+
     async def close(self) -> None:
         """Stop serving and end every relayed connection."""
         if self._server is not None:
             self._server.close()
-        else:
-            self._sock.close()
+        self.unbind()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -198,9 +198,8 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 # Scrapy runs the output of each response (its items and requests) through this many
 # tasks, all made per response: its default of 100 made 100 tasks for about 12 outputs
-# (bench/crawl.py's bare crawl: 259-298 pages/s with 100, 362-457 with 16). The
-# project's pipelines are synchronous; a spider with an awaiting pipeline (media
-# downloads) may raise it.
+# (figures in bench/crawl.py). The project's pipelines are synchronous; a spider with
+# an awaiting pipeline (media downloads) may raise it.
 CONCURRENT_ITEMS = 16
 # ThrottleMiddleware replaces Scrapy's per-slot delay and AutoThrottle, and is
 # shared by the workers of a job: keep these off.

@@ -135,21 +135,13 @@ def mock_server():
         server.close()
 
 
-# A crawler made in a test with rendering on binds its render proxy's port
-# (`crawler.renderguard.install`); the crawl's middleware takes it and closes it when
-# the engine stops. One that no middleware took (a test that builds only part of a
-# crawler) is closed here, not left listening until the interpreter exits.
-@pytest.fixture(autouse=True)
-def _close_untaken_render_proxies() -> Iterator[None]:
-    import asyncio
 
+# A crawler made in a test with rendering on binds its render proxy's port; one that
+# no middleware took (a test that builds only part of a crawler) gives it back here,
+# not at the interpreter's exit.
+@pytest.fixture(autouse=True)
+def _unbind_untaken_render_proxies() -> Iterator[None]:
     from crawler import renderguard
 
     yield
-    while renderguard._BOUND:
-        _, proxy = renderguard._BOUND.popitem()
-        loop = asyncio.new_event_loop()  # not the current loop: the tests' stays as it is
-        try:
-            loop.run_until_complete(proxy.close())
-        finally:
-            loop.close()
+    renderguard.unbind_untaken()
