@@ -27,9 +27,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = stack.up()
     settings = stack.settings
     print("crawlgraph: " + (f"started {', '.join(started)}" if started else "already running"))
-    for row in stack.status():
-        print(f"  {row['service']:<12} {row['address']:<22} pid {row['pid']}")
-    print(f"  API          {settings.api_url}  (OpenAPI at {settings.api_url}/schema)")
+    rows = stack.status()
+    width = _name_width(rows)
+    for row in rows:
+        print(f"  {row['service']:<{width}} {row['address']:<22} pid {row['pid']}")
+    print(f"  {'API':<{width}} {settings.api_url}  (OpenAPI at {settings.api_url}/schema)")
     print(f"  admin login and service secrets: {settings.home / CREDENTIALS_FILE} (mode 0600)")
     return 0
 
@@ -42,12 +44,18 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     rows = Stack().status()
-    print(f"{'SERVICE':<12} {'PID':>8}  {'ADDRESS':<22} HEALTH")
+    width = _name_width(rows)
+    print(f"{'SERVICE':<{width}} {'PID':>8}  {'ADDRESS':<22} HEALTH")
     for row in rows:
         pid = row["pid"] if row["pid"] is not None else "-"
         health = "healthy" if row["healthy"] else ("unhealthy" if row["pid"] else "stopped")
-        print(f"{row['service']:<12} {pid:>8}  {row['address']:<22} {health}")
+        print(f"{row['service']:<{width}} {pid:>8}  {row['address']:<22} {health}")
     return 0 if all(row["healthy"] for row in rows) else 1
+
+
+def _name_width(rows: list[dict]) -> int:
+    """The services' column: as wide as the longest name (graph-worker-1, webhook-sender)."""
+    return max([12, *(len(row["service"]) for row in rows)])
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

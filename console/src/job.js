@@ -64,7 +64,9 @@ function statsCards(job) {
     card(TERMINAL.has(job.status) ? "Responses/s, average" : "Responses/s", rateOf(job).text, "card-rate"),
     card("Queue", fmt(f.queued ?? s.queue_length ?? 0), "card-queue"),
     card("Leases in flight", fmt(f.leased ?? s.leases_in_flight ?? 0), "card-leases"),
-    card("Errors", fmt(s.errors ?? 0), "card-errors"),
+    // The crawler's ERROR log lines: pages that answered 4xx/5xx or failed are in
+    // "What it fetched" below, not here.
+    card("Errors logged", fmt(s.errors ?? 0), "card-errors"),
     card("Items", fmt(s.items ?? 0), "card-items"));
 }
 
@@ -238,7 +240,7 @@ export function jobView(main, jobId) {
     if (TERMINAL.has(job.status)) {
       const seconds = (Date.parse(job.finished_at || job.updated_at) - Date.parse(job.started_at || job.created_at)) / 1000;
       const rate = seconds > 0 ? (job.stats.pages ?? 0) / seconds : null;
-      clear(chartBox, h("p", {}, `Average rate: ${fmt(rate, 1)} pages/s over ${fmt(seconds, 0)} s (the chart draws while a job runs).`));
+      clear(chartBox, h("p", {}, `Average rate: ${fmt(rate, 1)} pages/s over ${fmt(seconds, seconds < 10 ? 1 : 0)} s (the chart draws while a job runs).`));
     } else {
       plot = chart(chartBox);
       plot.add(job.stats.pages ?? 0);
